@@ -1,0 +1,153 @@
+"""Named schema migrations, recorded in the notebook file itself.
+
+Each migration runs once, in order, inside a transaction, and its name is written
+to ``_migrations``. A notebook created by an older studio is brought up to date
+when opened; one from a newer studio (unknown migration names) is refused rather
+than silently mis-read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Execute a multi-statement script inside the caller's transaction.
+
+    ``executescript`` would COMMIT first, which breaks a migration's atomicity,
+    so statements are split with SQLite's own completeness test.
+    """
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            conn.execute(buf)
+            buf = ""
+    if buf.strip():
+        conn.execute(buf)
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE notebook_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        CREATE TABLE prompt_versions (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            template TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            parent_id INTEGER REFERENCES prompt_versions(id),
+            created TEXT NOT NULL,
+            UNIQUE (name, version)
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            prompt_version_id INTEGER REFERENCES prompt_versions(id),
+            backend TEXT NOT NULL,
+            model_path TEXT,
+            model_sha256 TEXT,
+            settings TEXT NOT NULL,          -- JSON sampler + context settings
+            seed INTEGER NOT NULL,
+            samples_per_row INTEGER NOT NULL,
+            plan TEXT NOT NULL,              -- JSON list of input record ids (null = no input row)
+            status TEXT NOT NULL,            -- running | completed | cancelled | failed
+            error TEXT,
+            created TEXT NOT NULL,
+            finished TEXT
+        );
+        CREATE TABLE records (
+            id INTEGER PRIMARY KEY,
+            role TEXT NOT NULL DEFAULT 'sample',   -- input (a row to generate from) | sample
+            run_id INTEGER REFERENCES runs(id),
+            prompt_version_id INTEGER REFERENCES prompt_versions(id),
+            input_record_id INTEGER REFERENCES records(id),
+            row_index INTEGER,
+            sample_index INTEGER,
+            seed INTEGER,
+            variables TEXT NOT NULL DEFAULT '{}',  -- JSON
+            prompt TEXT,
+            output TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            mean_logprob REAL,
+            token_logprobs BLOB,                   -- float32 array, one per output token
+            finish_reason TEXT,
+            origin TEXT NOT NULL DEFAULT 'synthetic'
+                CHECK (origin IN ('synthetic', 'real', 'human-edited')),
+            status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'accepted', 'rejected', 'flagged')),
+            source TEXT,                           -- imported file name, for imported rows
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX records_run_slot ON records(run_id, row_index, sample_index)
+            WHERE run_id IS NOT NULL;
+        CREATE INDEX records_role ON records(role);
+        CREATE INDEX records_prompt_version ON records(prompt_version_id);
+        CREATE TABLE edits (
+            id INTEGER PRIMARY KEY,
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            author TEXT NOT NULL,
+            created TEXT NOT NULL,
+            reverts INTEGER REFERENCES edits(id)
+        );
+        CREATE INDEX edits_record ON edits(record_id);
+        """
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_initial", _m001_initial),
+]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+    )
+    return [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    from app.errors import NotebookError
+
+    done = applied(conn)
+    known = [name for name, _ in MIGRATIONS]
+    unknown = [n for n in done if n not in known]
+    if unknown:
+        raise NotebookError(
+            f"this notebook was written by a newer Synth Studio (migrations {', '.join(unknown)}); "
+            "upgrade the studio to open it"
+        )
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn)
+            conn.execute("INSERT INTO _migrations (name, applied) VALUES (?, ?)", (name, now()))
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        ran.append(name)
+    return ran

@@ -1,0 +1,514 @@
+"""The notebook: one SQLite file that is the single source of truth.
+
+One writer connection (guarded by a lock, so a worker thread and the UI thread
+can both ask for writes), WAL mode so readers never block it, and every record
+committed the moment it exists. Every change to a record's text or status goes
+through :meth:`Notebook.edit_record`, which writes the edit history in the same
+transaction as the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from app.errors import NotebookError, StudioError
+from app.store.migrations import migrate, now
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RECORD_STATUSES = ("new", "accepted", "rejected", "flagged")
+ORIGINS = ("synthetic", "real", "human-edited")
+EDITABLE_FIELDS = ("output", "variables", "status")
+TEXT_FIELDS = ("output", "variables")
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    id: int
+    name: str
+    version: int
+    template: str
+    hash: str
+    parent_id: int | None
+    created: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    prompt_version_id: int
+    backend: str
+    model_path: str | None
+    model_sha256: str | None
+    settings: dict[str, Any]
+    seed: int
+    samples_per_row: int
+    plan: list[int | None]
+    status: str
+    error: str | None
+    created: str
+    finished: str | None
+
+
+@dataclass(frozen=True)
+class Edit:
+    id: int
+    record_id: int
+    field: str
+    old: str | None
+    new: str | None
+    author: str
+    created: str
+    reverts: int | None
+
+
+def template_hash(template: str) -> str:
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()
+
+
+def _check_is_notebook_file(path: Path) -> None:
+    if not path.exists():
+        raise NotebookError(f"no such notebook: {path} (create one with: synth-studio new {path})")
+    if path.is_dir():
+        raise NotebookError(f"{path} is a folder, not a notebook file")
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head and head != SQLITE_MAGIC:
+        raise NotebookError(f"{path} is not a Synth Studio notebook (not an SQLite database)")
+
+
+class Notebook:
+    """An open notebook file. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._write_lock = threading.RLock()
+
+    # -- opening -----------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NotebookError(f"{path} is not a Synth Studio notebook ({exc})") from exc
+        # NORMAL is durable against a crashed or killed process in WAL mode; only a
+        # power cut can lose the last transactions, never corrupt the file.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def create(cls, path: str | Path, *, exist_ok: bool = False) -> "Notebook":
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            if not exist_ok:
+                raise NotebookError(f"{path} already exists; open it instead, or choose another name")
+            return cls.open(path)
+        if not path.parent.exists():
+            raise NotebookError(f"folder {path.parent} does not exist")
+        conn = cls._connect(path)
+        migrate(conn)
+        nb = cls(path, conn)
+        nb.set_meta("created", now())
+        return nb
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Notebook":
+        path = Path(path)
+        _check_is_notebook_file(path)
+        conn = cls._connect(path)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NotebookError(f"{path} is not a Synth Studio notebook ({exc})") from exc
+        if tables and "_migrations" not in tables:
+            conn.close()
+            raise NotebookError(f"{path} is an SQLite database but not a Synth Studio notebook")
+        migrate(conn)
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Notebook":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reader(self) -> sqlite3.Connection:
+        """A separate read-only connection for another thread (WAL lets it read while we write)."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    # -- meta --------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO notebook_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM notebook_meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def migrations(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+    # -- prompt versions -----------------------------------------------------------
+
+    def add_prompt_version(self, name: str, template: str) -> tuple[PromptVersion, bool]:
+        """Save ``template`` under ``name``; returns (version, created).
+
+        Saving an unchanged template returns the latest version and ``False``.
+        """
+        if not name.strip():
+            raise StudioError("a prompt needs a name")
+        h = template_hash(template)
+        with self.transaction() as c:
+            latest = c.execute(
+                "SELECT * FROM prompt_versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+            if latest is not None and latest["hash"] == h:
+                return PromptVersion(**dict(latest)), False
+            version = 1 if latest is None else latest["version"] + 1
+            parent = None if latest is None else latest["id"]
+            cur = c.execute(
+                "INSERT INTO prompt_versions (name, version, template, hash, parent_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, version, template, h, parent, now()),
+            )
+            row = c.execute("SELECT * FROM prompt_versions WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return PromptVersion(**dict(row)), True
+
+    def prompt_version(self, name: str, version: int | None = None) -> PromptVersion:
+        if version is None:
+            row = self.conn.execute(
+                "SELECT * FROM prompt_versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT * FROM prompt_versions WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+        if row is None:
+            names = [p.name for p in self.prompt_versions(latest_only=True)]
+            hint = f" (prompts here: {', '.join(names)})" if names else " (this notebook has no prompts yet)"
+            what = name if version is None else f"{name} v{version}"
+            raise StudioError(f"no prompt named {what!r}{hint}")
+        return PromptVersion(**dict(row))
+
+    def prompt_version_by_id(self, pv_id: int) -> PromptVersion:
+        row = self.conn.execute("SELECT * FROM prompt_versions WHERE id = ?", (pv_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"no prompt version with id {pv_id}")
+        return PromptVersion(**dict(row))
+
+    def prompt_versions(self, latest_only: bool = False) -> list[PromptVersion]:
+        sql = "SELECT * FROM prompt_versions ORDER BY name, version"
+        if latest_only:
+            sql = (
+                "SELECT * FROM prompt_versions p WHERE version = "
+                "(SELECT MAX(version) FROM prompt_versions q WHERE q.name = p.name) ORDER BY name"
+            )
+        return [PromptVersion(**dict(r)) for r in self.conn.execute(sql)]
+
+    # -- imported rows -----------------------------------------------------------------
+
+    def add_imported_rows(
+        self, rows: Sequence[tuple[dict[str, Any], str | None]], *, origin: str, source: str
+    ) -> tuple[int, int]:
+        """Insert (variables, text) rows in one transaction; returns (inputs, samples)."""
+        if origin not in ORIGINS:
+            raise StudioError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
+        ts = now()
+        n_inputs = 0
+        with self.transaction() as c:
+            for variables, text in rows:
+                role = "sample" if text not in (None, "") else "input"
+                n_inputs += role == "input"
+                c.execute(
+                    "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
+                    "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)",
+                    (role, json.dumps(variables, ensure_ascii=False), text or None, origin, source, ts, ts),
+                )
+        return n_inputs, len(rows) - n_inputs
+
+    def input_rows(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        sql = "SELECT id, variables FROM records WHERE role = 'input' ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(r["id"], json.loads(r["variables"])) for r in self.conn.execute(sql)]
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        prompt_version_id: int,
+        backend: str,
+        model_path: str | None,
+        model_sha256: str | None,
+        settings: dict[str, Any],
+        seed: int,
+        samples_per_row: int,
+        plan: list[int | None],
+    ) -> Run:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (prompt_version_id, backend, model_path, model_sha256, settings, seed, "
+                "samples_per_row, plan, status, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (
+                    prompt_version_id, backend, model_path, model_sha256,
+                    json.dumps(settings, sort_keys=True), seed, samples_per_row, json.dumps(plan), now(),
+                ),
+            )
+        return self.run(cur.lastrowid)
+
+    def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
+        finished = None if status == "running" else now()
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET status = ?, error = ?, finished = ? WHERE id = ?",
+                (status, error, finished, run_id),
+            )
+
+    @staticmethod
+    def _run_from_row(row: sqlite3.Row) -> Run:
+        d = dict(row)
+        d["settings"] = json.loads(d["settings"])
+        d["plan"] = json.loads(d["plan"])
+        return Run(**d)
+
+    def run(self, run_id: int) -> Run:
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"no run with id {run_id}")
+        return self._run_from_row(row)
+
+    def runs(self) -> list[Run]:
+        return [self._run_from_row(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
+
+    def latest_unfinished_run(self, prompt_name: str) -> Run | None:
+        row = self.conn.execute(
+            "SELECT r.* FROM runs r JOIN prompt_versions p ON p.id = r.prompt_version_id "
+            "WHERE p.name = ? AND r.status != 'completed' ORDER BY r.id DESC LIMIT 1",
+            (prompt_name,),
+        ).fetchone()
+        return None if row is None else self._run_from_row(row)
+
+    def done_slots(self, run_id: int) -> set[tuple[int, int]]:
+        return {
+            (r[0], r[1])
+            for r in self.conn.execute(
+                "SELECT row_index, sample_index FROM records WHERE run_id = ?", (run_id,)
+            )
+        }
+
+    # -- records -------------------------------------------------------------------------
+
+    def add_generated_record(
+        self,
+        *,
+        run_id: int,
+        prompt_version_id: int,
+        input_record_id: int | None,
+        row_index: int,
+        sample_index: int,
+        seed: int,
+        variables: dict[str, Any],
+        prompt: str,
+        output: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        token_logprobs: Sequence[float],
+        finish_reason: str,
+    ) -> int:
+        lp = np.asarray(token_logprobs, dtype=np.float32)
+        mean_lp = float(lp.mean()) if lp.size else None
+        ts = now()
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO records (role, run_id, prompt_version_id, input_record_id, row_index, "
+                "sample_index, seed, variables, prompt, output, prompt_tokens, completion_tokens, "
+                "mean_logprob, token_logprobs, finish_reason, origin, status, created, updated) "
+                "VALUES ('sample', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'synthetic', 'new', ?, ?)",
+                (
+                    run_id, prompt_version_id, input_record_id, row_index, sample_index, seed,
+                    json.dumps(variables, ensure_ascii=False), prompt, output, prompt_tokens,
+                    completion_tokens, mean_lp, lp.tobytes(), finish_reason, ts, ts,
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def record(self, record_id: int) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"no record with id {record_id}")
+        return record_dict(row)
+
+    def records(
+        self,
+        *,
+        role: str | None = "sample",
+        statuses: Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if role is not None:
+            where.append("role = ?")
+            params.append(role)
+        if statuses is not None:
+            statuses = list(statuses)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            params.extend(statuses)
+        sql = "SELECT * FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        return [record_dict(r) for r in self.conn.execute(sql, params)]
+
+    def count_records(self, role: str | None = "sample") -> int:
+        if role is None:
+            return self.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM records WHERE role = ?", (role,)).fetchone()[0]
+
+    # -- edits -----------------------------------------------------------------------------
+
+    def edit_record(self, record_id: int, field: str, new: Any, *, author: str = "user",
+                    reverts: int | None = None) -> Edit | None:
+        """Change one field of a record, writing the edit history in the same transaction.
+
+        Editing the text (output or variables) marks the record ``human-edited``.
+        An edit that changes nothing is not recorded (returns ``None``).
+        """
+        if field not in EDITABLE_FIELDS:
+            raise StudioError(f"cannot edit {field!r}; editable fields: {', '.join(EDITABLE_FIELDS)}")
+        if field == "variables":
+            if isinstance(new, str):
+                try:
+                    new = json.loads(new)
+                except json.JSONDecodeError as exc:
+                    raise StudioError(f"variables must be a JSON object: {exc}") from exc
+            if not isinstance(new, dict):
+                raise StudioError("variables must be a JSON object")
+            new_text: str | None = json.dumps(new, ensure_ascii=False)
+        else:
+            new_text = None if new is None else str(new)
+        if field == "status" and new_text not in RECORD_STATUSES:
+            raise StudioError(f"status must be one of {', '.join(RECORD_STATUSES)}, not {new_text!r}")
+        ts = now()
+        with self.transaction() as c:
+            row = c.execute(f"SELECT {field}, origin FROM records WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise StudioError(f"no record with id {record_id}")
+            old = row[0]
+            if old == new_text:
+                return None
+            cur = c.execute(
+                "INSERT INTO edits (record_id, field, old, new, author, created, reverts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record_id, field, old, new_text, author, ts, reverts),
+            )
+            edit_id = cur.lastrowid
+            c.execute(f"UPDATE records SET {field} = ?, updated = ? WHERE id = ?", (new_text, ts, record_id))
+            if field in TEXT_FIELDS:
+                self._update_origin(c, record_id, row["origin"], author, ts)
+        return self.edit(edit_id)
+
+    @staticmethod
+    def _update_origin(c: sqlite3.Connection, record_id: int, origin: str, author: str, ts: str) -> None:
+        """Keep ``origin`` honest: human-edited while the text differs from what was made.
+
+        The origin change is itself an edit, so the history explains it; reverting
+        every text edit puts the original origin back.
+        """
+        first_origin = c.execute(
+            "SELECT old FROM edits WHERE record_id = ? AND field = 'origin' ORDER BY id LIMIT 1", (record_id,)
+        ).fetchone()
+        original_origin = first_origin[0] if first_origin else origin
+        changed = False
+        for f in TEXT_FIELDS:
+            first = c.execute(
+                "SELECT old FROM edits WHERE record_id = ? AND field = ? ORDER BY id LIMIT 1", (record_id, f)
+            ).fetchone()
+            if first is not None:
+                current = c.execute(f"SELECT {f} FROM records WHERE id = ?", (record_id,)).fetchone()[0]
+                changed |= current != first[0]
+        target = "human-edited" if changed else original_origin
+        if target != origin:
+            c.execute(
+                "INSERT INTO edits (record_id, field, old, new, author, created) VALUES (?, 'origin', ?, ?, ?, ?)",
+                (record_id, origin, target, author, ts),
+            )
+            c.execute("UPDATE records SET origin = ? WHERE id = ?", (target, record_id))
+
+    def edit(self, edit_id: int) -> Edit:
+        row = self.conn.execute("SELECT * FROM edits WHERE id = ?", (edit_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"no edit with id {edit_id}")
+        return Edit(**dict(row))
+
+    def history(self, record_id: int) -> list[Edit]:
+        return [
+            Edit(**dict(r))
+            for r in self.conn.execute("SELECT * FROM edits WHERE record_id = ? ORDER BY id", (record_id,))
+        ]
+
+    def revert_edit(self, edit_id: int, *, author: str = "user") -> Edit | None:
+        """Put back the value an edit replaced, as a new edit (history is never rewritten)."""
+        e = self.edit(edit_id)
+        if e.field not in EDITABLE_FIELDS:
+            raise StudioError(f"edit {edit_id} is a bookkeeping change of {e.field!r}; revert the text edit instead")
+        old: Any = e.old
+        if e.field == "variables" and old is not None:
+            old = json.loads(old)
+        return self.edit_record(e.record_id, e.field, old, author=author, reverts=e.id)
+
+
+def record_dict(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["variables"] = json.loads(d["variables"]) if d.get("variables") else {}
+    blob = d.pop("token_logprobs", None)
+    d["token_logprobs"] = np.frombuffer(blob, dtype=np.float32).tolist() if blob else []
+    return d

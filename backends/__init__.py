@@ -1,0 +1,59 @@
+"""Model backends behind small Protocols, registered by name and imported lazily.
+
+A backend whose library is missing degrades that one feature with a clear
+message; importing this package never imports llama.cpp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from app.errors import ModelError
+
+from backends.protocols import (
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+    SamplerSettings,
+    TextGenerator,
+)
+
+# name -> "module:factory"; factories take (model_path, **options)
+_GENERATORS: dict[str, str] = {
+    "llama-cpp": "backends.llama_cpp_backend:LlamaCppGenerator",
+    "fake": "backends.fake:FakeGenerator",
+}
+
+
+def generator_names() -> list[str]:
+    return list(_GENERATORS)
+
+
+def register_generator(name: str, target: str) -> None:
+    _GENERATORS[name] = target
+
+
+def load_generator(name: str, model_path: str | None = None, **options: Any) -> TextGenerator:
+    try:
+        target = _GENERATORS[name]
+    except KeyError:
+        raise ModelError(f"unknown backend {name!r}; available: {', '.join(_GENERATORS)}") from None
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"backend {name!r} is not available: {exc}") from exc
+    return getattr(module, attr)(model_path, **options)
+
+
+__all__ = [
+    "GenerationRequest",
+    "GenerationResult",
+    "ModelInfo",
+    "SamplerSettings",
+    "TextGenerator",
+    "generator_names",
+    "load_generator",
+    "register_generator",
+]

@@ -1,0 +1,88 @@
+"""The small Protocols every model backend implements.
+
+Backends are batch-first: a list of requests goes in, results come out as they
+finish (not necessarily in order; each carries its request's ``key``). That lets
+batching, caching and parallel servers fit without changing the callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Hashable, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SamplerSettings":
+        known = {k: d[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in d}
+        return cls(**known, stop=tuple(d.get("stop", ())))
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One completion to make. ``messages`` are chat turns; the backend applies the model's chat template."""
+
+    key: Hashable
+    messages: tuple[dict[str, str], ...]
+    seed: int
+    settings: SamplerSettings = field(default_factory=SamplerSettings)
+
+
+@dataclass
+class GenerationResult:
+    key: Hashable
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    token_logprobs: list[float]
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    backend: str
+    path: str | None
+    sha256: str | None
+    description: str = ""
+
+
+class CancelCheck(Protocol):
+    def is_interruption_requested(self) -> bool: ...
+
+
+TokenCallback = Callable[[Hashable, str], None]
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """Generates text for batches of requests, with the log-probability of each sampled token."""
+
+    info: ModelInfo
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        cancel: CancelCheck | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> Iterator[GenerationResult]:
+        """Yield one result per request as each finishes.
+
+        When ``cancel`` asks to stop, the request in progress ends with
+        ``finish_reason == "cancelled"`` (callers do not store it) and no more are started.
+        """
+        ...
+
+    def close(self) -> None: ...

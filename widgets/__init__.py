@@ -1,0 +1,1 @@
+"""Qt widgets: they present what the notebook says and pass user intent to ``app``."""
