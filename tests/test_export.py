@@ -1,0 +1,66 @@
+import json
+
+import pandas as pd
+import pytest
+
+from app.errors import StudioError
+from app.export import export
+from app.importer import import_file
+from app.pipeline.generate import create_run, execute_run, prepare_run
+
+
+@pytest.fixture
+def made(nb, topics_csv, fake):
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    execute_run(nb, create_run(nb, prepare_run(nb, "ticket", limit_rows=4), fake.info), fake)
+    recs = nb.records()
+    nb.edit_record(recs[0]["id"], "status", "rejected")
+    nb.edit_record(recs[1]["id"], "status", "accepted")
+    return nb
+
+
+def test_plain_jsonl_carries_lineage_and_skips_rejected(made, tmp_path):
+    out = tmp_path / "o.jsonl"
+    written, _ = export(made, out)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert written == len(rows) == 3
+    assert {"output", "prompt", "variables", "prompt_name", "prompt_version", "run_id", "model_sha256", "seed"} <= set(rows[0])
+    assert all(r["status"] != "rejected" for r in rows)
+    assert export(made, tmp_path / "acc.jsonl", statuses=["accepted"])[0] == 1
+
+
+def test_csv_and_parquet_round_trip(made, tmp_path):
+    export(made, tmp_path / "o.csv")
+    export(made, tmp_path / "o.parquet")
+    a = pd.read_csv(tmp_path / "o.csv")
+    b = pd.read_parquet(tmp_path / "o.parquet")
+    assert len(a) == len(b) == 3
+    assert list(a["output"]) == list(b["output"])
+    assert json.loads(b["variables"][0])["topic"]
+
+
+def test_sft_loads_unchanged_in_hf_datasets(made, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "sft.jsonl"
+    written, skipped = export(made, out, fmt="sft")
+    assert (written, skipped) == (3, 0)
+    ds = datasets.load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "hf"))
+    assert len(ds) == 3
+    msgs = ds[0]["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant"]
+    assert msgs[0]["content"].startswith("Ticket about")
+
+
+def test_sft_skips_real_records_without_a_prompt(nb, tmp_path):
+    nb.add_imported_rows([({"instruction": "Say hi"}, "hi"), ({"note": "x"}, "text")], origin="real", source="s")
+    written, skipped = export(nb, tmp_path / "s.jsonl", fmt="sft")
+    assert (written, skipped) == (1, 1)
+
+
+def test_export_errors_leave_no_file(made, tmp_path):
+    with pytest.raises(StudioError, match="unknown status"):
+        export(made, tmp_path / "o.jsonl", statuses=["great"])
+    with pytest.raises(StudioError, match="does not exist"):
+        export(made, tmp_path / "nope" / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists()
