@@ -1,0 +1,47 @@
+"""Read-side queries the window uses (the window never runs SQL itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.store.notebook import Notebook, record_dict
+
+RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
+
+
+def record_page(nb: Notebook, offset: int, limit: int, role: str = "sample") -> list[dict[str, Any]]:
+    rows = nb.conn.execute(
+        "SELECT r.*, p.name AS prompt_name, p.version AS prompt_version FROM records r "
+        "LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id WHERE r.role = ? "
+        "ORDER BY r.id LIMIT ? OFFSET ?",
+        (role, limit, offset),
+    ).fetchall()
+    out = []
+    for row in rows:
+        d = record_dict(row)
+        d["prompt_label"] = f"{d['prompt_name']} v{d['prompt_version']}" if d.get("prompt_name") else ""
+        out.append(d)
+    return out
+
+
+def lineage(nb: Notebook, record_id: int) -> dict[str, Any]:
+    """Everything that explains where one record came from."""
+    rec = nb.record(record_id)
+    out: dict[str, Any] = {"record": rec}
+    if rec["prompt_version_id"]:
+        out["prompt_version"] = nb.prompt_version_by_id(rec["prompt_version_id"])
+    if rec["run_id"]:
+        out["run"] = nb.run(rec["run_id"])
+    out["history"] = nb.history(record_id)
+    return out
+
+
+def summary(nb: Notebook) -> dict[str, Any]:
+    c = nb.conn
+    return {
+        "inputs": nb.count_records("input"),
+        "samples": nb.count_records("sample"),
+        "prompts": len(nb.prompt_versions(latest_only=True)),
+        "runs": c.execute("SELECT COUNT(*) FROM runs").fetchone()[0],
+        "by_status": dict(c.execute("SELECT status, COUNT(*) FROM records WHERE role='sample' GROUP BY status").fetchall()),
+    }

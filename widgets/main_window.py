@@ -1,0 +1,197 @@
+"""The studio window (first version): the notebook's records and where each came from.
+
+The full notebook of cells arrives with the notebook-window issue; this window
+already follows its rules: it renders what the store says and never runs SQL.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QWidget,
+    QVBoxLayout,
+    QHeaderView,
+    QAbstractItemView,
+)
+
+from app.browse import lineage, summary
+from app.errors import StudioError
+from app.paths import resources_dir
+from app.store.notebook import Notebook
+from widgets.records_table import RecordsModel
+
+APP_NAME = "Synth Studio"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, nb: Notebook) -> None:
+        super().__init__()
+        self.nb = nb
+        self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
+        self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "synth-studio.svg")))
+        self.model = RecordsModel(nb, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+
+        self.detail = QTextBrowser()
+        self.detail.setOpenExternalLinks(False)
+        self.summary_label = QLabel()
+        self.summary_label.setTextFormat(Qt.TextFormat.RichText)
+        self.summary_label.setContentsMargins(8, 6, 8, 6)
+
+        left = QWidget()
+        lay = QVBoxLayout(left)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.summary_label)
+        lay.addWidget(self.table)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.detail)
+        split.setSizes([900, 600])
+        self.setCentralWidget(split)
+        self._build_menu()
+        self.refresh()
+
+    def _build_menu(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        act = QAction("&Open notebook…", self)
+        act.setShortcut(QKeySequence.StandardKey.Open)
+        act.triggered.connect(self._on_open)
+        m.addAction(act)
+        act = QAction("&Reload", self)
+        act.setShortcut(QKeySequence.StandardKey.Refresh)
+        act.triggered.connect(self.refresh)
+        m.addAction(act)
+        m.addSeparator()
+        act = QAction("&Quit", self)
+        act.setShortcut(QKeySequence.StandardKey.Quit)
+        act.triggered.connect(self.close)
+        m.addAction(act)
+
+    def refresh(self) -> None:
+        s = summary(self.nb)
+        by = " · ".join(f"{k} {v}" for k, v in sorted(s["by_status"].items())) or "none yet"
+        self.summary_label.setText(
+            f"<b>{html.escape(str(self.nb.path))}</b> &nbsp; {s['inputs']} input rows · "
+            f"{s['samples']} samples ({by}) · {s['prompts']} prompts · {s['runs']} runs"
+        )
+        self.model.reload()
+        self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(4, 440)
+        if self.model.rowCount():
+            self.table.selectRow(0)
+        else:
+            self.detail.setHtml(
+                "<h3>No samples yet</h3><p>Generate some from the command line, then reload (F5):</p>"
+                f"<pre>synth-studio generate {html.escape(str(self.nb.path))} --prompt support-ticket "
+                "--samples 2 --limit-rows 5</pre>"
+            )
+
+    def _on_current_row_changed(self, current, _previous) -> None:
+        if not current.isValid():
+            return
+        rec = self.model.record_at(current.row())
+        self.detail.setHtml(render_lineage_html(lineage(self.nb, rec["id"])))
+
+    def _on_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open notebook", str(self.nb.path.parent),
+                                              "Notebooks (*.db);;All files (*)")
+        if not path:
+            return
+        try:
+            nb = Notebook.open(path)
+        except StudioError as exc:
+            QMessageBox.warning(self, APP_NAME, str(exc))
+            return
+        self.nb.close()
+        self.nb = nb
+        self.model = RecordsModel(nb, self)
+        self.table.setModel(self.model)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
+        QSettings().setValue("last_notebook", str(path))
+        self.refresh()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        QSettings().setValue("geometry", self.saveGeometry())
+        super().closeEvent(event)
+
+
+def render_lineage_html(info: dict) -> str:
+    r = info["record"]
+    esc = lambda v: html.escape(str(v)) if v is not None else "—"  # noqa: E731
+    parts = [f"<h3>Record {r['id']} <small>({esc(r['status'])}, {esc(r['origin'])})</small></h3>"]
+    parts.append(f"<p style='white-space:pre-wrap'>{esc(r['output'])}</p>")
+    rows = []
+    pv = info.get("prompt_version")
+    run = info.get("run")
+    if pv:
+        rows.append(("prompt version", f"{pv.name} v{pv.version} ({pv.hash[:12]})"))
+    if run:
+        rows += [
+            ("run", f"{run.id} ({run.status})"),
+            ("model", f"{Path(run.model_path).name if run.model_path else run.backend}"),
+            ("model sha256", run.model_sha256),
+            ("settings", ", ".join(f"{k}={v}" for k, v in sorted(run.settings.items()))),
+            ("seed", r["seed"]),
+        ]
+    if r["completion_tokens"] is not None:
+        rows += [("tokens", f"{r['prompt_tokens']} prompt + {r['completion_tokens']} output ({r['finish_reason']})"),
+                 ("mean logprob", f"{r['mean_logprob']:.4f}" if r["mean_logprob"] is not None else "—")]
+    rows.append(("variables", ", ".join(f"{k}={v}" for k, v in r["variables"].items())))
+    parts.append("<table cellspacing=4>" + "".join(
+        f"<tr><td style='color:#666'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
+    if r.get("prompt"):
+        parts.append(f"<h4>Prompt</h4><pre style='white-space:pre-wrap'>{esc(r['prompt'])}</pre>")
+    if info["history"]:
+        parts.append("<h4>History</h4><ul>" + "".join(
+            f"<li>{esc(e.created)} {esc(e.author)}: {esc(e.field)} changed</li>" for e in info["history"]) + "</ul>")
+    return "".join(parts)
+
+
+def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
+    from app.sample import open_sample_notebook
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("synth-studio")
+    app.setFont(QFont(app.font().family(), 10))
+    try:
+        if notebook:
+            nb = Notebook.open(notebook)
+        else:
+            last = QSettings().value("last_notebook")
+            nb = Notebook.open(last) if (last and not sample and Path(str(last)).exists()) else open_sample_notebook()
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    win = MainWindow(nb)
+    geometry = QSettings().value("geometry")
+    if geometry is not None:
+        win.restoreGeometry(geometry)
+    else:
+        win.resize(1400, 860)
+    win.show()
+    return app.exec()

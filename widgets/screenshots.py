@@ -1,0 +1,51 @@
+"""``make screenshots``: the window on the sample notebook after a short real generation.
+
+Usage: python -m widgets.screenshots OUT_DIR   (run under xvfb-run; the Makefile does)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(out_dir: str = "screenshots") -> int:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SYNTH_STUDIO_HOME", tempfile.mkdtemp(prefix="synth-shots-"))
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.pipeline.generate import create_run, execute_run, prepare_run
+    from app.sample import create_sample_notebook
+    from backends.llama_cpp_backend import LlamaCppGenerator
+    from backends.protocols import SamplerSettings
+    from widgets.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    nb = create_sample_notebook(Path(tempfile.mkdtemp()) / "sample.db")
+    gen = LlamaCppGenerator(n_ctx=1024)
+    plan = prepare_run(nb, "support-ticket", samples=2, limit_rows=6, seed=1,
+                       settings=SamplerSettings(temperature=0.8, max_tokens=80))
+    execute_run(nb, create_run(nb, plan, gen.info), gen)
+    gen.close()
+    recs = nb.records()
+    nb.edit_record(recs[1]["id"], "output", recs[1]["output"] + " (edited by hand)")
+    nb.edit_record(recs[0]["id"], "status", "accepted")
+    nb.edit_record(recs[2]["id"], "status", "rejected")
+    win = MainWindow(nb)
+    win.resize(1500, 900)
+    win.show()
+    win.table.selectRow(1)
+    for _ in range(10):
+        app.processEvents()
+    path = out / "main-window.png"
+    win.grab().save(str(path))
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
