@@ -1,7 +1,9 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
 # Both create .venv and install everything first (llama-cpp-python compiles from
 # source on first install: ~10 minutes on 2 cores; pip caches the wheel after that).
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that really runs and is >= 3.11 (pyenv shims can exist but fail).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml requirements-models.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Synth Studio needs Python >= 3.11 (found %s)" % sys.version.split()[0]'
+	@test -n "$(PYTHON)" || { echo "Synth Studio needs Python >= 3.11; none was found on PATH" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel setuptools
 	@echo "Installing (llama-cpp-python builds from source the first time: ~10 min on 2 cores)..."
