@@ -96,6 +96,18 @@ def cmd_prompt_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompt_preview(args: argparse.Namespace) -> int:
+    from app.pipeline.generate import preview
+
+    with Notebook.open(args.notebook) as nb:
+        text, variables = preview(nb, args.name, row=args.row, seed=args.seed, version=args.version)
+    if args.json:
+        _print_json({"prompt": text, "variables": variables})
+    else:
+        print(text)
+    return 0
+
+
 def _settings(args: argparse.Namespace):
     from backends.protocols import SamplerSettings
 
@@ -272,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("notebook")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_prompt_list)
+    a = psub.add_parser("preview", help="render a prompt against an input row, without running the model")
+    a.add_argument("notebook")
+    a.add_argument("name")
+    a.add_argument("--row", type=int, default=1, help="which input row (1-based, default 1)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--version", type=int, default=None)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_prompt_preview)
 
     s = sub.add_parser("generate", help="generate samples from a prompt over the input rows")
     s.add_argument("notebook")

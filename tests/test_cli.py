@@ -55,6 +55,20 @@ def test_the_whole_loop_with_the_fake_backend(book, tmp_path, capsys):
     assert len(lines) == 6 and lines[0]["output"] == "Hand-fixed ticket."
 
 
+def test_preview_renders_a_row_without_the_model(book, capsys):
+    code, out, _ = run_cli(capsys, "prompt", "preview", book, "ticket", "--row", 2, "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["variables"]["topic"] == "recurring invoice was sent twice to the same client"
+    assert "Their problem: recurring invoice was sent twice" in shown["prompt"]
+    # the preview is exactly the prompt sample 0 of a run with the same seed gets
+    assert run_cli(capsys, "generate", book, "--prompt", "ticket", "--limit-rows", 2, "--backend", "fake", "--quiet")[0] == 0
+    recs = json.loads(run_cli(capsys, "records", book, "--json")[1])
+    assert recs[1]["prompt"] == shown["prompt"]
+    code, _, err = run_cli(capsys, "prompt", "preview", book, "ticket", "--row", 99)
+    assert code == 2 and "row 99 does not exist (the notebook has 20 input rows)" in err
+
+
 def test_records_limit_and_inputs(book, capsys):
     code, out, _ = run_cli(capsys, "records", book, "--inputs", "--json", "--limit", 4)
     assert code == 0 and len(json.loads(out)) == 4

@@ -50,6 +50,23 @@ def few_shot_pool(nb: Notebook, pt: PromptTemplate, limit: int = 200) -> list[di
     return [{"id": r["id"], "output": r["output"], **json.loads(r["variables"])} for r in rows]
 
 
+def preview(
+    nb: Notebook, prompt_name: str, *, row: int = 1, seed: int = 0, version: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Render a prompt against the ``row``-th input row (1-based) exactly as sample 0 of a run would."""
+    pv = nb.prompt_version(prompt_name, version)
+    pt = parse_template(pv.template)
+    inputs = nb.input_rows()
+    if inputs:
+        if not 1 <= row <= len(inputs):
+            raise StudioError(f"row {row} does not exist (the notebook has {len(inputs)} input rows)")
+        input_id, variables = inputs[row - 1]
+    else:
+        input_id, variables = None, {}
+    check_rows(pt, [variables])
+    return render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=few_shot_pool(nb, pt)), variables
+
+
 @dataclass
 class _Slot:
     row_index: int
