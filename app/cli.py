@@ -251,6 +251,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from app.paths import resources_dir
+    from app.quality.run import score_heuristics, validate
+    from app.quality.validators import load_rules
+
+    path = Path(args.rules) if args.rules else resources_dir() / "quality" / "default_rules.toml"
+    rules = load_rules(path)  # a malformed file fails before the notebook is touched
+    with Notebook.open(args.notebook) as nb:
+        counts = validate(nb, rules, source=str(path))
+        score_heuristics(nb)
+    if args.json:
+        _print_json({name: {"passed": p, "failed": f} for name, (p, f) in counts.items()})
+        return 0
+    for name, (p, f) in counts.items():
+        print(f"{name:<24} {p:>6} passed {f:>6} failed")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -341,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("notebook")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("validate", help="run code validators (and heuristic scorers) over the samples")
+    s.add_argument("notebook")
+    s.add_argument("--rules", metavar="FILE", help="a TOML/YAML rules file (default: resources/quality/default_rules.toml)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("export", help="export records to JSONL/CSV/Parquet")
     s.add_argument("notebook")

@@ -44,7 +44,7 @@ def test_a_migration_that_fails_leaves_nothing_behind(tmp_path, monkeypatch):
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in tables
-    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == ["001_initial"]
+    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == [n for n, _ in MIGRATIONS]
 
 
 def test_files_that_are_not_notebooks_get_clear_errors(tmp_path):

@@ -108,8 +108,48 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m002_quality(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE steps (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,              -- validate | score | judge | dedupe | best-of | ...
+            name TEXT NOT NULL,
+            settings TEXT NOT NULL,          -- JSON: everything needed to reproduce the step
+            model_sha256 TEXT,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE scores (
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            name TEXT NOT NULL,              -- e.g. validator:json, judge:english, score:steps
+            kind TEXT NOT NULL,              -- validator | scorer | judge | rubric | additive
+            value REAL,
+            passed INTEGER,                  -- 1/0 for gates, NULL for plain scores
+            reason TEXT,
+            step_id INTEGER REFERENCES steps(id),
+            model_sha256 TEXT,
+            created TEXT NOT NULL,
+            PRIMARY KEY (record_id, name)
+        );
+        CREATE INDEX scores_name ON scores(name);
+        CREATE TABLE duplicates (
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            method TEXT NOT NULL,            -- exact | minhash | semantic
+            group_id INTEGER NOT NULL,
+            representative_id INTEGER NOT NULL REFERENCES records(id),
+            step_id INTEGER REFERENCES steps(id),
+            PRIMARY KEY (record_id, method)
+        );
+        ALTER TABLE records ADD COLUMN parent_record_id INTEGER REFERENCES records(id);
+        ALTER TABLE records ADD COLUMN derivation TEXT;   -- e.g. transform:succinct, best-of
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
+    ("002_quality", _m002_quality),
 ]
 
 

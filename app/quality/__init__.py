@@ -1,0 +1,1 @@
+"""The quality funnel: validators, scorers, judges, dedupe and metrics (all headless)."""

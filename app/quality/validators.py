@@ -1,0 +1,237 @@
+"""Code validators (no model): each gives a record pass/fail with a reason.
+
+Declared in a rules file (TOML or YAML), e.g.::
+
+    [[rule]]
+    type = "length"         # chars | words | tokens
+    unit = "words"
+    min = 20
+    max = 300
+
+    [[rule]]
+    type = "banned_phrases"  # defaults to common model tics when no list is given
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.quality.rulefile import RuleFileError, line_of, load_rule_file
+
+DEFAULT_BANNED = (
+    "as an ai language model", "as an ai", "i cannot fulfill", "i'm sorry, but", "delve", "tapestry",
+    "it is important to note", "in conclusion,", "i hope this helps",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, text: str, tokens: int | None = None) -> Verdict:
+        return CHECKS[self.type](text, tokens, self.params)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:'\w+)?", text.lower())
+
+
+def _length(text: str, tokens: int | None, p: dict[str, Any]) -> Verdict:
+    unit = p.get("unit", "chars")
+    if unit == "chars":
+        n = len(text)
+    elif unit == "words":
+        n = len(_words(text))
+    else:  # tokens: the model's own count when the record has one
+        n = tokens if tokens is not None else round(len(_words(text)) * 1.3)
+    lo, hi = p.get("min"), p.get("max")
+    if lo is not None and n < lo:
+        return Verdict(False, f"{n} {unit} < min {lo}", n)
+    if hi is not None and n > hi:
+        return Verdict(False, f"{n} {unit} > max {hi}", n)
+    return Verdict(True, f"{n} {unit}", n)
+
+
+def _regex(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    must, must_not = p.get("_must"), p.get("_must_not")
+    if must is not None and not must.search(text):
+        return Verdict(False, f"does not match /{must.pattern}/")
+    if must_not is not None:
+        m = must_not.search(text)
+        if m:
+            return Verdict(False, f"matches /{must_not.pattern}/ at {m.group(0)!r}")
+    return Verdict(True, "regex ok")
+
+
+def _extract_json(text: str) -> str:
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    return fenced.group(1) if fenced else text
+
+
+def _json(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    try:
+        obj = json.loads(_extract_json(text))
+    except json.JSONDecodeError as exc:
+        return Verdict(False, f"invalid JSON: {exc.msg} (line {exc.lineno} col {exc.colno})")
+    schema = p.get("schema")
+    if schema:
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(obj), key=lambda e: list(e.path))
+        if errors:
+            e = errors[0]
+            where = "/".join(map(str, e.path)) or "(root)"
+            return Verdict(False, f"schema: {where}: {e.message}")
+    return Verdict(True, "valid JSON")
+
+
+def _markdown(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    found = {
+        "heading": bool(re.search(r"^#{1,6}\s+\S", text, re.M)),
+        "list": bool(re.search(r"^\s*(?:[-*+]|\d+[.)])\s+\S", text, re.M)),
+        "code": "```" in text,
+        "table": bool(re.search(r"^\|.*\|\s*$", text, re.M)),
+    }
+    missing = [k for k in p.get("require", ["heading", "list"]) if not found.get(k)]
+    if missing:
+        return Verdict(False, f"no markdown {', '.join(missing)}")
+    return Verdict(True, "markdown structure ok")
+
+
+def _python(text: str, _t: int | None, _p: dict[str, Any]) -> Verdict:
+    fenced = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, re.S)
+    source = fenced.group(1) if fenced else text
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            ast.parse(source)  # parse only: nothing the model wrote is executed
+    except SyntaxError as exc:
+        return Verdict(False, f"python does not compile: {exc.msg} (line {exc.lineno})")
+    return Verdict(True, "python compiles")
+
+
+def _banned(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    low = text.lower()
+    hits = [ph for ph in p.get("phrases", DEFAULT_BANNED) if ph.lower() in low]
+    if hits:
+        return Verdict(False, f"banned phrase: {hits[0]!r}" + (f" (+{len(hits) - 1} more)" if len(hits) > 1 else ""),
+                       len(hits))
+    return Verdict(True, "no banned phrases", 0)
+
+
+def repeated_ngram_ratio(text: str, n: int = 3) -> float:
+    """Share of word n-grams that are repeats of an earlier one (0 = none repeated)."""
+    w = _words(text)
+    grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1 - len(set(grams)) / len(grams)
+
+
+def _repetition(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    n, limit = int(p.get("n", 3)), float(p.get("max_ratio", 0.2))
+    r = repeated_ngram_ratio(text, n)
+    if r > limit:
+        return Verdict(False, f"{r:.0%} of {n}-grams repeated > {limit:.0%}", r)
+    return Verdict(True, f"{r:.0%} of {n}-grams repeated", r)
+
+
+CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
+    "length": _length,
+    "regex": _regex,
+    "json": _json,
+    "markdown": _markdown,
+    "python": _python,
+    "banned_phrases": _banned,
+    "repetition": _repetition,
+}
+_ALLOWED = {
+    "length": {"unit", "min", "max"},
+    "regex": {"must_match", "must_not_match", "flags"},
+    "json": {"schema"},
+    "markdown": {"require"},
+    "python": set(),
+    "banned_phrases": {"phrases"},
+    "repetition": {"n", "max_ratio"},
+}
+
+
+def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Rule:
+    kind = spec.get("type")
+    if kind not in CHECKS:
+        raise where(f"unknown rule type {kind!r} (known: {', '.join(CHECKS)})")
+    params = {k: v for k, v in spec.items() if k not in ("type", "name")}
+    extra = set(params) - _ALLOWED[kind]
+    if extra:
+        raise where(f"rule type {kind!r} has no setting {', '.join(sorted(extra))} "
+                    f"(settings: {', '.join(sorted(_ALLOWED[kind])) or 'none'})")
+    if kind == "length":
+        if params.get("unit", "chars") not in ("chars", "words", "tokens"):
+            raise where("length unit must be chars, words or tokens")
+        for k in ("min", "max"):
+            if k in params and not isinstance(params[k], int):
+                raise where(f"length {k} must be a whole number")
+    if kind == "regex":
+        if "must_match" not in params and "must_not_match" not in params:
+            raise where("a regex rule needs must_match and/or must_not_match")
+        flags = re.I if "i" in str(params.get("flags", "")) else 0
+        for key, slot in (("must_match", "_must"), ("must_not_match", "_must_not")):
+            if key in params:
+                try:
+                    params[slot] = re.compile(params[key], flags | re.M)
+                except re.error as exc:
+                    raise where(f"{key} is not a valid regular expression: {exc}") from None
+    if kind == "json" and "schema" in params:
+        import jsonschema
+
+        try:
+            jsonschema.Draft202012Validator.check_schema(params["schema"])
+        except jsonschema.SchemaError as exc:
+            raise where(f"invalid JSON Schema: {exc.message}") from None
+    if kind == "markdown":
+        bad = set(params.get("require", [])) - {"heading", "list", "code", "table"}
+        if bad:
+            raise where(f"markdown can require heading, list, code or table, not {', '.join(sorted(bad))}")
+    name = str(spec.get("name") or kind)
+    return Rule(name=name, type=kind, params=params)
+
+
+def load_rules(path: str | Path) -> list[Rule]:
+    path = Path(path)
+    data, text = load_rule_file(path)
+    specs = data.get("rule") or data.get("rules")
+    if not isinstance(specs, list) or not specs:
+        raise RuleFileError(path, "declares no rules (add [[rule]] tables, each with a type)", 1)
+    rules, seen = [], Counter()
+    for i, spec in enumerate(specs):
+        anchor = "[[rule]]" if path.suffix == ".toml" else "type:"
+        line = line_of(text, anchor, i)
+
+        def where(msg: str, _line: int | None = line) -> RuleFileError:
+            return RuleFileError(path, f"rule {i + 1}: {msg}", _line)
+
+        if not isinstance(spec, dict):
+            raise where("must be a table of settings")
+        rule = make_rule(dict(spec), where)
+        seen[rule.name] += 1
+        if seen[rule.name] > 1:
+            raise where(f"two rules are named {rule.name!r}; give one a distinct name = \"...\"")
+        rules.append(rule)
+    return rules
