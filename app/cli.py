@@ -269,6 +269,66 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_judge(args: argparse.Namespace):
+    import backends
+
+    if args.backend == "llama-cpp":
+        from backends.llama_cpp_backend import describe_model
+
+        describe_model(args.model)  # a clear error for a bad model file before loading
+    return backends.load_generator(args.backend, args.model, n_ctx=args.n_ctx, n_threads=args.threads)
+
+
+def _criteria_path(args: argparse.Namespace) -> Path:
+    from app.paths import resources_dir
+
+    return Path(args.criteria) if args.criteria else resources_dir() / "quality" / "default_constitution.toml"
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from app.quality.judge import judge_notebook, load_criteria
+    from app.tasks import TaskState
+
+    path = _criteria_path(args)
+    constitution = load_criteria(path)
+    with Notebook.open(args.notebook) as nb:
+        judge = _load_judge(args)
+        try:
+            task = TaskState()
+            previous = signal.signal(signal.SIGINT, lambda *_: task.request_interruption())
+            try:
+                counts = judge_notebook(nb, judge, constitution, task, source=str(path))
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        finally:
+            judge.close()
+    if args.json:
+        _print_json({k: {"passed": p, "failed": f} for k, (p, f) in counts.items()})
+        return 0
+    for name, (p, f) in counts.items():
+        print(f"{name:<24} {p:>6} passed {f:>6} failed")
+    return 0
+
+
+def cmd_sanity(args: argparse.Namespace) -> int:
+    from app.quality.judge import load_criteria, sanity_notebook
+
+    constitution = load_criteria(_criteria_path(args))
+    with Notebook.open(args.notebook) as nb:
+        judge = _load_judge(args)
+        try:
+            reports = sanity_notebook(nb, judge, constitution)
+        finally:
+            judge.close()
+    if args.json:
+        _print_json([r.__dict__ for r in reports])
+    else:
+        for r in reports:
+            mark = "FLAGGED" if r.flagged else "ok     "
+            print(f"{mark} {r.criterion:<20} {r.n_good} good / {r.n_bad} bad examples: {r.verdict}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -365,6 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rules", metavar="FILE", help="a TOML/YAML rules file (default: resources/quality/default_rules.toml)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_validate)
+
+    for name, func, text in (("judge", cmd_judge, "score samples with one-question LLM judges (P(yes) from logprobs)"),
+                             ("sanity", cmd_sanity, "check each judge against known-good/bad examples and your labels")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("notebook")
+        s.add_argument("--criteria", metavar="FILE",
+                       help="a TOML/YAML criteria file (default: resources/quality/default_constitution.toml)")
+        s.add_argument("--model", metavar="PATH", help="judge GGUF (default: the bundled SmolLM2-135M-Instruct)")
+        s.add_argument("--backend", default="llama-cpp")
+        s.add_argument("--n-ctx", type=int, default=2048)
+        s.add_argument("--threads", type=int, default=None)
+        s.add_argument("--json", action="store_true")
+        s.set_defaults(func=func)
 
     s = sub.add_parser("export", help="export records to JSONL/CSV/Parquet")
     s.add_argument("notebook")

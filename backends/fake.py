@@ -16,6 +16,8 @@ import numpy as np
 
 from backends.protocols import (
     CancelCheck,
+    ChoiceRequest,
+    ChoiceResult,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
@@ -76,6 +78,20 @@ class FakeGenerator:
             )
             if reason == "cancelled":
                 return
+
+    def choice_probs(
+        self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
+    ) -> Iterator[ChoiceResult]:
+        """A judge at chance level: deterministic, unrelated to the question's meaning."""
+        for req in requests:
+            if cancel is not None and cancel.is_interruption_requested():
+                return
+            text = req.raw_prompt if req.raw_prompt is not None else "\x00".join(m["content"] for m in req.messages)
+            digest = hashlib.sha256(text.encode()).digest()
+            weights = [digest[i] + 1 for i in range(len(req.choices))]
+            total = sum(weights)
+            yield ChoiceResult(key=req.key, probs={label: w / total for (label, _), w in zip(req.choices, weights)},
+                               mass=0.9)
 
     def close(self) -> None:
         pass

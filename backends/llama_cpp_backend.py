@@ -22,6 +22,8 @@ from backends.bundled import default_generator_model
 from backends.gguf_info import file_sha256, read_gguf_info
 from backends.protocols import (
     CancelCheck,
+    ChoiceRequest,
+    ChoiceResult,
     GenerationRequest,
     GenerationResult,
     ModelInfo,
@@ -217,6 +219,48 @@ class LlamaCppGenerator:
             token_logprobs=logprobs,
             finish_reason=reason,
         )
+
+    # -- judging: next-token probabilities of a few answers ---------------------------------
+
+    def _first_tokens(self, spellings: Sequence[str]) -> set[int]:
+        toks = set()
+        for sp in spellings:
+            ids = self.llm.tokenize(sp.encode("utf-8"), add_bos=False, special=False)
+            if ids:
+                toks.add(ids[0])
+        return toks
+
+    def choice_probs(
+        self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
+    ) -> Iterator[ChoiceResult]:
+        token_cache: dict[tuple[str, ...], set[int]] = {}
+        for req in requests:
+            if cancel is not None and cancel.is_interruption_requested():
+                return
+            with self._lock:
+                if req.raw_prompt is not None:
+                    prompt = req.raw_prompt
+                else:
+                    prompt = self.format_prompt(req.messages) + req.answer_prefix
+                tokens = self.tokenize(prompt)
+                if len(tokens) >= self.n_ctx:
+                    raise ModelError(f"a judge prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+                self._clear()
+                self._decode(tokens, 0)
+                logits = self._last_logits().astype(np.float64)
+                m = logits.max()
+                probs = np.exp(logits - m)
+                probs /= probs.sum()
+                raw = {}
+                for label, spellings in req.choices:
+                    ids = token_cache.setdefault(spellings, self._first_tokens(spellings))
+                    raw[label] = float(sum(probs[i] for i in ids))
+            total = sum(raw.values())
+            yield ChoiceResult(
+                key=req.key,
+                probs={k: (v / total if total > 0 else 1 / len(raw)) for k, v in raw.items()},
+                mass=total,
+            )
 
     def close(self) -> None:
         with self._lock:

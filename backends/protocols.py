@@ -66,6 +66,35 @@ class CancelCheck(Protocol):
 TokenCallback = Callable[[Hashable, str], None]
 
 
+@dataclass(frozen=True)
+class ChoiceRequest:
+    """Which of a few answers would the model give next? ``choices`` maps a label to its spellings."""
+
+    key: Hashable
+    messages: tuple[dict[str, str], ...]
+    choices: tuple[tuple[str, tuple[str, ...]], ...]  # ((label, (spelling, ...)), ...)
+    answer_prefix: str = ""  # text already in the assistant's turn before the answer
+    raw_prompt: str | None = None  # a completion-style prompt used as is (no chat template)
+
+
+@dataclass
+class ChoiceResult:
+    key: Hashable
+    probs: dict[str, float]  # renormalised over the choices: sums to 1
+    mass: float  # how much of the model's next-token probability the choices hold (0..1)
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Reads answer probabilities from one forward pass: no sampling, no parsing of text."""
+
+    info: ModelInfo
+
+    def choice_probs(
+        self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
+    ) -> Iterator[ChoiceResult]: ...
+
+
 @runtime_checkable
 class TextGenerator(Protocol):
     """Generates text for batches of requests, with the log-probability of each sampled token."""
