@@ -329,6 +329,53 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dedupe(args: argparse.Namespace) -> int:
+    from app.quality.run import dedupe
+
+    with Notebook.open(args.notebook) as nb:
+        groups = dedupe(nb, args.method, args.threshold)
+    dropped = sum(len(m) - 1 for m in groups.values())
+    if args.json:
+        _print_json({"groups": [{"representative": rep, "members": m} for rep, m in groups.items()],
+                     "duplicates": dropped})
+        return 0
+    print(f"{args.method}: {len(groups)} groups, {dropped} duplicates marked (representatives kept)")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from app.quality.metrics import notebook_metrics
+
+    with Notebook.open(args.notebook) as nb:
+        rows = notebook_metrics(nb)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no records with text yet")
+    for r in rows:
+        upi = "-" if r["unique_per_input"] is None else f"{r['unique_per_input']:.2f}"
+        print(f"{r['prompt_version']:<22} n={r['records']:<6} unique={r['unique']:<6} "
+              f"distinct-1/2/3={r['distinct_1']:.2f}/{r['distinct_2']:.2f}/{r['distinct_3']:.2f} "
+              f"overlap={r['pairwise_overlap_2']:.3f} compression={r['compression_ratio']:.2f} "
+              f"unique/input={upi} words={r['mean_words']:.0f}")
+    return 0
+
+
+def cmd_funnel(args: argparse.Namespace) -> int:
+    from app.quality.funnel import funnel
+
+    with Notebook.open(args.notebook) as nb:
+        stages = funnel(nb)
+    if args.json:
+        _print_json(stages)
+        return 0
+    for st in stages:
+        why = f"  ({'; '.join(st['reasons'])})" if st["reasons"] else ""
+        print(f"{st['stage']:<28} {st['kept']:>7} kept {st['dropped']:>7} dropped{why}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -438,6 +485,24 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=int, default=None)
         s.add_argument("--json", action="store_true")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
+    s.add_argument("notebook")
+    s.add_argument("--method", choices=["exact", "minhash", "semantic"], default="exact")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="minhash: word-shingle Jaccard (default 0.6); semantic: cosine (default 0.95)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_dedupe)
+
+    s = sub.add_parser("metrics", help="diversity and collapse metrics per prompt version")
+    s.add_argument("notebook")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_metrics)
+
+    s = sub.add_parser("funnel", help="records kept and dropped at each quality stage, and why")
+    s.add_argument("notebook")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_funnel)
 
     s = sub.add_parser("export", help="export records to JSONL/CSV/Parquet")
     s.add_argument("notebook")

@@ -45,3 +45,33 @@ def score_heuristics(nb: Notebook, task: TaskState | None = None) -> int:
               for rid, text, _ in sample_texts(nb) for name, fn in SCORERS.items()]
     return save_scores(nb, scores, step)
 
+
+
+def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[int, list[int]]:
+    """Mark duplicate groups (never deletes); returns {representative: members}."""
+    from app.errors import StudioError
+    from app.quality import dedupe as dd
+    from app.store.scores import save_duplicates
+
+    items = [(rid, text) for rid, text, _ in sample_texts(nb)]
+    if method == "exact":
+        groups = dd.exact_groups(items)
+        settings: dict = {"normalise": "lowercase, words only"}
+    elif method == "minhash":
+        t = 0.6 if threshold is None else threshold
+        if not 0 < t <= 1:
+            raise StudioError("--threshold for minhash is a Jaccard similarity in (0, 1]")
+        groups = dd.minhash_groups(items, threshold=t)
+        settings = {"threshold": t, "num_perm": 128, "shingle_words": 3}
+    elif method == "semantic":
+        from app.store.embeddings import load_embeddings
+
+        t = 0.95 if threshold is None else threshold
+        ids, vectors = load_embeddings(nb, [rid for rid, _ in items])
+        groups = dd.semantic_groups(ids, vectors, threshold=t)
+        settings = {"threshold": t}
+    else:
+        raise StudioError(f"unknown dedupe method {method!r} (use exact, minhash or semantic)")
+    step = add_step(nb, "dedupe", method, settings)
+    save_duplicates(nb, method, groups, step)
+    return groups
