@@ -376,6 +376,61 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_best_of(args: argparse.Namespace) -> int:
+    import backends
+    from app.pipeline.generate import create_run, execute_run, prepare_run
+    from app.quality.run import validate
+    from app.quality.select import pairwise_scores, select_best
+    from app.quality.validators import load_rules
+    from app.tasks import TaskState
+
+    if args.n < 2:
+        raise StudioError("--n must be at least 2 (candidates per input row)")
+    if args.keep >= args.n:
+        raise StudioError("--keep must be smaller than --n")
+    needs_judge = args.by.removeprefix("gated:").startswith("judge:") or args.by in ("constitution", "pairwise",
+                                                                                       "gated:constitution")
+    rules = load_rules(args.rules) if args.rules else None
+    constitution = None
+    if needs_judge and args.by != "pairwise":
+        from app.quality.judge import load_criteria
+
+        constitution = load_criteria(_criteria_path(args))
+        wanted = args.by.removeprefix("gated:").removeprefix("judge:")
+        if args.by.removeprefix("gated:").startswith("judge:") and wanted not in [c.name for c in constitution.criteria]:
+            raise StudioError(f"no criterion named {wanted!r} in {_criteria_path(args)}")
+    with Notebook.open(args.notebook) as nb:
+        if args.backend == "llama-cpp":
+            from backends.llama_cpp_backend import describe_model
+
+            describe_model(args.model)
+        plan = prepare_run(nb, args.prompt, samples=args.n, limit_rows=args.limit_rows, seed=args.seed,
+                           settings=_settings(args))
+        model = backends.load_generator(args.backend, args.model, n_ctx=args.n_ctx, n_threads=args.threads)
+        try:
+            run = execute_run(nb, create_run(nb, plan, model.info), model, TaskState())
+            if run.status != "completed":
+                raise StudioError(f"run {run.id} did not complete ({run.status}); finish it with generate --resume")
+            ids = [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE run_id = ?", (run.id,))]
+            if rules:
+                validate(nb, rules, source=args.rules)
+            if constitution is not None:
+                from app.quality.judge import judge_notebook
+
+                judge_notebook(nb, model, constitution, record_ids=ids)
+            by = args.by
+            if by == "pairwise":
+                pairwise_scores(nb, run.id, model)
+                by = "pairwise:winrate"
+            result = select_best(nb, run.id, by, keep=args.keep)
+        finally:
+            model.close()
+    print(f"run {run.id}: {result.rows} rows x {args.n} candidates; kept {result.kept}, "
+          f"rejected {result.rejected} (linked to their row's winner). Export pairs: "
+          f"synth-studio export {args.notebook} pairs.jsonl --format dpo")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -486,6 +541,28 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--json", action="store_true")
         s.set_defaults(func=func)
 
+    s = sub.add_parser("best-of", help="generate N candidates per row and keep the best K by a score")
+    s.add_argument("notebook")
+    s.add_argument("--prompt", required=True, metavar="NAME")
+    s.add_argument("--n", type=int, default=4)
+    s.add_argument("--keep", type=int, default=1)
+    s.add_argument("--by", default="likelihood", metavar="SCORE",
+                   help="likelihood | judge:NAME | constitution | pairwise | score:NAME | validator:NAME | gated:<any of these>")
+    s.add_argument("--criteria", metavar="FILE", help="criteria for judge:/constitution ranking")
+    s.add_argument("--rules", metavar="FILE", help="validators to run first (needed for gated:)")
+    s.add_argument("--limit-rows", type=int, metavar="N")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=0.9)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--top-k", type=int, default=40)
+    s.add_argument("--max-tokens", type=int, default=256)
+    s.add_argument("--stop", action="append", metavar="TEXT")
+    s.add_argument("--model", metavar="PATH")
+    s.add_argument("--backend", default="llama-cpp")
+    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_best_of)
+
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
     s.add_argument("notebook")
     s.add_argument("--method", choices=["exact", "minhash", "semantic"], default="exact")
@@ -507,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export records to JSONL/CSV/Parquet")
     s.add_argument("notebook")
     s.add_argument("out")
-    s.add_argument("--format", choices=["plain", "sft"], default="plain")
+    s.add_argument("--format", choices=["plain", "sft", "dpo"], default="plain",
+                   help="plain records, chat-format SFT (messages), or DPO pairs (prompt, chosen, rejected)")
     s.add_argument("--status", metavar="LIST", help="comma-separated statuses to include (default: all but rejected)")
     s.set_defaults(func=cmd_export)
     return p

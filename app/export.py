@@ -18,7 +18,7 @@ from app.errors import StudioError
 from app.store.notebook import RECORD_STATUSES, Notebook
 
 EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
-FORMATS = ("plain", "sft")
+FORMATS = ("plain", "sft", "dpo")
 DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected
 _PROMPT_KEYS = ("prompt", "instruction", "input", "question")
 
@@ -73,7 +73,13 @@ def export(
         raise StudioError(f"folder {out.parent} does not exist")
     rows = _rows(nb, statuses)
     skipped = 0
-    if fmt == "sft":
+    if fmt == "dpo":
+        from app.quality.select import dpo_pairs
+
+        items = dpo_pairs(nb)  # rejected candidates are the point here, whatever the status filter
+        if not items:
+            raise StudioError("no preference pairs yet: run synth-studio best-of first")
+    elif fmt == "sft":
         items = []
         for r in rows:
             user = _user_text(r)

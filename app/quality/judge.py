@@ -191,10 +191,11 @@ def score_texts(judge: Judge, c: Criterion, texts: Sequence[tuple[Hashable, str]
 
 
 def judge_notebook(nb: Notebook, judge: Judge, constitution: Constitution,
-                   task: TaskState | None = None, source: str = "") -> dict[str, tuple[int, int]]:
-    """Score every sample on every criterion; returns {criterion: (passed, failed)}."""
+                   task: TaskState | None = None, source: str = "",
+                   record_ids: Sequence[int] | None = None) -> dict[str, tuple[int, int]]:
+    """Score every sample (or those in ``record_ids``) on every criterion; returns {criterion: (passed, failed)}."""
     task = task or TaskState()
-    items = [(rid, text) for rid, text, _ in sample_texts(nb)]
+    items = [(rid, text) for rid, text, _ in sample_texts(nb, record_ids)]
     counts: dict[str, tuple[int, int]] = {}
     for c in constitution.criteria:
         step = add_step(nb, "judge", c.name, {"constitution": constitution.name, "source": source,
