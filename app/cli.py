@@ -431,6 +431,37 @@ def cmd_best_of(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transform(args: argparse.Namespace) -> int:
+    from app.quality.transform import bucket_difficulty, rewrite, source_records
+    from app.tasks import TaskState
+
+    with Notebook.open(args.notebook) as nb:
+        ids = source_records(nb, args.op, args.limit)
+        if not ids:
+            raise StudioError("no records to transform (generate or import some first)")
+        model = _load_judge(args)
+        try:
+            task = TaskState()
+            previous = signal.signal(signal.SIGINT, lambda *_: task.request_interruption())
+            try:
+                if args.op == "difficulty":
+                    counts = bucket_difficulty(nb, model, record_ids=ids, task=task)
+                    print("difficulty: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+                    return 0
+                run = rewrite(nb, model, args.op, record_ids=ids, tone=args.tone, seed=args.seed, task=task)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+        finally:
+            model.close()
+        made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run.id,)).fetchone()[0]
+    if run.status == "cancelled":
+        print(f"run {run.id} cancelled after {made} of {len(ids)}; finish with: synth-studio generate "
+              f"{args.notebook} --prompt transform:{args.op} --resume", file=sys.stderr)
+        return EXIT_CANCELLED
+    print(f"run {run.id}: {made} new records (transform:{args.op}), each linked to its source")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -562,6 +593,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-ctx", type=int, default=2048)
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=cmd_best_of)
+
+    s = sub.add_parser("transform", help="rewrite records (succinct, tone, steps) or bucket them by difficulty")
+    s.add_argument("notebook")
+    s.add_argument("--op", required=True, choices=["succinct", "tone", "steps", "difficulty"])
+    s.add_argument("--tone", default="friendly, professional", help="for --op tone")
+    s.add_argument("--limit", type=int, default=None, help="at most N source records")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--model", metavar="PATH")
+    s.add_argument("--backend", default="llama-cpp")
+    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_transform)
 
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
     s.add_argument("notebook")

@@ -67,6 +67,22 @@ def preview(
     return render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=few_shot_pool(nb, pt)), variables
 
 
+def plan_variables(nb: Notebook, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Variables of each planned record. Input rows give their columns; a sample (the
+    source of a transform) also gives its text as ``text``."""
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for r in nb.conn.execute(
+            f"SELECT id, role, variables, output FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            variables = json.loads(r["variables"])
+            if r["role"] == "sample":
+                variables = {**variables, "text": r["output"] or ""}
+            out[r["id"]] = variables
+    return out
+
+
 @dataclass
 class _Slot:
     row_index: int
@@ -79,7 +95,7 @@ class _Slot:
 
 def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
     pt = parse_template(pv.template)
-    inputs = dict(nb.input_rows()) if any(i is not None for i in run.plan) else {}
+    inputs = plan_variables(nb, [i for i in run.plan if i is not None])
     rows = []
     for i in run.plan:
         if i is not None and i not in inputs:
@@ -187,6 +203,7 @@ def execute_run(
     task = task or TaskState()
     pv = nb.prompt_version_by_id(run.prompt_version_id)
     settings = SamplerSettings.from_dict(run.settings)
+    derivation = pv.name if pv.name.startswith("transform:") else None
     total = len(run.plan) * run.samples_per_row
     slots = _slots(nb, run, pv)
     done = total - len(slots)
@@ -223,6 +240,7 @@ def execute_run(
                     completion_tokens=result.completion_tokens,
                     token_logprobs=result.token_logprobs,
                     finish_reason=result.finish_reason,
+                    derivation=derivation,
                 )
                 done += 1
                 task.set_progress(done, total, f"run {run.id}")

@@ -359,7 +359,10 @@ class Notebook:
         completion_tokens: int,
         token_logprobs: Sequence[float],
         finish_reason: str,
+        derivation: str | None = None,
     ) -> int:
+        """Commit one generated sample. With a ``derivation`` (e.g. a transform), the
+        input record is the sample it was derived from and becomes its parent."""
         lp = np.asarray(token_logprobs, dtype=np.float32)
         mean_lp = float(lp.mean()) if lp.size else None
         ts = now()
@@ -367,12 +370,14 @@ class Notebook:
             cur = c.execute(
                 "INSERT INTO records (role, run_id, prompt_version_id, input_record_id, row_index, "
                 "sample_index, seed, variables, prompt, output, prompt_tokens, completion_tokens, "
-                "mean_logprob, token_logprobs, finish_reason, origin, status, created, updated) "
-                "VALUES ('sample', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'synthetic', 'new', ?, ?)",
+                "mean_logprob, token_logprobs, finish_reason, origin, status, created, updated, "
+                "parent_record_id, derivation) "
+                "VALUES ('sample', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'synthetic', 'new', ?, ?, ?, ?)",
                 (
                     run_id, prompt_version_id, input_record_id, row_index, sample_index, seed,
                     json.dumps(variables, ensure_ascii=False), prompt, output, prompt_tokens,
                     completion_tokens, mean_lp, lp.tobytes(), finish_reason, ts, ts,
+                    input_record_id if derivation else None, derivation,
                 ),
             )
         return int(cur.lastrowid)
