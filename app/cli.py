@@ -465,6 +465,22 @@ def cmd_transform(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 
+def _add_model_args(s: argparse.ArgumentParser, what: str = "model") -> None:
+    s.add_argument("--model", metavar="PATH", help=f"{what} GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default) or fake (deterministic, for tests)")
+    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--threads", type=int, default=None, help="compute threads (default: every core)")
+
+
+def _add_sampler_args(s: argparse.ArgumentParser, temperature: float) -> None:
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=temperature)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--top-k", type=int, default=40)
+    s.add_argument("--max-tokens", type=int, default=256)
+    s.add_argument("--stop", action="append", metavar="TEXT")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="synth-studio",
@@ -509,16 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", required=True, metavar="NAME")
     s.add_argument("--samples", type=int, default=1, metavar="K", help="samples per input row")
     s.add_argument("--limit-rows", type=int, metavar="N")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--top-k", type=int, default=40)
-    s.add_argument("--max-tokens", type=int, default=256)
-    s.add_argument("--stop", action="append", metavar="TEXT")
-    s.add_argument("--model", metavar="PATH", help="a GGUF file (default: the bundled SmolLM2-135M-Instruct)")
-    s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default) or fake (deterministic, for tests)")
-    s.add_argument("--n-ctx", type=int, default=2048)
-    s.add_argument("--threads", type=int, default=None, help="compute threads (default: every core)")
+    _add_sampler_args(s, temperature=0.8)
+    _add_model_args(s)
     s.add_argument("--n-gpu-layers", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="finish the prompt's last unfinished run")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -565,10 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("notebook")
         s.add_argument("--criteria", metavar="FILE",
                        help="a TOML/YAML criteria file (default: resources/quality/default_constitution.toml)")
-        s.add_argument("--model", metavar="PATH", help="judge GGUF (default: the bundled SmolLM2-135M-Instruct)")
-        s.add_argument("--backend", default="llama-cpp")
-        s.add_argument("--n-ctx", type=int, default=2048)
-        s.add_argument("--threads", type=int, default=None)
+        _add_model_args(s, "judge")
         s.add_argument("--json", action="store_true")
         s.set_defaults(func=func)
 
@@ -582,16 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--criteria", metavar="FILE", help="criteria for judge:/constitution ranking")
     s.add_argument("--rules", metavar="FILE", help="validators to run first (needed for gated:)")
     s.add_argument("--limit-rows", type=int, metavar="N")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=0.9)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--top-k", type=int, default=40)
-    s.add_argument("--max-tokens", type=int, default=256)
-    s.add_argument("--stop", action="append", metavar="TEXT")
-    s.add_argument("--model", metavar="PATH")
-    s.add_argument("--backend", default="llama-cpp")
-    s.add_argument("--n-ctx", type=int, default=2048)
-    s.add_argument("--threads", type=int, default=None)
+    _add_sampler_args(s, temperature=0.9)
+    _add_model_args(s)
     s.set_defaults(func=cmd_best_of)
 
     s = sub.add_parser("transform", help="rewrite records (succinct, tone, steps) or bucket them by difficulty")
@@ -600,10 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tone", default="friendly, professional", help="for --op tone")
     s.add_argument("--limit", type=int, default=None, help="at most N source records")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--model", metavar="PATH")
-    s.add_argument("--backend", default="llama-cpp")
-    s.add_argument("--n-ctx", type=int, default=2048)
-    s.add_argument("--threads", type=int, default=None)
+    _add_model_args(s)
     s.set_defaults(func=cmd_transform)
 
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
