@@ -42,3 +42,94 @@ def test_records_model_pages_instead_of_loading_everything(qtbot, nb):
         model.fetchMore()
     assert model.rowCount() == PAGE * 3 + 7
     assert model.data(model.index(5, 4)) == "text 5"
+
+
+@pytest.fixture
+def window(qtbot, nb, topics_csv):
+    from widgets.main_window import MainWindow
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    nb.add_prompt_version("broken", "About {{ no_such_column }}.")
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    return win
+
+
+def test_generating_from_the_window_keeps_the_event_loop_running(qtbot, window, monkeypatch):
+    from PySide6.QtCore import QTimer
+
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.005")
+    bar = window.generate_bar
+    bar.backend = "fake"
+    bar.prompt.setCurrentText("ticket")
+    bar.samples.setValue(2)
+    bar.rows.setValue(4)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    with qtbot.waitSignal(bar.sig_run_finished, timeout=30000) as blocker:
+        bar.start_generation()
+        assert not bar.run_button.isEnabled() and bar.cancel_button.isEnabled()
+    timer.stop()
+    run = blocker.args[0]
+    assert run.status == "completed"
+    assert len(ticks) > 5  # the UI thread kept processing events while the model worked
+    assert window.model.rowCount() == 8  # records appeared as they were committed
+    assert "8 samples" in window.summary_label.text()
+    assert bar.run_button.isEnabled()
+
+
+def test_cancel_from_the_window_keeps_finished_samples(qtbot, window, monkeypatch):
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.01")
+    bar = window.generate_bar
+    bar.backend = "fake"
+    bar.prompt.setCurrentText("ticket")
+    bar.samples.setValue(5)
+    bar.rows.setValue(0)  # all 20 rows: 100 samples, far more than can finish
+    with qtbot.waitSignal(bar.sig_run_finished, timeout=30000) as blocker:
+        bar.start_generation()
+        qtbot.waitSignal(bar.sig_record_added, timeout=10000).wait()
+        bar.cancel()
+    run = blocker.args[0]
+    assert run.status == "cancelled"
+    kept = window.nb.count_records()
+    assert 0 < kept < 100
+    assert "cancelled" in bar.status.text()
+
+
+def test_a_template_error_is_shown_in_the_bar_and_changes_nothing(qtbot, window):
+    bar = window.generate_bar
+    bar.backend = "fake"
+    bar.prompt.setCurrentText("broken")
+    with qtbot.waitSignal(bar.sig_run_finished, timeout=10000):
+        bar.start_generation()
+    assert "no_such_column" in bar.status.text()
+    assert window.nb.runs() == [] and window.nb.count_records() == 0
+
+
+def test_choosing_a_bad_model_file_says_why(qtbot, window, tmp_path):
+    bad = tmp_path / "x.gguf"
+    bad.write_text("not a model")
+    window.generate_bar.set_model(str(bad))
+    assert "not a GGUF model file" in window.generate_bar.status.text()
+    assert window.generate_bar.model_path is None
+
+
+@pytest.mark.integration
+def test_cancel_during_a_real_generation_in_the_window(qtbot, window):
+    bar = window.generate_bar
+    bar.prompt.setCurrentText("ticket")
+    bar.samples.setValue(3)
+    bar.rows.setValue(3)
+    bar.max_tokens.setValue(200)
+    tokens = []
+    bar.worker = None
+    with qtbot.waitSignal(bar.sig_run_finished, timeout=120000) as blocker:
+        bar.start_generation()
+        bar.worker.signals.sig_yielded.connect(lambda item: tokens.append(item) if item[0] == "token" else None)
+        qtbot.waitUntil(lambda: len(tokens) >= 3, timeout=60000)
+        bar.cancel()
+    assert blocker.args[0].status == "cancelled"
+    assert window.nb.count_records() < 9

@@ -31,6 +31,7 @@ from app.browse import lineage, summary
 from app.errors import StudioError
 from app.paths import resources_dir
 from app.store.notebook import Notebook
+from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
 
 APP_NAME = "Synth Studio"
@@ -61,6 +62,11 @@ class MainWindow(QMainWindow):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.setContentsMargins(8, 6, 8, 6)
 
+        self.generate_bar = GenerateBar(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
+                                                  if not p.name.startswith("transform:")])
+        self.generate_bar.sig_record_added.connect(self._on_record_added)
+        self.generate_bar.sig_run_finished.connect(lambda _run: self.refresh_summary())
+
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -70,7 +76,12 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.detail)
         split.setSizes([900, 600])
-        self.setCentralWidget(split)
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.generate_bar)
+        outer.addWidget(split, 1)
+        self.setCentralWidget(central)
         self._build_menu()
         self.refresh()
 
@@ -90,13 +101,20 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.close)
         m.addAction(act)
 
-    def refresh(self) -> None:
+    def _on_record_added(self, _record_id: int) -> None:
+        self.model.sync()
+        self.refresh_summary()
+
+    def refresh_summary(self) -> None:
         s = summary(self.nb)
         by = " · ".join(f"{k} {v}" for k, v in sorted(s["by_status"].items())) or "none yet"
         self.summary_label.setText(
             f"<b>{html.escape(str(self.nb.path))}</b> &nbsp; {s['inputs']} input rows · "
             f"{s['samples']} samples ({by}) · {s['prompts']} prompts · {s['runs']} runs"
         )
+
+    def refresh(self) -> None:
+        self.refresh_summary()
         self.model.reload()
         self.table.resizeColumnsToContents()
         self.table.setColumnWidth(4, 440)
@@ -104,7 +122,8 @@ class MainWindow(QMainWindow):
             self.table.selectRow(0)
         else:
             self.detail.setHtml(
-                "<h3>No samples yet</h3><p>Generate some from the command line, then reload (F5):</p>"
+                "<h3>No samples yet</h3><p>Pick a prompt above and press <b>Generate</b>, "
+                "or from a terminal:</p>"
                 f"<pre>synth-studio generate {html.escape(str(self.nb.path))} --prompt support-ticket "
                 "--samples 2 --limit-rows 5</pre>"
             )
@@ -131,10 +150,13 @@ class MainWindow(QMainWindow):
         self.table.setModel(self.model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
+        self.generate_bar.set_notebook(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
+                                                 if not p.name.startswith("transform:")])
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.generate_bar.cancel()
         QSettings().setValue("geometry", self.saveGeometry())
         super().closeEvent(event)
 

@@ -30,6 +30,13 @@ class RecordsModel(QAbstractTableModel):
         if self.canFetchMore():
             self.fetchMore()
 
+    def sync(self) -> None:
+        """Pick up records added since the last fetch, without resetting the view."""
+        loaded_all = len(self._rows) >= self._total
+        self._total = self._nb.count_records("sample")
+        if loaded_all and self.canFetchMore():
+            self.fetchMore()
+
     def record_at(self, row: int) -> dict[str, Any]:
         return self._rows[row]
 

@@ -1,0 +1,47 @@
+"""Jobs the window starts: plain functions taking a task handle (no Qt here).
+
+Each opens its own notebook connection (the window's stays on the UI thread) and
+loads the model inside the job, so the window never waits for either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.pipeline.generate import create_run, execute_run, prepare_run
+from app.store.notebook import Notebook, Run
+from app.tasks import TaskState
+from backends.protocols import SamplerSettings
+
+
+class Emitter(Protocol):
+    def emit(self, item: Any) -> None: ...
+
+
+def generate_job(
+    notebook_path: str | Path,
+    prompt_name: str,
+    *,
+    samples: int,
+    limit_rows: int | None,
+    seed: int,
+    settings: SamplerSettings,
+    model_path: str | None = None,
+    backend: str = "llama-cpp",
+    task: TaskState,
+    worker: Emitter | None = None,
+) -> Run:
+    import backends
+
+    with Notebook.open(notebook_path) as nb:
+        plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings)
+        task.set_progress(0, len(plan.plan) * samples, "loading model")
+        generator = backends.load_generator(backend, model_path)
+        try:
+            run = create_run(nb, plan, generator.info)
+            on_record = (lambda rid: worker.emit(("record", rid))) if worker else None
+            on_token = (lambda key, piece: worker.emit(("token", key, piece))) if worker else None
+            return execute_run(nb, run, generator, task, on_record=on_record, on_token=on_token)
+        finally:
+            generator.close()

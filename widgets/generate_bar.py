@@ -1,0 +1,162 @@
+"""The generate bar: pick a prompt and settings, run on the model, watch it stream, cancel.
+
+All work goes through ``app.jobs.generate_job`` in a worker; this widget only
+collects intent and shows progress, streaming text and errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import StudioError
+from app.jobs import generate_job
+from backends.protocols import SamplerSettings
+from widgets.workers import Worker, start
+
+
+class GenerateBar(QWidget):
+    sig_record_added = Signal(int)
+    sig_run_finished = Signal(object)
+
+    def __init__(self, notebook_path: Path, prompt_names: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.notebook_path = notebook_path
+        self.backend = "llama-cpp"
+        self.model_path: str | None = None
+        self.worker: Worker | None = None
+        self._stream = ""
+
+        self.prompt = QComboBox()
+        self.prompt.addItems(prompt_names)
+        self.samples = QSpinBox(minimum=1, maximum=100, value=2)
+        self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=5, specialValueText="all")
+        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=120, singleStep=32)
+        self.model_button = QPushButton("SmolLM2-135M (bundled)")
+        self.model_button.setToolTip("Choose a GGUF model file")
+        self.model_button.clicked.connect(self._on_choose_model)
+        self.run_button = QPushButton("Generate")
+        self.run_button.setDefault(True)
+        self.run_button.clicked.connect(self.start_generation)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        row = QHBoxLayout()
+        for label, w in (("Prompt", self.prompt), ("Samples/row", self.samples), ("Rows", self.rows),
+                         ("Max tokens", self.max_tokens), ("Model", self.model_button)):
+            row.addWidget(QLabel(label))
+            row.addWidget(w)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.progress, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        lay.addLayout(row)
+        lay.addWidget(self.status)
+
+    def set_notebook(self, path: Path, prompt_names: list[str]) -> None:
+        self.cancel()
+        self.notebook_path = path
+        self.prompt.clear()
+        self.prompt.addItems(prompt_names)
+
+    # -- intent -------------------------------------------------------------------------
+
+    def _on_choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", str(Path.home()), "GGUF models (*.gguf)")
+        if path:
+            self.set_model(path)
+
+    def set_model(self, path: str) -> None:
+        from backends.llama_cpp_backend import describe_model
+
+        try:
+            info = describe_model(path)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return
+        self.model_path = path
+        self.model_button.setText(Path(path).name)
+        self.status.setText(f"model: {info.description}")
+
+    def start_generation(self) -> None:
+        if self.worker is not None:
+            self._show_error("a generation is already running; cancel it or wait for it to finish")
+            return
+        if not self.prompt.currentText():
+            self._show_error("this notebook has no prompts yet: add one (synth-studio prompt add)")
+            return
+        self._stream = ""
+        self.status.setStyleSheet("")
+        self.status.setText("starting…")
+        self.worker = Worker(
+            generate_job, self.notebook_path, self.prompt.currentText(), samples=self.samples.value(),
+            limit_rows=self.rows.value() or None, seed=0,
+            settings=SamplerSettings(temperature=0.8, max_tokens=self.max_tokens.value()),
+            model_path=self.model_path, backend=self.backend,
+        )
+        s = self.worker.signals
+        s.sig_progress.connect(self._on_progress)
+        s.sig_yielded.connect(self._on_yielded)
+        s.sig_errored.connect(self._show_error)
+        s.sig_finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        start(self.worker)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status.setText("cancelling… (finished samples are kept)")
+
+    # -- what the worker reports ---------------------------------------------------------------
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done}/{total} samples" if message != "loading model" else "loading model…")
+
+    def _on_yielded(self, item: tuple) -> None:
+        if item[0] == "token":
+            self._stream = (self._stream + item[2])[-300:]
+            self.status.setText("writing: " + self._stream.replace("\n", " "))
+        elif item[0] == "record":
+            self._stream = ""
+            self.sig_record_added.emit(item[1])
+
+    def _show_error(self, message: str) -> None:
+        self.status.setStyleSheet("color: #b3261e;")
+        self.status.setText(message.splitlines()[0] if message else "error")
+        self.status.setToolTip(message)
+
+    def _on_finished(self, run: object) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if run is not None:
+            status = getattr(run, "status", "")
+            self.progress.setFormat(f"run {run.id} {status}")
+            if status == "cancelled":
+                self.status.setText(f"run {run.id} cancelled; finished samples kept "
+                                    f"(resume: synth-studio generate NB --prompt {self.prompt.currentText()} --resume)")
+            else:
+                self.status.setText(f"run {run.id} complete")
+        self.sig_run_finished.emit(run)

@@ -1,0 +1,61 @@
+"""Long work off the UI thread (after superqt's ``create_worker`` / napari's ``thread_worker``).
+
+A :class:`Worker` runs a plain function from ``app`` on ``QThreadPool`` with a
+:class:`~app.tasks.TaskState`, and reports through signals: progress, yielded
+items, errors (a :class:`StudioError` as its one-line message), finished. It
+never touches widgets; cancel is cooperative via the task's flag.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from app.errors import StudioError
+from app.tasks import TaskState
+
+
+class WorkerSignals(QObject):
+    sig_started = Signal()
+    sig_progress = Signal(int, int, str)
+    sig_yielded = Signal(object)
+    sig_errored = Signal(str)
+    sig_finished = Signal(object)
+
+
+class Worker(QRunnable):
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the owner keeps it to cancel it
+        self.signals = WorkerSignals()
+        self.task = TaskState(lambda d, t, m: self.signals.sig_progress.emit(d, t, m))
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+
+    def cancel(self) -> None:
+        self.task.request_interruption()
+
+    def emit(self, item: Any) -> None:
+        """For the function to hand partial results to the UI (e.g. each new record id)."""
+        self.signals.sig_yielded.emit(item)
+
+    def run(self) -> None:
+        self.signals.sig_started.emit()
+        try:
+            result = self._fn(*self._args, task=self.task, worker=self, **self._kwargs)
+        except StudioError as exc:
+            self.signals.sig_errored.emit(str(exc))
+            self.signals.sig_finished.emit(None)
+            return
+        except Exception as exc:  # a bug: keep the traceback for the user to report
+            self.signals.sig_errored.emit(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+            self.signals.sig_finished.emit(None)
+            return
+        self.signals.sig_finished.emit(result)
+
+
+def start(worker: Worker) -> Worker:
+    QThreadPool.globalInstance().start(worker)
+    return worker
