@@ -24,6 +24,17 @@ def record_page(nb: Notebook, offset: int, limit: int, role: str = "sample") -> 
     return out
 
 
+def record_row(nb: Notebook, record_id: int) -> dict[str, Any]:
+    """One record as :func:`record_page` returns it."""
+    row = nb.conn.execute(
+        "SELECT r.*, p.name AS prompt_name, p.version AS prompt_version FROM records r "
+        "LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id WHERE r.id = ?", (record_id,)
+    ).fetchone()
+    d = record_dict(row)
+    d["prompt_label"] = f"{d['prompt_name']} v{d['prompt_version']}" if d.get("prompt_name") else ""
+    return d
+
+
 def lineage(nb: Notebook, record_id: int) -> dict[str, Any]:
     """Everything that explains where one record came from."""
     rec = nb.record(record_id)

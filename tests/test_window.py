@@ -133,3 +133,53 @@ def test_cancel_during_a_real_generation_in_the_window(qtbot, window):
         bar.cancel()
     assert blocker.args[0].status == "cancelled"
     assert window.nb.count_records() < 9
+
+
+def test_inline_edit_goes_through_history_with_undo_and_redo(qtbot, filled):
+    from PySide6.QtCore import Qt
+
+    from widgets.main_window import MainWindow
+
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    model = win.model
+    idx = model.index(2, 4)  # output column
+    rid = model.record_at(2)["id"]
+    original = filled.record(rid)["output"]
+    assert model.flags(idx) & Qt.ItemFlag.ItemIsEditable
+    assert not model.flags(model.index(2, 0)) & Qt.ItemFlag.ItemIsEditable  # id is not editable
+    assert model.setData(idx, "A better ticket, fixed by hand.")
+    rec = filled.record(rid)
+    assert rec["output"] == "A better ticket, fixed by hand." and rec["origin"] == "human-edited"
+    assert model.data(model.index(2, 2)) == "human-edited"
+    model.undo_stack.undo()
+    rec = filled.record(rid)
+    assert rec["output"] == original and rec["origin"] == "synthetic"
+    assert model.data(idx) == original.replace("\n", " ")[:200]
+    model.undo_stack.redo()
+    assert filled.record(rid)["output"] == "A better ticket, fixed by hand."
+    fields = [(e.field, e.author) for e in filled.history(rid)]
+    assert fields.count(("output", "user")) == 2 and ("output", "user (undo)") in fields  # nothing rewritten
+
+
+def test_status_keys_accept_reject_flag_with_undo(qtbot, filled):
+    from PySide6.QtCore import Qt
+
+    from widgets.main_window import MainWindow
+
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    win.show()
+    win.table.setFocus()
+    win.table.selectRow(1)
+    rid = win.model.record_at(1)["id"]
+    qtbot.keyClick(win.table, Qt.Key.Key_A)
+    assert filled.record(rid)["status"] == "accepted"
+    qtbot.keyClick(win.table, Qt.Key.Key_R)
+    assert filled.record(rid)["status"] == "rejected"
+    assert "rejected 1" in win.summary_label.text()
+    assert win.undo_action.shortcut().toString() == "Ctrl+Z"
+    win.undo_action.trigger()
+    assert filled.record(rid)["status"] == "accepted"
+    win.redo_action.trigger()
+    assert filled.record(rid)["status"] == "rejected"

@@ -10,7 +10,7 @@ import html
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QSettings, Qt
 from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -83,7 +83,48 @@ class MainWindow(QMainWindow):
         outer.addWidget(split, 1)
         self.setCentralWidget(central)
         self._build_menu()
+        self._build_edit_menu()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.installEventFilter(self)
+        self.model.dataChanged.connect(self._on_data_changed)
         self.refresh()
+
+    def _build_edit_menu(self) -> None:
+        m = self.menuBar().addMenu("&Edit")
+        undo = self.model.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.model.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        m.addAction(undo)
+        m.addAction(redo)
+        self.undo_action, self.redo_action = undo, redo
+        m.addSeparator()
+        # A/R/F/N act on the table (an event filter), where a reviewer's hands are; the
+        # menu shows them for discovery.
+        for text, key, status in (("&Accept", "A", "accepted"), ("&Reject", "R", "rejected"),
+                                  ("&Flag", "F", "flagged"), ("Mark &new", "N", "new")):
+            act = QAction(f"{text}\t{key}", self)
+            act.triggered.connect(lambda _=False, st=status: self.set_current_status(st))
+            m.addAction(act)
+
+    STATUS_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_F: "flagged", Qt.Key.Key_N: "new"}
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.table and event.type() == QEvent.Type.KeyPress \
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier and event.key() in self.STATUS_KEYS:
+            self.set_current_status(self.STATUS_KEYS[event.key()])
+            return True
+        return super().eventFilter(obj, event)
+
+    def set_current_status(self, status: str) -> None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return
+        rec = self.model.record_at(index.row())
+        self.model.edit(rec["id"], "status", status)
+        self._on_current_row_changed(index, None)
+        self.refresh_summary()
 
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
@@ -100,6 +141,12 @@ class MainWindow(QMainWindow):
         act.setShortcut(QKeySequence.StandardKey.Quit)
         act.triggered.connect(self.close)
         m.addAction(act)
+
+    def _on_data_changed(self, top_left, _bottom_right, _roles=()) -> None:
+        current = self.table.currentIndex()
+        if current.isValid() and current.row() == top_left.row():
+            self._on_current_row_changed(current, None)
+        self.refresh_summary()
 
     def _on_record_added(self, _record_id: int) -> None:
         self.model.sync()
@@ -146,7 +193,9 @@ class MainWindow(QMainWindow):
             return
         self.nb.close()
         self.nb = nb
-        self.model = RecordsModel(nb, self)
+        self.model.undo_stack.clear()
+        self.model = RecordsModel(nb, self, undo_stack=self.model.undo_stack)
+        self.model.dataChanged.connect(self._on_data_changed)
         self.table.setModel(self.model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")

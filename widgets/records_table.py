@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QUndoStack
 
 from app.browse import RECORD_COLUMNS, record_page
 from app.store.notebook import Notebook
@@ -15,12 +15,55 @@ STATUS_COLOURS = {"accepted": QColor("#1b7f4b"), "rejected": QColor("#b3261e"), 
 Index = QModelIndex | QPersistentModelIndex
 
 
+EDITABLE = {"output": "output", "status": "status"}
+
+
 class RecordsModel(QAbstractTableModel):
-    def __init__(self, nb: Notebook, parent: Any = None) -> None:
+    def __init__(self, nb: Notebook, parent: Any = None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
         self._nb = nb
         self._rows: list[dict[str, Any]] = []
         self._total = nb.count_records("sample")
+        self.undo_stack = undo_stack or QUndoStack(self)
+
+    # -- editing: through the undo stack and the notebook's edit history ----------------------
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        f = super().flags(index)
+        if index.isValid() and RECORD_COLUMNS[index.column()] in EDITABLE:
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        field = EDITABLE.get(RECORD_COLUMNS[index.column()])
+        if field is None:
+            return False
+        return self.edit(self._rows[index.row()]["id"], field, value)
+
+    def edit(self, record_id: int, field: str, value: Any) -> bool:
+        from app.errors import StudioError
+        from widgets.edit_commands import EditRecordCommand
+
+        current = next((r for r in self._rows if r["id"] == record_id), None)
+        if current is not None and current.get(field) == value:
+            return False
+        try:
+            self.undo_stack.push(EditRecordCommand(self._nb, record_id, field, value, self.refresh_record))
+        except StudioError:
+            return False
+        return True
+
+    def refresh_record(self, record_id: int) -> None:
+        """Re-read one record after an edit/undo and repaint its row."""
+        for i, r in enumerate(self._rows):
+            if r["id"] == record_id:
+                from app.browse import record_row
+
+                self._rows[i] = record_row(self._nb, record_id)
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(RECORD_COLUMNS) - 1))
+                return
 
     def reload(self) -> None:
         self.beginResetModel()
@@ -85,6 +128,8 @@ class RecordsModel(QAbstractTableModel):
             if col == "status":
                 return STATUS_COLOURS.get(r["status"])
             return QColor("#5b4bb7") if r["origin"] == "human-edited" else None
+        if role == Qt.ItemDataRole.EditRole and col in EDITABLE:
+            return r[EDITABLE[col]]
         if role == Qt.ItemDataRole.ToolTipRole and col == "output":
             return r["output"]
         if role == Qt.ItemDataRole.TextAlignmentRole and col in ("id", "tokens", "mean logprob", "run"):

@@ -1,0 +1,33 @@
+"""Undoable record edits (QUndoStack). Every do/undo goes through the notebook's edit history.
+
+Undo is a revert of the edit that ``redo`` made, so the history stays append-only
+and the record's origin returns to what it was when every text edit is undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtGui import QUndoCommand
+
+from app.store.notebook import Notebook
+
+
+class EditRecordCommand(QUndoCommand):
+    def __init__(self, nb: Notebook, record_id: int, field: str, new: Any,
+                 on_change: Callable[[int], None]) -> None:
+        super().__init__(f"{'set status of' if field == 'status' else 'edit'} record {record_id}")
+        self._nb, self._rid, self._field, self._new = nb, record_id, field, new
+        self._on_change = on_change
+        self._edit_id: int | None = None
+
+    def redo(self) -> None:
+        edit = self._nb.edit_record(self._rid, self._field, self._new, author="user")
+        self._edit_id = edit.id if edit else None
+        self._on_change(self._rid)
+
+    def undo(self) -> None:
+        if self._edit_id is not None:
+            self._nb.revert_edit(self._edit_id, author="user (undo)")
+        self._on_change(self._rid)
