@@ -92,6 +92,7 @@ class LlamaCppGenerator:
         self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
         self._lock = threading.Lock()
         self._closed = False
+        self._kv_tokens: list[int] = []  # what sequence 0 of the KV cache holds, position by position
         bos = self._token_text(llama_cpp.llama_vocab_bos(self.vocab))
         eos = self._token_text(llama_cpp.llama_vocab_eos(self.vocab))
         self._formatter = (
@@ -131,6 +132,24 @@ class LlamaCppGenerator:
     def _clear(self) -> None:
         mem = self._lc.llama_get_memory(self.llm.ctx)
         self._lc.llama_memory_clear(mem, True)
+        self._kv_tokens = []
+
+    def _eval_prompt(self, tokens: list[int]) -> None:
+        """Decode a prompt, reusing the KV cache of the longest prefix it shares with
+        what the cache holds (the chat preamble, a judge's instructions, ...)."""
+        cached = self._kv_tokens
+        n = 0
+        limit = min(len(cached), len(tokens) - 1)  # always decode >= 1 token, for fresh logits
+        while n < limit and cached[n] == tokens[n]:
+            n += 1
+        mem = self._lc.llama_get_memory(self.llm.ctx)
+        if n == 0:
+            self._lc.llama_memory_clear(mem, True)
+        else:
+            self._lc.llama_memory_seq_rm(mem, 0, n, -1)
+        self._kv_tokens = list(tokens[:n])
+        self._decode(tokens[n:], n)
+        self._kv_tokens.extend(tokens[n:])
 
     def _decode(self, tokens: Sequence[int], start_pos: int) -> None:
         """Decode ``tokens`` for sequence 0, asking for logits of the last one only."""
@@ -184,8 +203,7 @@ class LlamaCppGenerator:
             )
         max_tokens = min(s.max_tokens, room)
         rng = np.random.default_rng(req.seed)
-        self._clear()
-        self._decode(prompt_tokens, 0)
+        self._eval_prompt(prompt_tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text, logprobs, reason = "", [], "length"
         pos = len(prompt_tokens)
@@ -209,6 +227,7 @@ class LlamaCppGenerator:
                 reason = "stop"
                 break
             self._decode([tok], pos)
+            self._kv_tokens.append(tok)
             pos += 1
         text += decoder.decode(b"", final=True)
         return GenerationResult(
@@ -245,8 +264,7 @@ class LlamaCppGenerator:
                 tokens = self.tokenize(prompt)
                 if len(tokens) >= self.n_ctx:
                     raise ModelError(f"a judge prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
-                self._clear()
-                self._decode(tokens, 0)
+                self._eval_prompt(tokens)
                 logits = self._last_logits().astype(np.float64)
                 m = logits.max()
                 probs = np.exp(logits - m)
