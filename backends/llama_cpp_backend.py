@@ -129,11 +129,6 @@ class LlamaCppGenerator:
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
-    def _clear(self) -> None:
-        mem = self._lc.llama_get_memory(self.llm.ctx)
-        self._lc.llama_memory_clear(mem, True)
-        self._kv_tokens = []
-
     def _eval_prompt(self, tokens: list[int]) -> None:
         """Decode a prompt, reusing the KV cache of the longest prefix it shares with
         what the cache holds (the chat preamble, a judge's instructions, ...)."""
