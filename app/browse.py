@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.store.notebook import Notebook, record_dict
@@ -9,12 +10,47 @@ from app.store.notebook import Notebook, record_dict
 RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
 
 
-def record_page(nb: Notebook, offset: int, limit: int, role: str = "sample") -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RecordFilter:
+    """What the records table shows; turned into SQL so 1M rows never load at once."""
+
+    status: str | None = None
+    origin: str | None = None
+    prompt: str | None = None  # a prompt name (any version)
+    text: str = ""  # substring of the output, case-insensitive
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = ["r.role = 'sample'"], []
+        if self.status:
+            clauses.append("r.status = ?")
+            params.append(self.status)
+        if self.origin:
+            clauses.append("r.origin = ?")
+            params.append(self.origin)
+        if self.prompt:
+            clauses.append("p.name = ?")
+            params.append(self.prompt)
+        if self.text:
+            clauses.append("r.output LIKE ? ESCAPE '\\'")
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        return " AND ".join(clauses), params
+
+
+_FROM = "FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
+
+
+def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
+    where, params = flt.where()
+    return nb.conn.execute(f"SELECT COUNT(*) {_FROM} WHERE {where}", params).fetchone()[0]
+
+
+def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:
+    where, params = flt.where()
     rows = nb.conn.execute(
-        "SELECT r.*, p.name AS prompt_name, p.version AS prompt_version FROM records r "
-        "LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id WHERE r.role = ? "
+        f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {_FROM} WHERE {where} "
         "ORDER BY r.id LIMIT ? OFFSET ?",
-        (role, limit, offset),
+        (*params, limit, offset),
     ).fetchall()
     out = []
     for row in rows:

@@ -183,3 +183,27 @@ def test_status_keys_accept_reject_flag_with_undo(qtbot, filled):
     assert filled.record(rid)["status"] == "accepted"
     win.redo_action.trigger()
     assert filled.record(rid)["status"] == "rejected"
+
+
+def test_filters_run_in_sql_and_page(qtbot, nb):
+    from app.browse import RecordFilter, count_records, record_page
+    from widgets.main_window import MainWindow
+    from widgets.records_table import PAGE
+
+    rows = [({"i": i}, f"ticket {i} about {'billing' if i % 3 == 0 else 'login'} 100%") for i in range(PAGE * 2 + 10)]
+    nb.add_imported_rows(rows, origin="synthetic", source="s")
+    assert count_records(nb, RecordFilter(text="billing")) == len([r for r in rows if "billing" in r[1]])
+    assert count_records(nb, RecordFilter(text="100%")) == len(rows)  # LIKE wildcards are escaped
+    assert count_records(nb, RecordFilter(text="0%")) == len(rows)
+    assert count_records(nb, RecordFilter(text="_")) == 0
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    first = win.model.record_at(0)["id"]
+    win.model.edit(first, "status", "flagged")
+    win.status_filter.setCurrentText("flagged")
+    assert win.model.rowCount() == 1 and win.shown_label.text() == "1 shown"
+    win.status_filter.setCurrentIndex(0)
+    win.search.setText("billing")
+    qtbot.waitUntil(lambda: win.shown_label.text() == f"{count_records(nb, RecordFilter(text='billing'))} shown")
+    assert all("billing" in win.model.record_at(i)["output"] for i in range(win.model.rowCount()))
+    assert record_page(nb, 0, 5, RecordFilter(origin="real")) == []

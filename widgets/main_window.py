@@ -10,11 +10,14 @@ import html
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, Qt
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -27,7 +30,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
 )
 
-from app.browse import lineage, summary
+from app.browse import RecordFilter, lineage, summary
 from app.errors import StudioError
 from app.paths import resources_dir
 from app.store.notebook import Notebook
@@ -67,10 +70,31 @@ class MainWindow(QMainWindow):
         self.generate_bar.sig_record_added.connect(self._on_record_added)
         self.generate_bar.sig_run_finished.connect(lambda _run: self.refresh_summary())
 
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search output text…")
+        self.search.setClearButtonEnabled(True)
+        self.status_filter = QComboBox()
+        self.status_filter.addItems(["any status", "new", "accepted", "rejected", "flagged"])
+        self.origin_filter = QComboBox()
+        self.origin_filter.addItems(["any origin", "synthetic", "real", "human-edited"])
+        self.shown_label = QLabel()
+        for w in (self.status_filter, self.origin_filter):
+            w.currentIndexChanged.connect(self.apply_filter)
+        self._search_timer = QTimer(self, singleShot=True, interval=250)
+        self._search_timer.timeout.connect(self.apply_filter)
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        filters = QHBoxLayout()
+        filters.setContentsMargins(8, 0, 8, 0)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(self.status_filter)
+        filters.addWidget(self.origin_filter)
+        filters.addWidget(self.shown_label)
+
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.summary_label)
+        lay.addLayout(filters)
         lay.addWidget(self.table)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
@@ -142,6 +166,14 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.close)
         m.addAction(act)
 
+    def apply_filter(self) -> None:
+        pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
+        self.model.set_filter(RecordFilter(status=pick(self.status_filter), origin=pick(self.origin_filter),
+                                           text=self.search.text().strip()))
+        self.shown_label.setText(f"{self.model.total} shown")
+        if self.model.rowCount():
+            self.table.selectRow(0)
+
     def _on_data_changed(self, top_left, _bottom_right, _roles=()) -> None:
         current = self.table.currentIndex()
         if current.isValid() and current.row() == top_left.row():
@@ -163,6 +195,7 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         self.refresh_summary()
         self.model.reload()
+        self.shown_label.setText(f"{self.model.total} shown")
         self.table.resizeColumnsToContents()
         self.table.setColumnWidth(4, 440)
         if self.model.rowCount():

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QUndoStack
 
-from app.browse import RECORD_COLUMNS, record_page
+from app.browse import RECORD_COLUMNS, RecordFilter, count_records, record_page
 from app.store.notebook import Notebook
 
 PAGE = 200
@@ -23,8 +23,18 @@ class RecordsModel(QAbstractTableModel):
         super().__init__(parent)
         self._nb = nb
         self._rows: list[dict[str, Any]] = []
-        self._total = nb.count_records("sample")
+        self.filter = RecordFilter()
+        self._total = count_records(nb, self.filter)
         self.undo_stack = undo_stack or QUndoStack(self)
+
+    def set_filter(self, flt: RecordFilter) -> None:
+        self.filter = flt
+        self.reload()
+
+    @property
+    def total(self) -> int:
+        """Records matching the filter (loaded or not)."""
+        return self._total
 
     # -- editing: through the undo stack and the notebook's edit history ----------------------
 
@@ -68,7 +78,7 @@ class RecordsModel(QAbstractTableModel):
     def reload(self) -> None:
         self.beginResetModel()
         self._rows = []
-        self._total = self._nb.count_records("sample")
+        self._total = count_records(self._nb, self.filter)
         self.endResetModel()
         if self.canFetchMore():
             self.fetchMore()
@@ -76,7 +86,7 @@ class RecordsModel(QAbstractTableModel):
     def sync(self) -> None:
         """Pick up records added since the last fetch, without resetting the view."""
         loaded_all = len(self._rows) >= self._total
-        self._total = self._nb.count_records("sample")
+        self._total = count_records(self._nb, self.filter)
         if loaded_all and self.canFetchMore():
             self.fetchMore()
 
@@ -88,7 +98,7 @@ class RecordsModel(QAbstractTableModel):
         return not parent.isValid() and len(self._rows) < self._total
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:
-        page = record_page(self._nb, len(self._rows), PAGE)
+        page = record_page(self._nb, len(self._rows), PAGE, self.filter)
         if not page:
             self._total = len(self._rows)
             return
