@@ -207,3 +207,24 @@ def test_filters_run_in_sql_and_page(qtbot, nb):
     qtbot.waitUntil(lambda: win.shown_label.text() == f"{count_records(nb, RecordFilter(text='billing'))} shown")
     assert all("billing" in win.model.record_at(i)["output"] for i in range(win.model.rowCount()))
     assert record_page(nb, 0, 5, RecordFilter(origin="real")) == []
+
+
+def test_history_shows_old_and_new_and_reverts_an_old_edit(qtbot, filled):
+    from PySide6.QtCore import QUrl
+
+    from widgets.main_window import MainWindow
+
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    win.table.selectRow(0)
+    rid = win.model.record_at(0)["id"]
+    original = filled.record(rid)["output"]
+    win.model.edit(rid, "output", "second version")
+    win.model.edit(rid, "output", "third version")
+    first_edit = filled.history(rid)[0]
+    html_text = win.detail.toHtml()
+    assert f"revert:{first_edit.id}" in html_text and "third version" in win.detail.toPlainText()
+    win.detail.anchorClicked.emit(QUrl(f"revert:{first_edit.id}"))
+    assert filled.record(rid)["output"] == original
+    win.undo_action.trigger()  # the revert itself can be undone
+    assert filled.record(rid)["output"] == "third version"

@@ -31,3 +31,23 @@ class EditRecordCommand(QUndoCommand):
         if self._edit_id is not None:
             self._nb.revert_edit(self._edit_id, author="user (undo)")
         self._on_change(self._rid)
+
+
+class RevertEditCommand(QUndoCommand):
+    """Put back what an earlier edit replaced (itself undoable)."""
+
+    def __init__(self, nb: Notebook, edit_id: int, on_change: Callable[[int], None]) -> None:
+        super().__init__(f"revert edit {edit_id}")
+        self._nb, self._target, self._on_change = nb, edit_id, on_change
+        self._rid = nb.edit(edit_id).record_id
+        self._made: int | None = None
+
+    def redo(self) -> None:
+        edit = self._nb.revert_edit(self._target, author="user (revert)")
+        self._made = edit.id if edit else None
+        self._on_change(self._rid)
+
+    def undo(self) -> None:
+        if self._made is not None:
+            self._nb.revert_edit(self._made, author="user (undo)")
+        self._on_change(self._rid)

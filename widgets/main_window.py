@@ -61,6 +61,8 @@ class MainWindow(QMainWindow):
 
         self.detail = QTextBrowser()
         self.detail.setOpenExternalLinks(False)
+        self.detail.setOpenLinks(False)
+        self.detail.anchorClicked.connect(self._on_anchor)
         self.summary_label = QLabel()
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.setContentsMargins(8, 6, 8, 6)
@@ -166,6 +168,14 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.close)
         m.addAction(act)
 
+    def _on_anchor(self, url) -> None:
+        target = url.toString()
+        if target.startswith("revert:"):
+            self.model.revert(int(target.split(":", 1)[1]))
+            current = self.table.currentIndex()
+            if current.isValid():
+                self._on_current_row_changed(current, None)
+
     def apply_filter(self) -> None:
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
         self.model.set_filter(RecordFilter(status=pick(self.status_filter), origin=pick(self.origin_filter),
@@ -243,6 +253,12 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+def _clip(text: str | None, n: int = 240) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= n else text[:n] + "…"
+
+
 def render_lineage_html(info: dict) -> str:
     r = info["record"]
     esc = lambda v: html.escape(str(v)) if v is not None else "—"  # noqa: E731
@@ -270,8 +286,14 @@ def render_lineage_html(info: dict) -> str:
     if r.get("prompt"):
         parts.append(f"<h4>Prompt</h4><pre style='white-space:pre-wrap'>{esc(r['prompt'])}</pre>")
     if info["history"]:
-        parts.append("<h4>History</h4><ul>" + "".join(
-            f"<li>{esc(e.created)} {esc(e.author)}: {esc(e.field)} changed</li>" for e in info["history"]) + "</ul>")
+        items = []
+        for e in reversed(info["history"]):
+            link = f" <a href='revert:{e.id}'>revert</a>" if e.field in ("output", "status", "variables") else ""
+            items.append(
+                f"<li><span style='color:#666'>{esc(e.created[:19].replace('T', ' '))} {esc(e.author)}</span> "
+                f"<b>{esc(e.field)}</b>{link}<br><span style='color:#b3261e'>− {esc(_clip(e.old))}</span><br>"
+                f"<span style='color:#1b7f4b'>+ {esc(_clip(e.new))}</span></li>")
+        parts.append("<h4>History</h4><ul>" + "".join(items) + "</ul>")
     return "".join(parts)
 
 

@@ -65,6 +65,11 @@ class RecordsModel(QAbstractTableModel):
             return False
         return True
 
+    def revert(self, edit_id: int) -> None:
+        from widgets.edit_commands import RevertEditCommand
+
+        self.undo_stack.push(RevertEditCommand(self._nb, edit_id, self.refresh_record))
+
     def refresh_record(self, record_id: int) -> None:
         """Re-read one record after an edit/undo and repaint its row."""
         for i, r in enumerate(self._rows):
