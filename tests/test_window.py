@@ -228,3 +228,40 @@ def test_history_shows_old_and_new_and_reverts_an_old_edit(qtbot, filled):
     assert filled.record(rid)["output"] == original
     win.undo_action.trigger()  # the revert itself can be undone
     assert filled.record(rid)["output"] == "third version"
+
+
+def test_review_queue_is_keyboard_first(qtbot, filled):
+    from PySide6.QtCore import Qt
+
+    from app.store.scores import Score, save_scores
+    from widgets.main_window import MainWindow
+
+    ids = [r["id"] for r in filled.records()]
+    save_scores(filled, [Score(ids[0], "validator:length", "validator", 3, False, "3 words < min 8"),
+                         Score(ids[0], "judge:polite", "judge", 0.8, True, "")], None)
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    win.show()
+    win.tabs.setCurrentWidget(win.review)
+    q = win.review
+    assert f"Record {ids[0]}" in q.header.text() and "1 of 10" in q.header.text()
+    assert "length (3 words &lt; min 8)" in q.facts.text() or "length (3 words < min 8)" in q.facts.text()
+    assert "judge:polite 0.8" in q.facts.text()
+    qtbot.keyClick(q, Qt.Key.Key_A)
+    assert filled.record(ids[0])["status"] == "accepted" and q.current_id() == ids[1]
+    qtbot.keyClick(q, Qt.Key.Key_R)
+    qtbot.keyClick(q, Qt.Key.Key_F)
+    assert [filled.record(i)["status"] for i in ids[:3]] == ["accepted", "rejected", "flagged"]
+    assert "30% reviewed" in q.header.text()
+    qtbot.keyClick(q, Qt.Key.Key_K)
+    assert q.current_id() == ids[2]
+    qtbot.keyClick(q, Qt.Key.Key_J)
+    qtbot.keyClick(q, Qt.Key.Key_E)
+    assert q.stack.currentWidget() is q.editor
+    q.editor.setPlainText("Rewritten in review.")
+    q.save_edit()
+    assert filled.record(ids[3])["output"] == "Rewritten in review."
+    assert filled.record(ids[3])["origin"] == "human-edited"
+    win.undo_action.trigger()
+    assert filled.record(ids[3])["origin"] == "synthetic"
+    assert win.model.data(win.model.index(0, 1)) == "accepted"  # the table saw the review's changes

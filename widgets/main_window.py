@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QTabWidget,
     QTableView,
     QTextBrowser,
     QWidget,
@@ -36,6 +37,7 @@ from app.paths import resources_dir
 from app.store.notebook import Notebook
 from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
+from widgets.review_queue import ReviewQueue
 
 APP_NAME = "Synth Studio"
 
@@ -102,11 +104,17 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.detail)
         split.setSizes([900, 600])
+        self.review = ReviewQueue(nb, self.model.undo_stack)
+        self.review.sig_record_changed.connect(self._on_review_changed)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(split, "Records")
+        self.tabs.addTab(self.review, "Review")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.generate_bar)
-        outer.addWidget(split, 1)
+        outer.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self._build_menu()
         self._build_edit_menu()
@@ -167,6 +175,15 @@ class MainWindow(QMainWindow):
         act.setShortcut(QKeySequence.StandardKey.Quit)
         act.triggered.connect(self.close)
         m.addAction(act)
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.review:
+            self.review.reload()
+            self.review.setFocus()
+
+    def _on_review_changed(self, record_id: int) -> None:
+        self.model.refresh_record(record_id)
+        self.refresh_summary()
 
     def _on_anchor(self, url) -> None:
         target = url.toString()
