@@ -44,6 +44,13 @@ def main(out_dir: str = "screenshots") -> int:
     path = out / "main-window.png"
     win.grab().save(str(path))
     print(f"saved {path}")
+    win.tabs.setCurrentWidget(win.review)
+    win.review.move(1)
+    for _ in range(10):
+        app.processEvents()
+    path = out / "review-queue.png"
+    win.grab().save(str(path))
+    print(f"saved {path}")
     return 0
 
 
