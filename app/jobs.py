@@ -29,6 +29,7 @@ def generate_job(
     settings: SamplerSettings,
     model_path: str | None = None,
     backend: str = "llama-cpp",
+    model_options: dict[str, Any] | None = None,
     task: TaskState,
     worker: Emitter | None = None,
 ) -> Run:
@@ -37,7 +38,7 @@ def generate_job(
     with Notebook.open(notebook_path) as nb:
         plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings)
         task.set_progress(0, len(plan.plan) * samples, "loading model")
-        generator = backends.load_generator(backend, model_path)
+        generator = backends.load_generator(backend, model_path, **(model_options or {}))
         try:
             run = create_run(nb, plan, generator.info)
             on_record = (lambda rid: worker.emit(("record", rid))) if worker else None

@@ -35,17 +35,51 @@ class GGUFInfo:
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _field_value(f: Any) -> Any:
-    from gguf import GGUFValueType
+# GGUF value types (gguf spec): id -> struct format of a scalar; 8 = string, 9 = array
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
 
-    if not f.types:
-        return None
-    if f.types[0] == GGUFValueType.ARRAY:
-        return None  # token lists etc.: large and not needed here
-    part = f.parts[f.data[0]]
-    if f.types[0] == GGUFValueType.STRING:
-        return bytes(part).decode("utf-8", errors="replace")
-    return part.tolist()[0] if hasattr(part, "tolist") else part
+
+class _Reader:
+    """Reads a GGUF header from a buffer without materialising arrays (vocabularies
+    of 50k+ tokens are skipped in place, which is what makes this fast)."""
+
+    def __init__(self, buf: bytes | memoryview) -> None:
+        self.buf, self.pos = buf, 0
+
+    def take(self, fmt: str) -> Any:
+        import struct
+
+        v = struct.unpack_from("<" + fmt, self.buf, self.pos)[0]
+        self.pos += struct.calcsize("<" + fmt)
+        return v
+
+    def string(self) -> str:
+        n = self.take("Q")
+        if n > len(self.buf) - self.pos:
+            raise ValueError("string runs past the end of the file")
+        raw = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return raw.decode("utf-8", errors="replace")
+
+    def value(self, vtype: int) -> Any:
+        import struct
+
+        if vtype in _SCALARS:
+            return self.take(_SCALARS[vtype])
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            etype, count = self.take("I"), self.take("Q")
+            if etype in _SCALARS:
+                self.pos += count * struct.calcsize("<" + _SCALARS[etype])
+            else:
+                for _ in range(count):
+                    self.value(etype)
+            if self.pos > len(self.buf):
+                raise ValueError("array runs past the end of the file")
+            return None  # arrays (token lists, merges) are not needed here
+        raise ValueError(f"unknown GGUF value type {vtype}")
 
 
 def check_gguf_path(path: str | os.PathLike[str]) -> Path:
@@ -63,31 +97,52 @@ def check_gguf_path(path: str | os.PathLike[str]) -> Path:
 
 def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     """Parse a GGUF file's header; raise :class:`ModelError` if it is not a whole GGUF file."""
+    import mmap
+
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
     p = check_gguf_path(path)
     size = p.stat().st_size
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(p), "r")
-    except ModelError:
-        raise
-    except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on damage
-        raise ModelError(f"{p} is truncated or corrupt: {exc}") from exc
-    end = 0
-    n_params = 0
-    for t in reader.tensors:
-        end = max(end, int(t.data_offset) + int(t.n_bytes))
-        n_params += int(t.n_elements)
-    if end > size or not reader.tensors:
-        raise ModelError(f"{p} is truncated: its tensors need {end} bytes but the file has {size}")
-    meta: dict[str, Any] = {}
-    for key, f in reader.fields.items():
-        if key.startswith("GGUF."):
-            continue
+        with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            r = _Reader(memoryview(mm))
+            try:
+                r.take("I")  # magic, checked above
+                version = r.take("I")
+                if version < 2:
+                    raise ValueError(f"GGUF version {version} is too old")
+                n_tensors, n_kv = r.take("Q"), r.take("Q")
+                meta: dict[str, Any] = {}
+                for _ in range(n_kv):
+                    key = r.string()
+                    meta[key] = r.value(r.take("I"))
+                tensors = []
+                for _ in range(n_tensors):
+                    r.string()  # name
+                    dims = [r.take("Q") for _ in range(r.take("I"))]
+                    tensors.append((dims, r.take("I"), r.take("Q")))
+                header_end = r.pos
+            finally:
+                r.buf.release()
+    except (ValueError, OverflowError) as exc:
+        raise ModelError(f"{p} is truncated or corrupt: {exc}") from None
+    except Exception as exc:  # struct.error and friends: the header itself is cut short
+        raise ModelError(f"{p} is truncated or corrupt: {type(exc).__name__}: {exc}") from None
+    alignment = int(meta.get("general.alignment") or 32)
+    data_start = (header_end + alignment - 1) // alignment * alignment
+    end, n_params = data_start, 0
+    for dims, ttype, offset in tensors:
+        n = 1
+        for d in dims:
+            n *= d
+        n_params += n
         try:
-            meta[key] = _field_value(f)
-        except Exception:  # an exotic field type is not worth refusing a model over
-            meta[key] = None
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+        except (ValueError, KeyError):
+            raise ModelError(f"{p} uses a tensor type ({ttype}) this studio does not know") from None
+        end = max(end, data_start + offset + n // block * type_size)
+    if end > size or not tensors:
+        raise ModelError(f"{p} is truncated: its tensors need {end} bytes but the file has {size}")
     arch = str(meta.get("general.architecture") or "unknown")
     ftype = meta.get("general.file_type")
     try:

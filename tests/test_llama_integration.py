@@ -93,3 +93,16 @@ def test_generation_from_another_thread(smollm):
     t.start()
     t.join(60)
     assert out and out[0].completion_tokens > 0
+
+
+@pytest.mark.parametrize("cut", ["header", "data"])
+def test_truncated_gguf_is_named_as_such(tmp_path, smollm_path, cut):
+    from app.errors import ModelError
+
+    size = smollm_path.stat().st_size
+    keep = 600_000 if cut == "header" else size - 4096
+    bad = tmp_path / f"cut-{cut}.gguf"
+    with open(smollm_path, "rb") as src:
+        bad.write_bytes(src.read(keep))
+    with pytest.raises(ModelError, match="truncated"):
+        read_gguf_info(bad)

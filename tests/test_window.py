@@ -1,5 +1,8 @@
 """The first window: it shows the notebook's records and each record's lineage."""
 
+import os
+import shutil
+
 import pytest
 
 pytest.importorskip("PySide6")
@@ -265,3 +268,43 @@ def test_review_queue_is_keyboard_first(qtbot, filled):
     win.undo_action.trigger()
     assert filled.record(ids[3])["origin"] == "synthetic"
     assert win.model.data(win.model.index(0, 1)) == "accepted"  # the table saw the review's changes
+
+
+def test_model_manager_reads_real_gguf_metadata_and_sets_the_notebook_default(qtbot, nb, tmp_path, monkeypatch,
+                                                                             smollm_path):
+    from app.models import find_models, notebook_model
+    from widgets.main_window import MainWindow
+    from widgets.model_manager import COLUMNS, ModelManager
+
+    home = tmp_path / "home"
+    hub = home / ".cache" / "huggingface" / "hub" / "models--x--tiny" / "snapshots" / "abc"
+    hub.mkdir(parents=True)
+    try:  # a second, distinct file with the same content (a symlink would be recognised as the bundled one)
+        os.link(smollm_path, hub / "tiny.Q4_1.gguf")
+    except OSError:
+        shutil.copy(smollm_path, hub / "tiny.Q4_1.gguf")
+    (hub / "broken.gguf").write_text("not a model")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    entries = find_models()
+    assert [e.source for e in entries] == ["bundled", "Hugging Face cache", "Hugging Face cache"]
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    dialog = ModelManager(nb, win)
+    qtbot.addWidget(dialog)
+    row = {dialog.table.item(r, COLUMNS.index("path")).text(): r for r in range(dialog.table.rowCount())}
+    bundled = row[str(smollm_path)]
+    cell = lambda r, c: dialog.table.item(r, COLUMNS.index(c)).text()  # noqa: E731
+    assert (cell(bundled, "architecture"), cell(bundled, "parameters"), cell(bundled, "quantisation"),
+            cell(bundled, "context"), cell(bundled, "chat template")) == ("llama", "135M", "Q4_1", "8192", "yes")
+    broken = next(r for r in range(dialog.table.rowCount()) if cell(r, "name") == "broken.gguf")
+    assert cell(broken, "architecture") == "unreadable" and "not a GGUF" in cell(broken, "path")
+    planted = next(r for r in range(dialog.table.rowCount()) if cell(r, "name") != "broken.gguf" and r != bundled)
+    dialog.table.selectRow(planted)
+    dialog.n_ctx.setValue(4096)
+    dialog.use_selected()
+    choice = notebook_model(nb)
+    assert choice.path.endswith("tiny.Q4_1.gguf") and choice.n_ctx == 4096
+    win.generate_bar.apply_choice(choice)
+    assert win.generate_bar.model_button.text() == "tiny.Q4_1.gguf" and win.generate_bar.n_ctx == 4096

@@ -11,7 +11,6 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -45,8 +44,9 @@ class GenerateBar(QWidget):
         self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=5, specialValueText="all")
         self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=120, singleStep=32)
         self.model_button = QPushButton("SmolLM2-135M (bundled)")
-        self.model_button.setToolTip("Choose a GGUF model file")
+        self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
+        self.n_ctx, self.threads, self.n_gpu_layers = 2048, None, 0
         self.run_button = QPushButton("Generate")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.start_generation)
@@ -80,10 +80,16 @@ class GenerateBar(QWidget):
 
     # -- intent -------------------------------------------------------------------------
 
+    sig_manage_models = Signal()
+
     def _on_choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", str(Path.home()), "GGUF models (*.gguf)")
-        if path:
-            self.set_model(path)
+        self.sig_manage_models.emit()
+
+    def apply_choice(self, choice) -> None:
+        """Use a notebook's model choice (app.models.ModelChoice)."""
+        self.model_path = choice.path
+        self.n_ctx, self.threads, self.n_gpu_layers = choice.n_ctx, choice.threads, choice.n_gpu_layers
+        self.model_button.setText(Path(choice.path).name if choice.path else "SmolLM2-135M (bundled)")
 
     def set_model(self, path: str) -> None:
         from backends.llama_cpp_backend import describe_model
@@ -112,6 +118,7 @@ class GenerateBar(QWidget):
             limit_rows=self.rows.value() or None, seed=0,
             settings=SamplerSettings(temperature=0.8, max_tokens=self.max_tokens.value()),
             model_path=self.model_path, backend=self.backend,
+            model_options={"n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers},
         )
         s = self.worker.signals
         s.sig_progress.connect(self._on_progress)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.browse import RecordFilter, lineage, summary
+from app.models import notebook_model
 from app.errors import StudioError
 from app.paths import resources_dir
 from app.store.notebook import Notebook
@@ -72,6 +73,8 @@ class MainWindow(QMainWindow):
         self.generate_bar = GenerateBar(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
                                                   if not p.name.startswith("transform:")])
         self.generate_bar.sig_record_added.connect(self._on_record_added)
+        self.generate_bar.sig_manage_models.connect(self.open_model_manager)
+        self.generate_bar.apply_choice(notebook_model(nb))
         self.generate_bar.sig_run_finished.connect(lambda _run: self.refresh_summary())
 
         self.search = QLineEdit()
@@ -166,6 +169,9 @@ class MainWindow(QMainWindow):
         act.setShortcut(QKeySequence.StandardKey.Open)
         act.triggered.connect(self._on_open)
         m.addAction(act)
+        act = QAction("&Models…", self)
+        act.triggered.connect(self.open_model_manager)
+        m.addAction(act)
         act = QAction("&Reload", self)
         act.setShortcut(QKeySequence.StandardKey.Refresh)
         act.triggered.connect(self.refresh)
@@ -175,6 +181,13 @@ class MainWindow(QMainWindow):
         act.setShortcut(QKeySequence.StandardKey.Quit)
         act.triggered.connect(self.close)
         m.addAction(act)
+
+    def open_model_manager(self) -> None:
+        from widgets.model_manager import ModelManager
+
+        dialog = ModelManager(self.nb, self)
+        if dialog.exec():
+            self.generate_bar.apply_choice(notebook_model(self.nb))
 
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.review:

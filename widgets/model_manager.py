@@ -1,0 +1,116 @@
+"""The model manager: GGUF files found on this machine, their metadata, and the notebook's default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.errors import StudioError
+from app.models import ModelChoice, ModelEntry, find_models, notebook_model, set_notebook_model
+from app.store.notebook import Notebook
+
+COLUMNS = ("name", "architecture", "parameters", "quantisation", "context", "chat template", "size", "found in", "path")
+
+
+def _params(n: int) -> str:
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+class ModelManager(QDialog):
+    def __init__(self, nb: Notebook, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(1100, 420)
+        self.nb = nb
+        self.entries: list[ModelEntry] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        choice = notebook_model(nb)
+        self.n_ctx = QSpinBox(minimum=128, maximum=1_048_576, value=choice.n_ctx, singleStep=512)
+        self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0, specialValueText="every core")
+        self.gpu_layers = QSpinBox(minimum=0, maximum=1000, value=choice.n_gpu_layers)
+        self.message = QLabel()
+        add = QPushButton("Add file or folder…")
+        add.clicked.connect(self._on_add)
+        form = QFormLayout()
+        form.addRow("Context (n_ctx)", self.n_ctx)
+        form.addRow("Threads", self.threads)
+        form.addRow("GPU layers", self.gpu_layers)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.use_button = buttons.addButton("Use for this notebook", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.use_selected)
+        buttons.rejected.connect(self.reject)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("GGUF models found on this machine (bundled, Hugging Face cache, LM Studio):"), 1)
+        top.addWidget(add)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.table, 1)
+        lay.addLayout(form)
+        lay.addWidget(self.message)
+        lay.addWidget(buttons)
+        self.populate(find_models())
+
+    def populate(self, entries: list[ModelEntry]) -> None:
+        self.entries = entries
+        self.table.setRowCount(len(entries))
+        current = notebook_model(self.nb).path
+        for row, e in enumerate(entries):
+            i = e.info
+            cells = (
+                [i.name, i.architecture, _params(i.parameter_count), i.file_type, str(i.context_length or "?"),
+                 "yes" if i.has_chat_template else "no", f"{i.size_bytes / 2**20:.0f} MiB", e.source, e.path]
+                if i is not None else [Path(e.path).name, "unreadable", "", "", "", "", "", e.source, e.error or ""]
+            )
+            for col, text in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+            if (current is None and e.source == "bundled") or current == e.path:
+                self.table.selectRow(row)
+        self.table.resizeColumnsToContents()
+
+    def _on_add(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF (*.gguf)")
+        if path:
+            from app.models import ModelEntry
+            from backends.gguf_info import read_gguf_info
+
+            try:
+                self.populate(self.entries + [ModelEntry(path, "added", read_gguf_info(path))])
+            except StudioError as exc:
+                self.message.setText(str(exc))
+
+    def selected(self) -> ModelEntry | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.entries[rows[0].row()] if rows else None
+
+    def use_selected(self) -> None:
+        entry = self.selected()
+        if entry is None or entry.info is None:
+            self.message.setText("choose a readable model first" if entry is None else entry.error or "unreadable")
+            return
+        choice = ModelChoice(path=None if entry.source == "bundled" else entry.path, n_ctx=self.n_ctx.value(),
+                             threads=self.threads.value() or None, n_gpu_layers=self.gpu_layers.value())
+        try:
+            set_notebook_model(self.nb, choice)
+        except StudioError as exc:
+            self.message.setText(str(exc))
+            return
+        self.accept()
