@@ -17,6 +17,7 @@ from pathlib import Path
 from app.cli_common import EXIT_CANCELLED, EXIT_USER_ERROR, _print_json, _settings, _short
 from app.cli_quality import (
     cmd_best_of,
+    cmd_compare,
     cmd_dedupe,
     cmd_funnel,
     cmd_judge,
@@ -375,6 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     _add_model_args(s)
     s.set_defaults(func=cmd_transform)
+
+    s = sub.add_parser("compare", help="run two prompt versions on the same rows and seeds; diff and metric deltas")
+    s.add_argument("notebook")
+    s.add_argument("name", help="the prompt name")
+    s.add_argument("--a", type=int, help="version A")
+    s.add_argument("--b", type=int, help="version B")
+    s.add_argument("--runs", type=int, nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two existing runs instead")
+    s.add_argument("--samples", type=int, default=1)
+    s.add_argument("--limit-rows", type=int, default=5)
+    s.add_argument("--show", type=int, default=3, help="output pairs to print")
+    s.add_argument("--json", action="store_true")
+    _add_sampler_args(s, temperature=0.8)
+    _add_model_args(s)
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
     s.add_argument("notebook")

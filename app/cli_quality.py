@@ -221,3 +221,37 @@ def cmd_transform(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     print(f"run {run.id}: {made} new records (transform:{args.op}), each linked to its source")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from app.compare import compare_runs, run_versions
+
+    with Notebook.open(args.notebook) as nb:
+        if args.runs:
+            cmp = compare_runs(nb, args.runs[0], args.runs[1])
+        else:
+            if args.a is None or args.b is None:
+                raise StudioError("give --a and --b (two versions of the prompt) or --runs RUN_A RUN_B")
+            nb.prompt_version(args.name, args.a), nb.prompt_version(args.name, args.b)  # clear errors first
+            model = _load_judge(args)
+            try:
+                ra, rb = run_versions(nb, args.name, args.a, args.b, model, samples=args.samples,
+                                      limit_rows=args.limit_rows, seed=args.seed, settings=_settings(args))
+            finally:
+                model.close()
+            cmp = compare_runs(nb, ra.id, rb.id)
+    if args.json:
+        _print_json(cmp)
+        return 0
+    print("\n".join(cmp["diff"]) or "(templates are identical)")
+    ma, mb, d = cmp["metrics_a"], cmp["metrics_b"], cmp["delta"]
+    print(f"\n{'metric':<22} {cmp['a']:>14} {cmp['b']:>14} {'delta':>10}")
+    for k in ("mean_words", "distinct_2", "pairwise_overlap_2", "compression_ratio", "unique_per_input", "mean_logprob"):
+        if isinstance(ma.get(k), (int, float)) and isinstance(mb.get(k), (int, float)):
+            print(f"{k:<22} {ma[k]:>14.3f} {mb[k]:>14.3f} {d.get(k, 0):>+10.3f}")
+    for name, delta in d["pass_rates"].items():
+        print(f"{name:<22} {ma['pass_rates'][name]:>14.0%} {mb['pass_rates'][name]:>14.0%} {delta:>+10.0%}")
+    for p in cmp["pairs"][: args.show]:
+        print(f"\n--- row {p['input_record_id']} sample {p['sample_index']} (seed {p['seed']})")
+        print(f"[{cmp['a']}] {p['a']}\n[{cmp['b']}] {p['b']}")
+    return 0
