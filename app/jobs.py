@@ -46,3 +46,32 @@ def generate_job(
             return execute_run(nb, run, generator, task, on_record=on_record, on_token=on_token)
         finally:
             generator.close()
+
+
+def compare_job(
+    notebook_path: str | Path,
+    prompt_name: str,
+    a: int,
+    b: int,
+    *,
+    samples: int,
+    limit_rows: int | None,
+    seed: int,
+    settings: SamplerSettings,
+    model_path: str | None = None,
+    backend: str = "llama-cpp",
+    model_options: dict[str, Any] | None = None,
+    task: TaskState,
+    worker: Emitter | None = None,
+) -> dict[str, Any]:
+    import backends
+    from app.compare import compare_runs, run_versions
+
+    with Notebook.open(notebook_path) as nb:
+        generator = backends.load_generator(backend, model_path, **(model_options or {}))
+        try:
+            ra, rb = run_versions(nb, prompt_name, a, b, generator, samples=samples, limit_rows=limit_rows,
+                                  seed=seed, settings=settings, task=task)
+        finally:
+            generator.close()
+        return compare_runs(nb, ra.id, rb.id)

@@ -308,3 +308,27 @@ def test_model_manager_reads_real_gguf_metadata_and_sets_the_notebook_default(qt
     assert choice.path.endswith("tiny.Q4_1.gguf") and choice.n_ctx == 4096
     win.generate_bar.apply_choice(choice)
     assert win.generate_bar.model_button.text() == "tiny.Q4_1.gguf" and win.generate_bar.n_ctx == 4096
+
+
+def test_compare_tab_runs_two_versions_side_by_side(qtbot, nb, topics_csv):
+    from widgets.main_window import MainWindow
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    view = win.compare
+    assert not view.run_button.isEnabled() and "second version" in view.status.text()
+    nb.add_prompt_version("ticket", "A polite ticket about {{ topic }}.")
+    win.tabs.setCurrentWidget(view)
+    assert (view.version_a.currentText(), view.version_b.currentText()) == ("1", "2")
+    view.backend = "fake"
+    view.rows.setValue(3)
+    with qtbot.waitSignal(view.sig_compared, timeout=30000) as blocker:
+        view.start()
+    cmp = blocker.args[0]
+    assert cmp is not None and len(cmp["pairs"]) == 3
+    assert view.pairs.rowCount() == 3 and view.pairs.item(0, 0).text() == cmp["pairs"][0]["a"]
+    assert "+A polite ticket about {{ topic }}." in view.diff.toPlainText()
+    assert view.metrics.item(0, 0).text() == "mean words"
+    assert "same rows, same seeds" in view.status.text()

@@ -36,6 +36,7 @@ from app.models import notebook_model
 from app.errors import StudioError
 from app.paths import resources_dir
 from app.store.notebook import Notebook
+from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
 from widgets.review_queue import ReviewQueue
@@ -112,6 +113,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(split, "Records")
         self.tabs.addTab(self.review, "Review")
+        self.compare = CompareView(nb)
+        self.compare.sig_compared.connect(lambda _c: self.refresh())
+        self.tabs.addTab(self.compare, "Compare versions")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -188,8 +192,11 @@ class MainWindow(QMainWindow):
         dialog = ModelManager(self.nb, self)
         if dialog.exec():
             self.generate_bar.apply_choice(notebook_model(self.nb))
+            self.compare.model_path = self.generate_bar.model_path
 
     def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.compare:
+            self.compare.reload()
         if self.tabs.widget(index) is self.review:
             self.review.reload()
             self.review.setFocus()

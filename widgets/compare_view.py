@@ -1,0 +1,158 @@
+"""Prompt iteration: two versions side by side on the same rows and seeds.
+
+The template diff on top, the outputs in pairs, metric deltas below. The runs
+happen in a worker through ``app.jobs.compare_job``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+from PySide6.QtCore import Qt
+
+from app.jobs import compare_job
+from app.store.notebook import Notebook
+from backends.protocols import SamplerSettings
+from widgets.workers import Worker, start
+
+METRICS = (("mean_words", "mean words", "{:.1f}"), ("distinct_2", "distinct-2", "{:.3f}"),
+           ("pairwise_overlap_2", "pairwise overlap", "{:.3f}"), ("unique_per_input", "unique per input", "{:.2f}"),
+           ("mean_logprob", "mean logprob", "{:.3f}"))
+
+
+class CompareView(QWidget):
+    sig_compared = Signal(object)
+
+    def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.nb = nb
+        self.backend = "llama-cpp"
+        self.model_path: str | None = None
+        self.model_options: dict[str, Any] = {}
+        self.worker: Worker | None = None
+        self.prompt = QComboBox()
+        self.version_a, self.version_b = QComboBox(), QComboBox()
+        self.rows = QSpinBox(minimum=1, maximum=10_000, value=4)
+        self.samples = QSpinBox(minimum=1, maximum=20, value=1)
+        self.run_button = QPushButton("Run both")
+        self.run_button.clicked.connect(self.start)
+        self.status = QLabel()
+        self.diff = QTextBrowser()
+        self.metrics = QTableWidget(0, 4)
+        self.metrics.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])
+        self.metrics.verticalHeader().setVisible(False)
+        self.pairs = QTableWidget(0, 2)
+        self.pairs.verticalHeader().setVisible(False)
+        self.pairs.setWordWrap(True)
+        self.pairs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.pairs.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        bar = QHBoxLayout()
+        for label, w in (("Prompt", self.prompt), ("A", self.version_a), ("B", self.version_b),
+                         ("Rows", self.rows), ("Samples/row", self.samples)):
+            bar.addWidget(QLabel(label))
+            bar.addWidget(w)
+        bar.addWidget(self.run_button)
+        bar.addWidget(self.status, 1)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.diff)
+        top.addWidget(self.metrics)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.pairs)
+        split.setSizes([220, 520])
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addWidget(split, 1)
+        self.prompt.currentTextChanged.connect(self._on_prompt_changed)
+        self.reload()
+
+    def reload(self) -> None:
+        names = sorted({p.name for p in self.nb.prompt_versions() if not p.name.startswith("transform:")})
+        current = self.prompt.currentText()
+        self.prompt.blockSignals(True)
+        self.prompt.clear()
+        self.prompt.addItems(names)
+        self.prompt.blockSignals(False)
+        if current in names:
+            self.prompt.setCurrentText(current)
+        self._on_prompt_changed(self.prompt.currentText())
+
+    def _on_prompt_changed(self, name: str) -> None:
+        versions = [str(p.version) for p in self.nb.prompt_versions() if p.name == name]
+        for combo, pick in ((self.version_a, -2), (self.version_b, -1)):
+            combo.clear()
+            combo.addItems(versions)
+            if len(versions) >= 2:
+                combo.setCurrentIndex(len(versions) + pick)
+        enough = len(versions) >= 2
+        self.run_button.setEnabled(enough and self.worker is None)
+        self.status.setText("" if enough else "save a second version of this prompt to compare")
+
+    def start(self) -> None:
+        if self.worker is not None:
+            return
+        a, b = int(self.version_a.currentText()), int(self.version_b.currentText())
+        self.worker = Worker(compare_job, self.nb.path, self.prompt.currentText(), a, b,
+                             samples=self.samples.value(), limit_rows=self.rows.value(), seed=0,
+                             settings=SamplerSettings(temperature=0.8, max_tokens=160), model_path=self.model_path,
+                             backend=self.backend, model_options=self.model_options)
+        self.worker.signals.sig_progress.connect(
+            lambda d, t, m: self.status.setText(f"running {d}/{t}…"))
+        self.worker.signals.sig_errored.connect(self._on_error)
+        self.worker.signals.sig_finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.status.setStyleSheet("")
+        self.status.setText("starting…")
+        start(self.worker)
+
+    def _on_error(self, message: str) -> None:
+        self.status.setStyleSheet("color: #b3261e;")
+        self.status.setText(message.splitlines()[0])
+
+    def _on_finished(self, cmp: dict | None) -> None:
+        self.worker = None
+        self.run_button.setEnabled(True)
+        if cmp is not None:
+            self.show_comparison(cmp)
+        self.sig_compared.emit(cmp)
+
+    def show_comparison(self, cmp: dict) -> None:
+        lines = []
+        for line in cmp["diff"]:
+            colour = "#1b7f4b" if line.startswith("+") else "#b3261e" if line.startswith("-") else "#444"
+            lines.append(f"<span style='color:{colour}'>{html.escape(line)}</span>")
+        self.diff.setHtml("<pre>" + ("\n".join(lines) or "templates are identical") + "</pre>")
+        ma, mb = cmp["metrics_a"], cmp["metrics_b"]
+        rows = [(label, fmt, ma.get(k), mb.get(k)) for k, label, fmt in METRICS]
+        rows += [(name, "{:.0%}", ma["pass_rates"][name], mb["pass_rates"].get(name)) for name in ma["pass_rates"]]
+        self.metrics.setRowCount(len(rows))
+        for r, (label, fmt, va, vb) in enumerate(rows):
+            cells = [label, "–" if va is None else fmt.format(va), "–" if vb is None else fmt.format(vb),
+                     "–" if va is None or vb is None else ("+" if vb >= va else "") + fmt.format(vb - va)]
+            for c, text in enumerate(cells):
+                self.metrics.setItem(r, c, QTableWidgetItem(text))
+        self.metrics.resizeColumnsToContents()
+        self.pairs.setHorizontalHeaderLabels([cmp["a"], cmp["b"]])
+        self.pairs.setRowCount(len(cmp["pairs"]))
+        for r, p in enumerate(cmp["pairs"]):
+            self.pairs.setItem(r, 0, QTableWidgetItem(p["a"]))
+            self.pairs.setItem(r, 1, QTableWidgetItem(p["b"]))
+        self.pairs.resizeRowsToContents()
+        self.status.setText(f"runs {cmp['run_a']} and {cmp['run_b']}: same rows, same seeds")
