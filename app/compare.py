@@ -78,5 +78,6 @@ def compare_runs(nb: Notebook, run_a: int, run_b: int) -> dict[str, Any]:
     delta = {k: mb[k] - ma[k] for k in ma if isinstance(ma[k], (int, float)) and isinstance(mb.get(k), (int, float))}
     delta["pass_rates"] = {n: mb["pass_rates"][n] - ma["pass_rates"][n]
                            for n in ma["pass_rates"] if n in mb["pass_rates"]}
-    return {"a": pa.label, "b": pb.label, "run_a": run_a, "run_b": run_b, "diff": diff, "pairs": pairs,
+    return {"name": pa.name, "version_a": pa.version, "version_b": pb.version,
+            "a": pa.label, "b": pb.label, "run_a": run_a, "run_b": run_b, "diff": diff, "pairs": pairs,
             "metrics_a": ma, "metrics_b": mb, "delta": delta}

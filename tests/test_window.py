@@ -332,3 +332,4 @@ def test_compare_tab_runs_two_versions_side_by_side(qtbot, nb, topics_csv):
     assert "+A polite ticket about {{ topic }}." in view.diff.toPlainText()
     assert view.metrics.item(0, 0).text() == "mean words"
     assert "same rows, same seeds" in view.status.text()
+    assert (view.prompt.currentText(), view.version_a.currentText(), view.version_b.currentText()) == ("ticket", "1", "2")

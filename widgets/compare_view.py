@@ -134,6 +134,10 @@ class CompareView(QWidget):
         self.sig_compared.emit(cmp)
 
     def show_comparison(self, cmp: dict) -> None:
+        if self.prompt.currentText() != cmp["name"]:
+            self.prompt.setCurrentText(cmp["name"])
+        self.version_a.setCurrentText(str(cmp["version_a"]))
+        self.version_b.setCurrentText(str(cmp["version_b"]))
         lines = []
         for line in cmp["diff"]:
             colour = "#1b7f4b" if line.startswith("+") else "#b3261e" if line.startswith("-") else "#444"

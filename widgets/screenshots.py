@@ -26,10 +26,17 @@ def main(out_dir: str = "screenshots") -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     nb = create_sample_notebook(Path(tempfile.mkdtemp()) / "sample.db")
+    v1 = nb.prompt_version("support-ticket").template
+    nb.add_prompt_version("support-ticket", v1.replace("under 120 words", "under 60 words, and end with a question"))
     gen = LlamaCppGenerator(n_ctx=1024)
-    plan = prepare_run(nb, "support-ticket", samples=2, limit_rows=6, seed=1,
+    plan = prepare_run(nb, "support-ticket", samples=2, limit_rows=6, seed=1, prompt_version=1,
                        settings=SamplerSettings(temperature=0.8, max_tokens=80))
     execute_run(nb, create_run(nb, plan, gen.info), gen)
+    from app.compare import compare_runs, run_versions
+
+    ra, rb = run_versions(nb, "support-ticket", 1, 2, gen, limit_rows=3, seed=2,
+                          settings=SamplerSettings(temperature=0.8, max_tokens=80))
+    comparison = compare_runs(nb, ra.id, rb.id)
     gen.close()
     recs = nb.records()
     nb.edit_record(recs[1]["id"], "output", recs[1]["output"] + " (edited by hand)")
@@ -49,6 +56,13 @@ def main(out_dir: str = "screenshots") -> int:
     for _ in range(10):
         app.processEvents()
     path = out / "review-queue.png"
+    win.grab().save(str(path))
+    print(f"saved {path}")
+    win.tabs.setCurrentWidget(win.compare)
+    win.compare.show_comparison(comparison)
+    for _ in range(10):
+        app.processEvents()
+    path = out / "compare-versions.png"
     win.grab().save(str(path))
     print(f"saved {path}")
     return 0
