@@ -18,6 +18,8 @@ class RecordFilter:
     origin: str | None = None
     prompt: str | None = None  # a prompt name (any version)
     text: str = ""  # substring of the output, case-insensitive
+    order_by: str = "id"  # a column of SORTABLE
+    descending: bool = False
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = ["r.role = 'sample'"], []
@@ -38,6 +40,11 @@ class RecordFilter:
 
 
 _FROM = "FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
+# table column -> SQL expression it sorts by (whitelisted: never interpolate user text)
+SORTABLE = {
+    "id": "r.id", "status": "r.status", "origin": "r.origin", "prompt": "p.name, p.version",
+    "output": "r.output", "tokens": "r.completion_tokens", "mean logprob": "r.mean_logprob", "run": "r.run_id",
+}
 
 
 def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
@@ -47,9 +54,11 @@ def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
 
 def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:
     where, params = flt.where()
+    direction = "DESC" if flt.descending else "ASC"
+    order = ", ".join(f"{col} {direction}" for col in SORTABLE.get(flt.order_by, "r.id").split(", "))
     rows = nb.conn.execute(
         f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {_FROM} WHERE {where} "
-        "ORDER BY r.id LIMIT ? OFFSET ?",
+        f"ORDER BY {order}, r.id LIMIT ? OFFSET ?",
         (*params, limit, offset),
     ).fetchall()
     out = []

@@ -333,3 +333,24 @@ def test_compare_tab_runs_two_versions_side_by_side(qtbot, nb, topics_csv):
     assert view.metrics.item(0, 0).text() == "mean words"
     assert "same rows, same seeds" in view.status.text()
     assert (view.prompt.currentText(), view.version_a.currentText(), view.version_b.currentText()) == ("ticket", "1", "2")
+
+
+def test_sorting_is_done_in_sql_across_all_pages(qtbot, nb):
+    from PySide6.QtCore import Qt
+
+    from app.browse import RECORD_COLUMNS
+    from widgets.main_window import MainWindow
+    from widgets.records_table import PAGE
+
+    n = PAGE * 2 + 5
+    nb.add_imported_rows([({"i": i}, f"text {i:04d}") for i in range(n)], origin="real", source="s")
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    col = RECORD_COLUMNS.index("output")
+    win.table.sortByColumn(col, Qt.SortOrder.DescendingOrder)
+    assert win.model.rowCount() == PAGE  # still paged
+    assert win.model.record_at(0)["output"] == f"text {n - 1:04d}"  # the last record overall, not of page 1
+    win.search.setText("text 00")
+    win.apply_filter()
+    assert win.model.filter.order_by == "output" and win.model.filter.descending
+    assert win.model.record_at(0)["output"] == "text 0099"

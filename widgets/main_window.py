@@ -58,6 +58,8 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
@@ -215,8 +217,10 @@ class MainWindow(QMainWindow):
 
     def apply_filter(self) -> None:
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
+        old = self.model.filter
         self.model.set_filter(RecordFilter(status=pick(self.status_filter), origin=pick(self.origin_filter),
-                                           text=self.search.text().strip()))
+                                           text=self.search.text().strip(), order_by=old.order_by,
+                                           descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)

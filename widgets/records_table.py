@@ -31,6 +31,13 @@ class RecordsModel(QAbstractTableModel):
         self.filter = flt
         self.reload()
 
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorting happens in SQL, so it covers every record, not just the loaded pages."""
+        from dataclasses import replace
+
+        self.set_filter(replace(self.filter, order_by=RECORD_COLUMNS[column],
+                                descending=order == Qt.SortOrder.DescendingOrder))
+
     @property
     def total(self) -> int:
         """Records matching the filter (loaded or not)."""
