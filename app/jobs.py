@@ -75,3 +75,24 @@ def compare_job(
         finally:
             generator.close()
         return compare_runs(nb, ra.id, rb.id)
+
+
+def import_job(notebook_path: str | Path, file: str | Path, *, origin: str = "real",
+               output_column: str | None = None, task: TaskState, worker: Emitter | None = None) -> str:
+    from app.importer import import_file
+
+    task.set_progress(0, 1, "reading")
+    with Notebook.open(notebook_path) as nb:
+        inputs, samples = import_file(nb, file, origin=origin, output_column=output_column)
+    task.set_progress(1, 1, "done")
+    return f"imported {inputs + samples} rows from {Path(file).name}: {inputs} input rows, {samples} records with text"
+
+
+def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain", task: TaskState,
+               worker: Emitter | None = None) -> str:
+    from app.export import export
+
+    with Notebook.open(notebook_path) as nb:
+        written, skipped = export(nb, out, fmt=fmt)
+    note = f" ({skipped} without a prompt skipped)" if skipped else ""
+    return f"wrote {written} records to {Path(out).name}{note}"

@@ -354,3 +354,37 @@ def test_sorting_is_done_in_sql_across_all_pages(qtbot, nb):
     win.apply_filter()
     assert win.model.filter.order_by == "output" and win.model.filter.descending
     assert win.model.record_at(0)["output"] == "text 0099"
+
+
+def test_import_export_new_and_open_from_the_window(qtbot, nb, tmp_path, topics_csv):
+    import json
+
+    from widgets.main_window import MainWindow
+
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.import_data(str(topics_csv)).signals.sig_finished, timeout=10000):
+        pass
+    assert "imported 20 rows" in win.statusBar().currentMessage()
+    assert "20 input rows" in win.summary_label.text()
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"topic\ncaf\xe9\n")
+    with qtbot.waitSignal(win.import_data(str(bad)).signals.sig_finished, timeout=10000):
+        pass
+    assert win.statusBar().currentMessage().startswith("error: ") and "not valid UTF-8" in win.statusBar().currentMessage()
+    assert nb.count_records("input") == 20  # nothing half-imported
+
+    nb.add_imported_rows([({"q": "hi"}, "hello there")], origin="real", source="t")
+    out = tmp_path / "out.jsonl"
+    with qtbot.waitSignal(win.export_records(str(out)).signals.sig_finished, timeout=10000):
+        pass
+    assert "wrote 1 records" in win.statusBar().currentMessage()
+    assert json.loads(out.read_text().splitlines()[0])["output"] == "hello there"
+
+    text_file = tmp_path / "notes.db"
+    text_file.write_text("not a notebook")
+    assert not win.open_notebook(str(text_file))
+    assert "not a Synth Studio notebook" in win.statusBar().currentMessage()
+    assert win.nb.path == nb.path  # still on the notebook we had
+    assert win.open_notebook(str(tmp_path / "fresh.db"), create=True)
+    assert win.nb.path.name == "fresh.db" and win.model.rowCount() == 0 and "0 samples" in win.summary_label.text()

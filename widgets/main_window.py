@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLineEdit,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QTabWidget,
     QTableView,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.browse import RecordFilter, lineage, summary
+from app.jobs import export_job, import_job
 from app.models import notebook_model
 from app.errors import StudioError
 from app.paths import resources_dir
@@ -40,6 +41,7 @@ from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
 from widgets.review_queue import ReviewQueue
+from widgets.workers import Worker, start
 
 APP_NAME = "Synth Studio"
 
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.setContentsMargins(8, 6, 8, 6)
 
+        self._jobs: list[Worker] = []
         self.generate_bar = GenerateBar(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
                                                   if not p.name.startswith("transform:")])
         self.generate_bar.sig_record_added.connect(self._on_record_added)
@@ -171,22 +174,20 @@ class MainWindow(QMainWindow):
 
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
-        act = QAction("&Open notebook…", self)
-        act.setShortcut(QKeySequence.StandardKey.Open)
-        act.triggered.connect(self._on_open)
-        m.addAction(act)
-        act = QAction("&Models…", self)
-        act.triggered.connect(self.open_model_manager)
-        m.addAction(act)
-        act = QAction("&Reload", self)
-        act.setShortcut(QKeySequence.StandardKey.Refresh)
-        act.triggered.connect(self.refresh)
-        m.addAction(act)
-        m.addSeparator()
-        act = QAction("&Quit", self)
-        act.setShortcut(QKeySequence.StandardKey.Quit)
-        act.triggered.connect(self.close)
-        m.addAction(act)
+        for text, key, slot in (("&New notebook…", QKeySequence.StandardKey.New, self._on_new),
+                                ("&Open notebook…", QKeySequence.StandardKey.Open, self._on_open),
+                                ("&Import data…", QKeySequence("Ctrl+I"), self._on_import),
+                                ("&Export…", QKeySequence("Ctrl+E"), self._on_export),
+                                ("&Models…", None, self.open_model_manager),
+                                ("&Reload", QKeySequence.StandardKey.Refresh, self.refresh),
+                                ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
+            if text == "&Quit":
+                m.addSeparator()
+            act = QAction(text, self)
+            if key is not None:
+                act.setShortcut(key)
+            act.triggered.connect(slot)
+            m.addAction(act)
 
     def open_model_manager(self) -> None:
         from widgets.model_manager import ModelManager
@@ -268,13 +269,22 @@ class MainWindow(QMainWindow):
     def _on_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open notebook", str(self.nb.path.parent),
                                               "Notebooks (*.db);;All files (*)")
-        if not path:
-            return
+        if path:
+            self.open_notebook(path)
+
+    def _on_new(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "New notebook", str(self.nb.path.parent / "notebook.db"),
+                                              "Notebooks (*.db)")
+        if path:
+            self.open_notebook(path, create=True)
+
+    def open_notebook(self, path: str, create: bool = False) -> bool:
         try:
-            nb = Notebook.open(path)
+            nb = Notebook.create(path) if create else Notebook.open(path)
         except StudioError as exc:
-            QMessageBox.warning(self, APP_NAME, str(exc))
-            return
+            self.show_message(str(exc), error=True)
+            return False
+        self.generate_bar.cancel()
         self.nb.close()
         self.nb = nb
         self.model.undo_stack.clear()
@@ -283,10 +293,57 @@ class MainWindow(QMainWindow):
         self.table.setModel(self.model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
-        self.generate_bar.set_notebook(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
-                                                 if not p.name.startswith("transform:")])
+        self.generate_bar.set_notebook(nb.path, self._prompt_names())
+        self.generate_bar.apply_choice(notebook_model(nb))
+        self.review.nb = self.compare.nb = nb
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
+        self.show_message(f"{'created' if create else 'opened'} {path}")
+        return True
+
+    def _prompt_names(self) -> list[str]:
+        return [p.name for p in self.nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+
+    def _on_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()),
+                                              "Tables (*.csv *.tsv *.jsonl *.ndjson *.json *.parquet)")
+        if path:
+            self.import_data(path)
+
+    def import_data(self, path: str, output_column: str | None = None) -> Worker:
+        return self._run_job(import_job, self.nb.path, path, output_column=output_column)
+
+    def _on_export(self) -> None:
+        fmt, ok = QInputDialog.getItem(self, "Export", "Format", ["plain", "sft", "dpo"], 0, False)
+        if not ok:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export records", str(Path.home() / f"records-{fmt}.jsonl"),
+                                              "JSONL (*.jsonl);;CSV (*.csv);;Parquet (*.parquet)")
+        if path:
+            self.export_records(path, fmt)
+
+    def export_records(self, path: str, fmt: str = "plain") -> Worker:
+        return self._run_job(export_job, self.nb.path, path, fmt=fmt)
+
+    def _run_job(self, fn, *args, **kwargs) -> Worker:
+        worker = Worker(fn, *args, **kwargs)
+        worker.signals.sig_errored.connect(lambda msg: self.show_message(msg, error=True))
+        worker.signals.sig_finished.connect(lambda result, w=worker: self._on_job_finished(w, result))
+        self._jobs.append(worker)
+        start(worker)
+        return worker
+
+    def _on_job_finished(self, worker: Worker, result) -> None:
+        self._jobs.remove(worker)
+        if isinstance(result, str):
+            self.show_message(result)
+            self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
+            self.refresh()
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        first = text.splitlines()[0] if text else ""
+        self.statusBar().setStyleSheet("color: #b3261e;" if error else "")
+        self.statusBar().showMessage(("error: " if error else "") + first)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.generate_bar.cancel()
