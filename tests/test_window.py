@@ -388,3 +388,36 @@ def test_import_export_new_and_open_from_the_window(qtbot, nb, tmp_path, topics_
     assert win.nb.path == nb.path  # still on the notebook we had
     assert win.open_notebook(str(tmp_path / "fresh.db"), create=True)
     assert win.nb.path.name == "fresh.db" and win.model.rowCount() == 0 and "0 samples" in win.summary_label.text()
+
+
+def test_prompt_editor_previews_live_and_saves_versions(qtbot, nb, topics_csv):
+    from widgets.main_window import MainWindow
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    ed = win.prompt_editor
+    win.tabs.setCurrentWidget(ed)
+    assert ed.name.currentText() == "ticket" and ed.versions.count() == 1
+    assert ed.preview.toPlainText() == "Ticket about invoice PDF shows the wrong currency symbol."
+    ed.row.setValue(2)
+    qtbot.waitUntil(lambda: "recurring invoice" in ed.preview.toPlainText(), timeout=3000)
+    ed.editor.setPlainText("Ticket about {{ topic }} for {{ nope }}.")
+    qtbot.waitUntil(lambda: "nope" in ed.error.text(), timeout=3000)
+    assert "uses nope but input row 2 has no such column" in ed.error.text()
+    ed.save()  # a template may use a column the data does not have yet: it saves (runs will refuse it)
+    assert ed.message.text() == "saved ticket v2"
+    ed.editor.setPlainText("Ticket about {{ topic }} for {{ product }}.\n{% if %}")
+    qtbot.waitUntil(lambda: "syntax error" in ed.error.text(), timeout=3000)
+    ed.save()
+    assert "not saved" in ed.message.text()
+    ed.editor.setPlainText("Polite ticket about {{ topic }} for {{ product }}.")
+    ed.save()
+    assert ed.message.text() == "saved ticket v3" and ed.versions.count() == 3
+    assert nb.prompt_version("ticket").template == "Polite ticket about {{ topic }} for {{ product }}."
+    assert win.generate_bar.prompt.currentText() == "ticket"
+    ed.save()
+    assert "unchanged" in ed.message.text()
+    ed.versions.setCurrentRow(0)
+    assert ed.editor.toPlainText() == "Ticket about {{ topic }}."

@@ -40,6 +40,7 @@ from app.store.notebook import Notebook
 from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
+from widgets.prompt_editor import PromptEditor
 from widgets.review_queue import ReviewQueue
 from widgets.workers import Worker, start
 
@@ -117,6 +118,9 @@ class MainWindow(QMainWindow):
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
         self.tabs.addTab(split, "Records")
+        self.prompt_editor = PromptEditor(nb)
+        self.prompt_editor.sig_saved.connect(self._on_prompt_saved)
+        self.tabs.addTab(self.prompt_editor, "Prompt")
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
         self.compare.sig_compared.connect(lambda _c: self.refresh())
@@ -197,7 +201,14 @@ class MainWindow(QMainWindow):
             self.generate_bar.apply_choice(notebook_model(self.nb))
             self.compare.model_path = self.generate_bar.model_path
 
+    def _on_prompt_saved(self, name: str) -> None:
+        self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
+        self.generate_bar.prompt.setCurrentText(name)
+        self.refresh_summary()
+
     def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.prompt_editor:
+            self.prompt_editor.reload()
         if self.tabs.widget(index) is self.compare:
             self.compare.reload()
         if self.tabs.widget(index) is self.review:
@@ -285,6 +296,7 @@ class MainWindow(QMainWindow):
             self.show_message(str(exc), error=True)
             return False
         self.generate_bar.cancel()
+        self.prompt_editor.stop()
         self.nb.close()
         self.nb = nb
         self.model.undo_stack.clear()
@@ -295,7 +307,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
         self.generate_bar.set_notebook(nb.path, self._prompt_names())
         self.generate_bar.apply_choice(notebook_model(nb))
-        self.review.nb = self.compare.nb = nb
+        self.review.nb = self.compare.nb = self.prompt_editor.nb = nb
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")
@@ -347,6 +359,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.generate_bar.cancel()
+        self.prompt_editor.stop()
         QSettings().setValue("geometry", self.saveGeometry())
         super().closeEvent(event)
 

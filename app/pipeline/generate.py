@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import Cancelled, ModelError, StudioError
+from app.errors import Cancelled, ModelError, StudioError, TemplateError
 from app.store.notebook import Notebook, PromptVersion, Run
 from app.tasks import TaskState
 from app.templates import PromptTemplate, check_rows, parse_template, render
@@ -53,9 +53,14 @@ def few_shot_pool(nb: Notebook, pt: PromptTemplate, limit: int = 200) -> list[di
 def preview(
     nb: Notebook, prompt_name: str, *, row: int = 1, seed: int = 0, version: int | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Render a prompt against the ``row``-th input row (1-based) exactly as sample 0 of a run would."""
+    """Render a saved prompt against the ``row``-th input row (1-based) exactly as sample 0 of a run would."""
     pv = nb.prompt_version(prompt_name, version)
-    pt = parse_template(pv.template)
+    return preview_text(nb, pv.template, row=row, seed=seed)
+
+
+def preview_text(nb: Notebook, template: str, *, row: int = 1, seed: int = 0) -> tuple[str, dict[str, Any]]:
+    """Render any template text (e.g. unsaved edits) against an input row, without the model."""
+    pt = parse_template(template)
     inputs = nb.input_rows()
     if inputs:
         if not 1 <= row <= len(inputs):
@@ -63,7 +68,12 @@ def preview(
         input_id, variables = inputs[row - 1]
     else:
         input_id, variables = None, {}
-    check_rows(pt, [variables])
+    missing = pt.required_variables - set(variables)
+    if missing:
+        have = ", ".join(sorted(variables)) or "none"
+        where = f"input row {row}" if inputs else "the notebook (no input rows yet)"
+        raise TemplateError(f"the template uses {', '.join(sorted(missing))} but {where} has no such column "
+                            f"(its columns: {have})")
     return render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=few_shot_pool(nb, pt)), variables
 
 
