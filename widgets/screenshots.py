@@ -58,6 +58,15 @@ def main(out_dir: str = "screenshots") -> int:
     path = out / "review-queue.png"
     win.grab().save(str(path))
     print(f"saved {path}")
+    win.tabs.setCurrentWidget(win.prompt_editor)
+    win.prompt_editor.name.setCurrentText("support-ticket")
+    win.prompt_editor.row.setValue(3)
+    win.prompt_editor.update_preview()
+    for _ in range(10):
+        app.processEvents()
+    path = out / "prompt-editor.png"
+    win.grab().save(str(path))
+    print(f"saved {path}")
     win.tabs.setCurrentWidget(win.compare)
     win.compare.show_comparison(comparison)
     for _ in range(10):
