@@ -96,3 +96,44 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
         written, skipped = export(nb, out, fmt=fmt)
     note = f" ({skipped} without a prompt skipped)" if skipped else ""
     return f"wrote {written} records to {Path(out).name}{note}"
+
+
+def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | None = None,
+                rules: str | Path | None = None, model_path: str | None = None, backend: str = "llama-cpp",
+                model_options: dict[str, Any] | None = None, task: TaskState,
+                worker: Emitter | None = None) -> str:
+    """One quality step from the window: validate, judge, sanity or dedupe (near duplicates)."""
+    from app.paths import resources_dir
+
+    quality = resources_dir() / "quality"
+    with Notebook.open(notebook_path) as nb:
+        if step == "validate":
+            from app.quality.run import score_heuristics, validate_file
+
+            counts = validate_file(nb, rules or quality / "default_rules.toml", task)
+            score_heuristics(nb)
+            failed = sum(f for _, f in counts.values())
+            return f"validated with {len(counts)} rules: {failed} failures"
+        if step == "dedupe":
+            from app.quality.run import dedupe
+
+            groups = dedupe(nb, "minhash")
+            return f"near-duplicates: {len(groups)} groups, {sum(len(m) - 1 for m in groups.values())} marked"
+        import backends
+        from app.quality.judge import judge_notebook, load_criteria, sanity_notebook
+
+        constitution = load_criteria(criteria or quality / "default_constitution.toml")
+        judge = backends.load_generator(backend, model_path, **(model_options or {}))
+        try:
+            if step == "judge":
+                counts = judge_notebook(nb, judge, constitution, task)
+                return "judged: " + ", ".join(f"{k} {p}/{p + f} pass" for k, (p, f) in counts.items())
+            if step == "sanity":
+                reports = sanity_notebook(nb, judge, constitution, task)
+                if worker is not None:
+                    worker.emit(("sanity", reports))
+                flagged = [r.criterion for r in reports if r.flagged]
+                return f"sanity: {len(reports) - len(flagged)} ok, flagged: {', '.join(flagged) or 'none'}"
+        finally:
+            judge.close()
+    raise ValueError(f"unknown quality step {step!r}")

@@ -421,3 +421,29 @@ def test_prompt_editor_previews_live_and_saves_versions(qtbot, nb, topics_csv):
     assert "unchanged" in ed.message.text()
     ed.versions.setCurrentRow(0)
     assert ed.editor.toPlainText() == "Ticket about {{ topic }}."
+
+
+def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
+    from widgets.main_window import MainWindow
+
+    nb.add_imported_rows([({}, "Open settings, then billing, then download the invoice again please."),
+                          ({}, "open settings then billing then download the invoice again please"),
+                          ({}, "As an AI language model I cannot help with that request at all."),
+                          ({}, "Short.")], origin="synthetic", source="t")
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    q = win.quality
+    q.backend = "fake"
+    win.tabs.setCurrentWidget(q)
+    assert [s["stage"] for s in q.stages] == ["generated", "review"]
+    for step in ("validate", "dedupe", "judge", "sanity"):
+        with qtbot.waitSignal(q.sig_step_finished, timeout=30000):
+            assert q.run_step(step) is not None
+        assert not q.status.styleSheet(), q.status.text()
+    stages = {s["stage"]: s for s in q.stages}
+    assert stages["validator:length"]["dropped"] == 1 and stages["validator:banned_phrases"]["dropped"] == 1
+    assert "judge:english" in stages and "dedupe:minhash" in stages
+    ax = q.figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [s["stage"] for s in q.stages]
+    assert q.sanity.rowCount() == 4 and "FLAGGED" in q.sanity.item(2, 1).text()  # rubric without examples
+    assert "4 records" in q.metrics.text()

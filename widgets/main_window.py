@@ -41,6 +41,7 @@ from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
 from widgets.records_table import RecordsModel
 from widgets.prompt_editor import PromptEditor
+from widgets.quality_view import QualityView
 from widgets.review_queue import ReviewQueue
 from widgets.workers import Worker, start
 
@@ -121,6 +122,9 @@ class MainWindow(QMainWindow):
         self.prompt_editor = PromptEditor(nb)
         self.prompt_editor.sig_saved.connect(self._on_prompt_saved)
         self.tabs.addTab(self.prompt_editor, "Prompt")
+        self.quality = QualityView(nb)
+        self.quality.sig_step_finished.connect(lambda _s: self.refresh_summary())
+        self.tabs.addTab(self.quality, "Quality")
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
         self.compare.sig_compared.connect(lambda _c: self.refresh())
@@ -199,7 +203,7 @@ class MainWindow(QMainWindow):
         dialog = ModelManager(self.nb, self)
         if dialog.exec():
             self.generate_bar.apply_choice(notebook_model(self.nb))
-            self.compare.model_path = self.generate_bar.model_path
+            self.compare.model_path = self.quality.model_path = self.generate_bar.model_path
 
     def _on_prompt_saved(self, name: str) -> None:
         self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
@@ -209,6 +213,8 @@ class MainWindow(QMainWindow):
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.prompt_editor:
             self.prompt_editor.reload()
+        if self.tabs.widget(index) is self.quality:
+            self.quality.refresh()
         if self.tabs.widget(index) is self.compare:
             self.compare.reload()
         if self.tabs.widget(index) is self.review:
@@ -307,7 +313,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
         self.generate_bar.set_notebook(nb.path, self._prompt_names())
         self.generate_bar.apply_choice(notebook_model(nb))
-        self.review.nb = self.compare.nb = self.prompt_editor.nb = nb
+        self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = nb
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")

@@ -1,0 +1,127 @@
+"""The Quality tab: run the funnel's steps and see where records fall out.
+
+Buttons run ``app.jobs.quality_job`` in a worker; the funnel (kept per stage) and
+the length histogram are matplotlib charts redrawn from what the notebook stores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.jobs import quality_job
+from app.quality.funnel import funnel
+from app.quality.metrics import notebook_metrics
+from app.store.notebook import Notebook
+from widgets.workers import Worker, start
+
+STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"))
+
+
+class QualityView(QWidget):
+    sig_step_finished = Signal(str)
+
+    def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.nb = nb
+        self.backend = "llama-cpp"
+        self.model_path: str | None = None
+        self.model_options: dict[str, Any] = {}
+        self.worker: Worker | None = None
+        self.buttons: dict[str, QPushButton] = {}
+        bar = QHBoxLayout()
+        for step, label in STEPS:
+            b = QPushButton(label)
+            b.clicked.connect(lambda _=False, s=step: self.run_step(s))
+            self.buttons[step] = b
+            bar.addWidget(b)
+        self.status = QLabel()
+        bar.addWidget(self.status, 1)
+        self.figure = Figure(figsize=(9, 3.2), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.metrics = QLabel()
+        self.metrics.setWordWrap(True)
+        self.sanity = QTableWidget(0, 4)
+        self.sanity.setHorizontalHeaderLabels(["criterion", "verdict", "AUC", "p"])
+        self.sanity.verticalHeader().setVisible(False)
+        self.sanity.setMaximumHeight(160)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.metrics)
+        lay.addWidget(self.sanity)
+        self.refresh()
+
+    def run_step(self, step: str) -> Worker | None:
+        if self.worker is not None:
+            self.status.setText("a quality step is already running")
+            return None
+        self.worker = Worker(quality_job, self.nb.path, step, model_path=self.model_path, backend=self.backend,
+                             model_options=self.model_options)
+        self.worker.signals.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}"))
+        self.worker.signals.sig_yielded.connect(self._on_yielded)
+        self.worker.signals.sig_errored.connect(lambda msg: self._set_status(msg.splitlines()[0], error=True))
+        self.worker.signals.sig_finished.connect(lambda result, s=step: self._on_finished(s, result))
+        for b in self.buttons.values():
+            b.setEnabled(False)
+        self._set_status(f"{step}…")
+        start(self.worker)
+        return self.worker
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet("color: #b3261e;" if error else "")
+        self.status.setText(text)
+
+    def _on_yielded(self, item: tuple) -> None:
+        if item[0] == "sanity":
+            reports = item[1]
+            self.sanity.setRowCount(len(reports))
+            for r, rep in enumerate(reports):
+                cells = [rep.criterion, ("FLAGGED: " if rep.flagged else "ok: ") + rep.verdict,
+                         "–" if rep.auc is None else f"{rep.auc:.2f}", "–" if rep.p_value is None else f"{rep.p_value:.3f}"]
+                for c, text in enumerate(cells):
+                    self.sanity.setItem(r, c, QTableWidgetItem(text))
+            self.sanity.resizeColumnsToContents()
+
+    def _on_finished(self, step: str, result: object) -> None:
+        self.worker = None
+        for b in self.buttons.values():
+            b.setEnabled(True)
+        if isinstance(result, str):
+            self._set_status(result)
+        self.refresh()
+        self.sig_step_finished.emit(step)
+
+    def refresh(self) -> None:
+        stages = funnel(self.nb)
+        self.figure.clear()
+        ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])
+        names = [s["stage"] for s in stages]
+        kept = [s["kept"] for s in stages]
+        ax.barh(range(len(stages)), kept, color="#4a78b5")
+        ax.barh(range(len(stages)), [s["dropped"] for s in stages], left=kept, color="#e3a0a0")
+        ax.set_yticks(range(len(stages)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("records (blue kept, red dropped at this stage)")
+        ax.set_title("Funnel", fontsize=10)
+        lengths = [len((r["output"] or "").split()) for r in self.nb.records(limit=20000)]
+        hx.hist(lengths or [0], bins=20, color="#7fa7d8")
+        hx.set_title("Length (words)", fontsize=10)
+        self.canvas.draw_idle()
+        self.stages = stages
+        rows = notebook_metrics(self.nb)
+        self.metrics.setText(" · ".join(
+            f"{m['prompt_version']}: {m['records']} records, {m['unique']} unique, distinct-2 {m['distinct_2']:.2f}, "
+            f"overlap {m['pairwise_overlap_2']:.3f}" for m in rows) or "no records with text yet")
