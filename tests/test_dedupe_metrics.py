@@ -109,3 +109,13 @@ def test_dedupe_metrics_funnel_cli(tmp_path, capsys):
     assert m["prompt_version"] == "imported" and m["records"] == 5 and m["unique"] == 4
     code = main(["dedupe", str(book), "--method", "semantic"])
     assert code == 2 and "no embeddings yet" in capsys.readouterr().err
+
+
+def test_a_dedupe_that_finds_nothing_still_shows_in_the_funnel(nb):
+    from app.quality.funnel import funnel
+    from app.quality.run import dedupe
+
+    nb.add_imported_rows([({}, "one text"), ({}, "another text entirely")], origin="synthetic", source="t")
+    dedupe(nb, "exact")
+    stage = next(s for s in funnel(nb) if s["stage"] == "dedupe:exact")
+    assert stage["dropped"] == 0 and stage["kept"] == 2 and stage["step_id"] is not None

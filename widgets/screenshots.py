@@ -58,6 +58,19 @@ def main(out_dir: str = "screenshots") -> int:
     path = out / "review-queue.png"
     win.grab().save(str(path))
     print(f"saved {path}")
+    from app.quality.run import dedupe, score_heuristics, validate_file
+    from app.paths import resources_dir
+
+    validate_file(nb, resources_dir() / "quality" / "default_rules.toml")
+    score_heuristics(nb)
+    dedupe(nb, "minhash")
+    win.tabs.setCurrentWidget(win.quality)
+    win.quality.refresh()
+    for _ in range(10):
+        app.processEvents()
+    path = out / "quality.png"
+    win.grab().save(str(path))
+    print(f"saved {path}")
     win.tabs.setCurrentWidget(win.prompt_editor)
     win.prompt_editor.name.setCurrentText("support-ticket")
     win.prompt_editor.row.setValue(3)

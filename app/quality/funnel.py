@@ -36,11 +36,13 @@ def funnel(nb: Notebook) -> list[dict[str, Any]]:
                 "SELECT record_id, reason FROM scores WHERE name = ? AND passed = 0", (name,))}
             step = c.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
             stage(name, kind, failing, step)
-    for method in [r[0] for r in c.execute("SELECT DISTINCT method FROM duplicates ORDER BY method")]:
+    methods = {r[0] for r in c.execute("SELECT DISTINCT method FROM duplicates")}
+    methods |= {r[0] for r in c.execute("SELECT DISTINCT name FROM steps WHERE kind = 'dedupe'")}
+    for method in sorted(methods):  # a dedupe that found nothing still shows, with 0 dropped
         failing = {rid: f"{method} duplicate" for rid, _rep in c.execute(
             "SELECT record_id, representative_id FROM duplicates WHERE method = ? AND record_id != representative_id",
             (method,))}
-        step = c.execute("SELECT MAX(step_id) FROM duplicates WHERE method = ?", (method,)).fetchone()[0]
+        step = c.execute("SELECT MAX(id) FROM steps WHERE kind = 'dedupe' AND name = ?", (method,)).fetchone()[0]
         stage(f"dedupe:{method}", "dedupe", failing, step)
     rejected = {r[0]: "rejected in review" for r in c.execute(
         "SELECT id FROM records WHERE role = 'sample' AND status = 'rejected'")}
