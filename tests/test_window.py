@@ -447,3 +447,22 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
     assert [t.get_text() for t in ax.get_yticklabels()] == [s["stage"] for s in q.stages]
     assert q.sanity.rowCount() == 4 and "FLAGGED" in q.sanity.item(2, 1).text()  # rubric without examples
     assert "4 records" in q.metrics.text()
+
+
+def test_compute_jobs_queue_one_after_the_other(qtbot, window, monkeypatch):
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.003")
+    bar, q = window.generate_bar, window.quality
+    bar.backend = q.backend = "fake"
+    bar.prompt.setCurrentText("ticket")
+    bar.samples.setValue(2)
+    bar.rows.setValue(5)
+    window.nb.add_imported_rows([({}, "an existing record to judge")], origin="synthetic", source="t")
+    events = []
+    with qtbot.waitSignals([bar.sig_run_finished, q.sig_step_finished], timeout=60000):
+        bar.start_generation()
+        bar.worker.signals.sig_started.connect(lambda: events.append("generate started"))
+        bar.worker.signals.sig_finished.connect(lambda _r: events.append("generate finished"))
+        worker = q.run_step("judge")
+        worker.signals.sig_started.connect(lambda: events.append("judge started"))
+        assert "queued" in q.status.text() or events  # generation already holds the cores
+    assert events.index("judge started") > events.index("generate finished")

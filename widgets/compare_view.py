@@ -30,7 +30,7 @@ from PySide6.QtCore import Qt
 from app.jobs import compare_job
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
-from widgets.workers import Worker, start
+from widgets.workers import Worker, compute_busy, start
 
 METRICS = (("mean_words", "mean words", "{:.1f}"), ("distinct_2", "distinct-2", "{:.3f}"),
            ("pairwise_overlap_2", "pairwise overlap", "{:.3f}"), ("unique_per_input", "unique per input", "{:.2f}"),
@@ -119,8 +119,9 @@ class CompareView(QWidget):
         self.worker.signals.sig_finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
         self.status.setStyleSheet("")
-        self.status.setText("starting…")
-        start(self.worker)
+        self.status.setText("queued: waiting for the job that is using the cores" if compute_busy() else "starting…")
+        self.worker.signals.sig_started.connect(lambda: self.status.setText("running…"))
+        start(self.worker, compute=True)
 
     def _on_error(self, message: str) -> None:
         self.status.setStyleSheet("color: #b3261e;")

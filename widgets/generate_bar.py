@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from app.errors import StudioError
 from app.jobs import generate_job
 from backends.protocols import SamplerSettings
-from widgets.workers import Worker, start
+from widgets.workers import Worker, compute_busy, start
 
 
 class GenerateBar(QWidget):
@@ -127,7 +127,10 @@ class GenerateBar(QWidget):
         s.sig_finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        start(self.worker)
+        if compute_busy():
+            self.status.setText("queued: waiting for the job that is using the cores to finish")
+        s.sig_started.connect(lambda: self.status.setText("running…"))
+        start(self.worker, compute=True)
 
     def cancel(self) -> None:
         if self.worker is not None:

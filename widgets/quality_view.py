@@ -25,7 +25,7 @@ from app.jobs import quality_job
 from app.quality.funnel import funnel
 from app.quality.metrics import notebook_metrics
 from app.store.notebook import Notebook
-from widgets.workers import Worker, start
+from widgets.workers import Worker, compute_busy, start
 
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"))
 
@@ -76,8 +76,11 @@ class QualityView(QWidget):
         self.worker.signals.sig_finished.connect(lambda result, s=step: self._on_finished(s, result))
         for b in self.buttons.values():
             b.setEnabled(False)
-        self._set_status(f"{step}…")
-        start(self.worker)
+        uses_model = step in ("judge", "sanity")
+        queued = uses_model and compute_busy()
+        self._set_status(f"{step}: queued behind the job using the cores" if queued else f"{step}…")
+        self.worker.signals.sig_started.connect(lambda s=step: self._set_status(f"{s}…"))
+        start(self.worker, compute=uses_model)
         return self.worker
 
     def _set_status(self, text: str, error: bool = False) -> None:

@@ -56,6 +56,27 @@ class Worker(QRunnable):
         self.signals.sig_finished.emit(result)
 
 
-def start(worker: Worker) -> Worker:
-    QThreadPool.globalInstance().start(worker)
+_compute_pool: QThreadPool | None = None
+
+
+def compute_pool() -> QThreadPool:
+    """The one lane for work that uses every core (model calls, embeddings, maps).
+
+    llama.cpp threads spin-wait: two such jobs at once run far slower than one after
+    the other, so compute jobs queue here, one at a time, in the order they were asked for.
+    """
+    global _compute_pool
+    if _compute_pool is None:
+        _compute_pool = QThreadPool()
+        _compute_pool.setMaxThreadCount(1)
+    return _compute_pool
+
+
+def compute_busy() -> bool:
+    return compute_pool().activeThreadCount() > 0
+
+
+def start(worker: Worker, compute: bool = False) -> Worker:
+    """Run ``worker``; ``compute=True`` queues it behind any other compute job."""
+    (compute_pool() if compute else QThreadPool.globalInstance()).start(worker)
     return worker
