@@ -46,18 +46,18 @@ def main(out_dir: str = "screenshots") -> int:
     win.resize(1500, 900)
     win.show()
     win.table.selectRow(1)
-    for _ in range(10):
-        app.processEvents()
-    path = out / "main-window.png"
-    win.grab().save(str(path))
-    print(f"saved {path}")
+
+    def shot(name: str) -> None:
+        for _ in range(10):
+            app.processEvents()
+        path = out / f"{name}.png"
+        win.grab().save(str(path))
+        print(f"saved {path}")
+
+    shot("main-window")
     win.tabs.setCurrentWidget(win.review)
     win.review.move(1)
-    for _ in range(10):
-        app.processEvents()
-    path = out / "review-queue.png"
-    win.grab().save(str(path))
-    print(f"saved {path}")
+    shot("review-queue")
     from app.quality.run import dedupe, score_heuristics, validate_file
     from app.paths import resources_dir
 
@@ -66,27 +66,15 @@ def main(out_dir: str = "screenshots") -> int:
     dedupe(nb, "minhash")
     win.tabs.setCurrentWidget(win.quality)
     win.quality.refresh()
-    for _ in range(10):
-        app.processEvents()
-    path = out / "quality.png"
-    win.grab().save(str(path))
-    print(f"saved {path}")
+    shot("quality")
     win.tabs.setCurrentWidget(win.prompt_editor)
     win.prompt_editor.name.setCurrentText("support-ticket")
     win.prompt_editor.row.setValue(3)
     win.prompt_editor.update_preview()
-    for _ in range(10):
-        app.processEvents()
-    path = out / "prompt-editor.png"
-    win.grab().save(str(path))
-    print(f"saved {path}")
+    shot("prompt-editor")
     win.tabs.setCurrentWidget(win.compare)
     win.compare.show_comparison(comparison)
-    for _ in range(10):
-        app.processEvents()
-    path = out / "compare-versions.png"
-    win.grab().save(str(path))
-    print(f"saved {path}")
+    shot("compare-versions")
     return 0
 
 
