@@ -466,3 +466,13 @@ def test_compute_jobs_queue_one_after_the_other(qtbot, window, monkeypatch):
         worker.signals.sig_started.connect(lambda: events.append("judge started"))
         assert "queued" in q.status.text() or events  # generation already holds the cores
     assert events.index("judge started") > events.index("generate finished")
+
+
+def test_history_shows_the_changed_stretch_of_a_long_text():
+    from widgets.main_window import _change_html
+
+    old = "x" * 500 + " the invoice was wrong " + "y" * 500
+    new = "x" * 500 + " the invoice was right " + "y" * 500
+    out = _change_html(old, new)
+    assert "wr" in out and "ri" in out and "line-through" in out
+    assert len(out) < 600  # context, not the whole text

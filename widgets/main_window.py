@@ -376,6 +376,24 @@ def _clip(text: str | None, n: int = 240) -> str | None:
     return text if len(text) <= n else text[:n] + "…"
 
 
+def _change_html(old: str | None, new: str | None, context: int = 40) -> str:
+    """The changed stretch of an edit with a little context on each side, old struck out, new in green."""
+    a, b = old or "", new or ""
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    lead = ("…" if start > context else "") + a[max(0, start - context):start]
+    tail = b[len(b) - end:][:context] + ("…" if end > context else "")
+    gone, added = _clip(a[start:len(a) - end]), _clip(b[start:len(b) - end])
+    return (f"<span style='color:#555'>{html.escape(lead)}</span>"
+            f"<span style='color:#b3261e;text-decoration:line-through'>{html.escape(gone or '')}</span>"
+            f"<span style='color:#1b7f4b'>{html.escape(added or '')}</span>"
+            f"<span style='color:#555'>{html.escape(tail)}</span>")
+
+
 def render_lineage_html(info: dict) -> str:
     r = info["record"]
     esc = lambda v: html.escape(str(v)) if v is not None else "—"  # noqa: E731
@@ -408,8 +426,7 @@ def render_lineage_html(info: dict) -> str:
             link = f" <a href='revert:{e.id}'>revert</a>" if e.field in ("output", "status", "variables") else ""
             items.append(
                 f"<li><span style='color:#666'>{esc(e.created[:19].replace('T', ' '))} {esc(e.author)}</span> "
-                f"<b>{esc(e.field)}</b>{link}<br><span style='color:#b3261e'>− {esc(_clip(e.old))}</span><br>"
-                f"<span style='color:#1b7f4b'>+ {esc(_clip(e.new))}</span></li>")
+                f"<b>{esc(e.field)}</b>{link}<br>{_change_html(e.old, e.new)}</li>")
         parts.append("<h4>History</h4><ul>" + "".join(items) + "</ul>")
     return "".join(parts)
 
