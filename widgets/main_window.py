@@ -390,7 +390,8 @@ def _change_html(old: str | None, new: str | None, context: int = 40) -> str:
     gone, added = _clip(a[start:len(a) - end]), _clip(b[start:len(b) - end])
     return (f"<span style='color:#555'>{html.escape(lead)}</span>"
             f"<span style='color:#b3261e;text-decoration:line-through'>{html.escape(gone or '')}</span>"
-            f"<span style='color:#1b7f4b'>{html.escape(added or '')}</span>"
+            + (" → " if gone and added else "")
+            + f"<span style='color:#1b7f4b'>{html.escape(added or '')}</span>"
             f"<span style='color:#555'>{html.escape(tail)}</span>")
 
 
