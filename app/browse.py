@@ -18,6 +18,11 @@ class RecordFilter:
     origin: str | None = None
     prompt: str | None = None  # a prompt name (any version)
     text: str = ""  # substring of the output, case-insensitive
+    prompt_version_id: int | None = None
+    run_id: int | None = None
+    score: str | None = None  # a score name, e.g. judge:not-rude; with score_min/score_max
+    score_min: float | None = None
+    score_max: float | None = None
     order_by: str = "id"  # a column of SORTABLE
     descending: bool = False
 
@@ -32,6 +37,22 @@ class RecordFilter:
         if self.prompt:
             clauses.append("p.name = ?")
             params.append(self.prompt)
+        if self.prompt_version_id is not None:
+            clauses.append("r.prompt_version_id = ?")
+            params.append(self.prompt_version_id)
+        if self.run_id is not None:
+            clauses.append("r.run_id = ?")
+            params.append(self.run_id)
+        if self.score:
+            cond, sp = ["s.name = ?", "s.record_id = r.id"], [self.score]
+            if self.score_min is not None:
+                cond.append("s.value >= ?")
+                sp.append(self.score_min)
+            if self.score_max is not None:
+                cond.append("s.value <= ?")
+                sp.append(self.score_max)
+            clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(cond)})")
+            params.extend(sp)
         if self.text:
             clauses.append("r.output LIKE ? ESCAPE '\\'")
             escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -100,6 +121,18 @@ def summary(nb: Notebook) -> dict[str, Any]:
         "prompts": len(nb.prompt_versions(latest_only=True)),
         "runs": c.execute("SELECT COUNT(*) FROM runs").fetchone()[0],
         "by_status": dict(c.execute("SELECT status, COUNT(*) FROM records WHERE role='sample' GROUP BY status").fetchall()),
+    }
+
+
+def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
+    """Labels and values for the filter menus: prompt versions, runs, score names."""
+    from app.store.scores import score_names
+
+    return {
+        "prompt_versions": [(p.label, p.id) for p in nb.prompt_versions()],
+        "runs": [(f"run {r.id} ({nb.prompt_version_by_id(r.prompt_version_id).label}, {r.status})", r.id)
+                 for r in nb.runs()],
+        "scores": [(n, n) for n in score_names(nb)],
     }
 
 

@@ -476,3 +476,32 @@ def test_history_shows_the_changed_stretch_of_a_long_text():
     out = _change_html(old, new)
     assert "wr" in out and "ri" in out and "line-through" in out
     assert len(out) < 600  # context, not the whole text
+
+
+def test_filter_by_prompt_version_run_and_score_range(qtbot, nb, topics_csv, fake):
+    from app.browse import RecordFilter, count_records
+    from app.store.scores import Score, save_scores
+    from widgets.main_window import MainWindow
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    r1 = execute_run(nb, create_run(nb, prepare_run(nb, "ticket", limit_rows=4), fake.info), fake)
+    nb.add_prompt_version("ticket", "Polite ticket about {{ topic }}.")
+    r2 = execute_run(nb, create_run(nb, prepare_run(nb, "ticket", limit_rows=3), fake.info), fake)
+    ids = [r["id"] for r in nb.records()]
+    save_scores(nb, [Score(i, "judge:polite", "judge", v, v >= 0.5) for i, v in zip(ids, [0.1, 0.4, 0.6, 0.9, 0.2])], None)
+    assert count_records(nb, RecordFilter(run_id=r2.id)) == 3
+    assert count_records(nb, RecordFilter(prompt_version_id=nb.prompt_version("ticket", 1).id)) == 4
+    assert count_records(nb, RecordFilter(score="judge:polite", score_max=0.4)) == 3
+    assert count_records(nb, RecordFilter(score="judge:polite", score_min=0.3, score_max=0.7)) == 2
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    win.run_filter.setCurrentIndex(win.run_filter.findData(r1.id))
+    assert win.shown_label.text() == "4 shown"
+    win.run_filter.setCurrentIndex(0)
+    win.score_filter.setCurrentIndex(win.score_filter.findData("judge:polite"))
+    assert win.shown_label.text() == "5 shown"  # every scored record
+    win.score_max.setValue(0.4)
+    win.apply_filter()
+    assert win.shown_label.text() == "3 shown"
+    assert {win.model.record_at(i)["id"] for i in range(3)} == {ids[0], ids[1], ids[4]}

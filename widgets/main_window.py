@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
 )
 
-from app.browse import RecordFilter, lineage, summary
+from app.browse import RecordFilter, filter_choices, lineage, summary
 from app.jobs import export_job, import_job
 from app.models import notebook_model
 from app.errors import StudioError
@@ -92,9 +93,20 @@ class MainWindow(QMainWindow):
         self.status_filter.addItems(["any status", "new", "accepted", "rejected", "flagged"])
         self.origin_filter = QComboBox()
         self.origin_filter.addItems(["any origin", "synthetic", "real", "human-edited"])
+        self.version_filter = QComboBox()
+        self.run_filter = QComboBox()
+        self.score_filter = QComboBox()
+        self.score_min = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=3, value=-1e9, specialValueText="min")
+        self.score_max = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=3, value=1e9)
+        self.score_max.setSpecialValueText("")
+        self.score_min.setSingleStep(0.05)
+        self.score_max.setSingleStep(0.05)
         self.shown_label = QLabel()
-        for w in (self.status_filter, self.origin_filter):
+        self._fill_filter_choices()
+        for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter):
             w.currentIndexChanged.connect(self.apply_filter)
+        for w in (self.score_min, self.score_max):
+            w.valueChanged.connect(lambda _v: self._search_timer.start())
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self.apply_filter)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
@@ -103,6 +115,12 @@ class MainWindow(QMainWindow):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.status_filter)
         filters.addWidget(self.origin_filter)
+        filters.addWidget(self.version_filter)
+        filters.addWidget(self.run_filter)
+        filters.addWidget(self.score_filter)
+        filters.addWidget(self.score_min)
+        filters.addWidget(QLabel("–"))
+        filters.addWidget(self.score_max)
         filters.addWidget(self.shown_label)
 
         left = QWidget()
@@ -233,12 +251,32 @@ class MainWindow(QMainWindow):
             if current.isValid():
                 self._on_current_row_changed(current, None)
 
+    def _fill_filter_choices(self) -> None:
+        """Refill the prompt-version, run and score menus from the notebook, keeping the choice."""
+        choices = filter_choices(self.nb)
+        for combo, key, blank in ((self.version_filter, "prompt_versions", "any prompt"),
+                                  (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter")):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(blank, None)
+            for label, value in choices[key]:
+                combo.addItem(label, value)
+            index = combo.findData(current)
+            combo.setCurrentIndex(max(index, 0))
+            combo.blockSignals(False)
+
     def apply_filter(self) -> None:
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
         old = self.model.filter
-        self.model.set_filter(RecordFilter(status=pick(self.status_filter), origin=pick(self.origin_filter),
-                                           text=self.search.text().strip(), order_by=old.order_by,
-                                           descending=old.descending))
+        score = self.score_filter.currentData()
+        lo, hi = self.score_min.value(), self.score_max.value()
+        self.model.set_filter(RecordFilter(
+            status=pick(self.status_filter), origin=pick(self.origin_filter), text=self.search.text().strip(),
+            prompt_version_id=self.version_filter.currentData(), run_id=self.run_filter.currentData(),
+            score=score, score_min=lo if score and lo > self.score_min.minimum() else None,
+            score_max=hi if score and hi < self.score_max.maximum() else None,
+            order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)
@@ -262,6 +300,7 @@ class MainWindow(QMainWindow):
         )
 
     def refresh(self) -> None:
+        self._fill_filter_choices()
         self.refresh_summary()
         self.model.reload()
         self.shown_label.setText(f"{self.model.total} shown")
