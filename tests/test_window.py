@@ -501,7 +501,7 @@ def test_filter_by_prompt_version_run_and_score_range(qtbot, nb, topics_csv, fak
     win.run_filter.setCurrentIndex(0)
     win.score_filter.setCurrentIndex(win.score_filter.findData("judge:polite"))
     assert win.shown_label.text() == "5 shown"  # every scored record
-    win.score_max.setValue(0.4)
+    win.score_max.setText("0.4")
     win.apply_filter()
     assert win.shown_label.text() == "3 shown"
     assert {win.model.record_at(i)["id"] for i in range(3)} == {ids[0], ids[1], ids[4]}

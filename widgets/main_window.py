@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QDoubleValidator, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -96,17 +95,17 @@ class MainWindow(QMainWindow):
         self.version_filter = QComboBox()
         self.run_filter = QComboBox()
         self.score_filter = QComboBox()
-        self.score_min = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=3, value=-1e9, specialValueText="min")
-        self.score_max = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=3, value=1e9)
-        self.score_max.setSpecialValueText("")
-        self.score_min.setSingleStep(0.05)
-        self.score_max.setSingleStep(0.05)
+        self.score_min, self.score_max = QLineEdit(), QLineEdit()
+        for w, hint in ((self.score_min, "min"), (self.score_max, "max")):
+            w.setPlaceholderText(hint)
+            w.setValidator(QDoubleValidator(w))
+            w.setMaximumWidth(70)
         self.shown_label = QLabel()
         self._fill_filter_choices()
         for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter):
             w.currentIndexChanged.connect(self.apply_filter)
         for w in (self.score_min, self.score_max):
-            w.valueChanged.connect(lambda _v: self._search_timer.start())
+            w.textChanged.connect(lambda _t: self._search_timer.start())
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self.apply_filter)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
@@ -115,19 +114,22 @@ class MainWindow(QMainWindow):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.status_filter)
         filters.addWidget(self.origin_filter)
-        filters.addWidget(self.version_filter)
-        filters.addWidget(self.run_filter)
-        filters.addWidget(self.score_filter)
-        filters.addWidget(self.score_min)
-        filters.addWidget(QLabel("–"))
-        filters.addWidget(self.score_max)
         filters.addWidget(self.shown_label)
+        filters2 = QHBoxLayout()
+        filters2.setContentsMargins(8, 0, 8, 0)
+        filters2.addWidget(self.version_filter)
+        filters2.addWidget(self.run_filter, 1)
+        filters2.addWidget(self.score_filter)
+        filters2.addWidget(self.score_min)
+        filters2.addWidget(QLabel("–"))
+        filters2.addWidget(self.score_max)
 
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.summary_label)
         lay.addLayout(filters)
+        lay.addLayout(filters2)
         lay.addWidget(self.table)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
@@ -270,12 +272,11 @@ class MainWindow(QMainWindow):
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
         old = self.model.filter
         score = self.score_filter.currentData()
-        lo, hi = self.score_min.value(), self.score_max.value()
+        bound = lambda w: float(w.text()) if score and w.hasAcceptableInput() else None  # noqa: E731
         self.model.set_filter(RecordFilter(
             status=pick(self.status_filter), origin=pick(self.origin_filter), text=self.search.text().strip(),
             prompt_version_id=self.version_filter.currentData(), run_id=self.run_filter.currentData(),
-            score=score, score_min=lo if score and lo > self.score_min.minimum() else None,
-            score_max=hi if score and hi < self.score_max.maximum() else None,
+            score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
             order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
