@@ -86,3 +86,10 @@ def set_notebook_model(nb: Notebook, choice: ModelChoice) -> None:
     if choice.n_ctx < 128:
         raise StudioError("n_ctx must be at least 128 tokens")
     nb.set_meta("model", choice.__dict__)
+
+
+def job_model_args(nb: Notebook) -> dict[str, Any]:
+    """The notebook's model choice as keyword arguments for the jobs in ``app.jobs``."""
+    c = notebook_model(nb)
+    return {"model_path": c.path,
+            "model_options": {"n_ctx": c.n_ctx, "n_threads": c.threads, "n_gpu_layers": c.n_gpu_layers}}

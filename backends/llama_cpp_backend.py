@@ -19,7 +19,7 @@ import numpy as np
 
 from app.errors import ModelError
 from backends.bundled import default_generator_model
-from backends.gguf_info import file_sha256, read_gguf_info
+from backends.gguf_info import GGUFInfo, file_sha256, read_gguf_info
 from backends.protocols import (
     CancelCheck,
     ChoiceRequest,
@@ -45,6 +45,10 @@ def default_threads() -> int:
 
 def describe_model(model_path: str | os.PathLike[str] | None) -> ModelInfo:
     """Check a GGUF file and hash it without loading it (fast, and a clear error if it is bad)."""
+    return _inspect(model_path)[0]
+
+
+def _inspect(model_path: str | os.PathLike[str] | None) -> tuple[ModelInfo, GGUFInfo]:
     path = Path(model_path) if model_path else default_generator_model()
     info = read_gguf_info(path)
     return ModelInfo(
@@ -52,7 +56,7 @@ def describe_model(model_path: str | os.PathLike[str] | None) -> ModelInfo:
         path=str(Path(info.path).resolve()),
         sha256=file_sha256(path),
         description=f"{info.name} ({info.architecture}, {info.file_type})",
-    )
+    ), info
 
 
 class LlamaCppGenerator:
@@ -69,8 +73,7 @@ class LlamaCppGenerator:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._lc = llama_cpp
-        self.info = describe_model(model_path)
-        gguf = read_gguf_info(self.info.path)
+        self.info, gguf = _inspect(model_path)
         threads = n_threads or default_threads()
         try:
             self.llm = llama_cpp.Llama(

@@ -59,3 +59,13 @@ def test_compare_cli(tmp_path, topics_csv, capsys):
     assert "+Polite ticket about {{ topic }}." in out and "mean_words" in out
     assert main(["compare", str(book), "ticket", "--a", "1", "--b", "7", "--backend", "fake"]) == 2
     assert "no prompt named 'ticket v7'" in capsys.readouterr().err
+
+
+def test_jobs_use_the_notebooks_whole_model_choice(nb, smollm_path):
+    from app.models import ModelChoice, job_model_args, set_notebook_model
+
+    assert job_model_args(nb) == {"model_path": None,
+                                  "model_options": {"n_ctx": 2048, "n_threads": None, "n_gpu_layers": 0}}
+    set_notebook_model(nb, ModelChoice(path=str(smollm_path), n_ctx=4096, threads=1, n_gpu_layers=3))
+    assert job_model_args(nb) == {"model_path": str(smollm_path),
+                                  "model_options": {"n_ctx": 4096, "n_threads": 1, "n_gpu_layers": 3}}

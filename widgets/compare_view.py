@@ -7,9 +7,8 @@ happen in a worker through ``app.jobs.compare_job``.
 from __future__ import annotations
 
 import html
-from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,9 +24,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from PySide6.QtCore import Qt
 
 from app.jobs import compare_job
+from app.models import job_model_args
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
 from widgets.workers import Worker, compute_busy, start
@@ -44,8 +43,6 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.backend = "llama-cpp"
-        self.model_path: str | None = None
-        self.model_options: dict[str, Any] = {}
         self.worker: Worker | None = None
         self.prompt = QComboBox()
         self.version_a, self.version_b = QComboBox(), QComboBox()
@@ -111,8 +108,8 @@ class CompareView(QWidget):
         a, b = int(self.version_a.currentText()), int(self.version_b.currentText())
         self.worker = Worker(compare_job, self.nb.path, self.prompt.currentText(), a, b,
                              samples=self.samples.value(), limit_rows=self.rows.value(), seed=0,
-                             settings=SamplerSettings(temperature=0.8, max_tokens=160), model_path=self.model_path,
-                             backend=self.backend, model_options=self.model_options)
+                             settings=SamplerSettings(temperature=0.8, max_tokens=160), backend=self.backend,
+                             **job_model_args(self.nb))
         self.worker.signals.sig_progress.connect(
             lambda d, t, m: self.status.setText(f"running {d}/{t}…"))
         self.worker.signals.sig_errored.connect(self._on_error)

@@ -223,7 +223,6 @@ class MainWindow(QMainWindow):
         dialog = ModelManager(self.nb, self)
         if dialog.exec():
             self.generate_bar.apply_choice(notebook_model(self.nb))
-            self.compare.model_path = self.quality.model_path = self.generate_bar.model_path
 
     def _on_prompt_saved(self, name: str) -> None:
         self.generate_bar.set_notebook(self.nb.path, self._prompt_names())

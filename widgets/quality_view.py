@@ -6,8 +6,6 @@ the length histogram are matplotlib charts redrawn from what the notebook stores
 
 from __future__ import annotations
 
-from typing import Any
-
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import Signal
@@ -22,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import quality_job
+from app.models import job_model_args
 from app.quality.funnel import funnel
 from app.quality.metrics import notebook_metrics
 from app.store.notebook import Notebook
@@ -37,8 +36,6 @@ class QualityView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.backend = "llama-cpp"
-        self.model_path: str | None = None
-        self.model_options: dict[str, Any] = {}
         self.worker: Worker | None = None
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
@@ -68,8 +65,8 @@ class QualityView(QWidget):
         if self.worker is not None:
             self.status.setText("a quality step is already running")
             return None
-        self.worker = Worker(quality_job, self.nb.path, step, model_path=self.model_path, backend=self.backend,
-                             model_options=self.model_options)
+        self.worker = Worker(quality_job, self.nb.path, step, backend=self.backend,
+                             **job_model_args(self.nb))
         self.worker.signals.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}"))
         self.worker.signals.sig_yielded.connect(self._on_yielded)
         self.worker.signals.sig_errored.connect(lambda msg: self._set_status(msg.splitlines()[0], error=True))
