@@ -1,9 +1,21 @@
-"""Text generation in-process with llama.cpp (llama-cpp-python).
+"""Text generation and judging in-process with llama.cpp, many sequences per batch.
 
-``Llama`` loads the model and context; the decode loop is ours, on the low-level
-batch API, so that each step reads only the last row of logits (the sampled
-token's log-probability) instead of ``logits_all``, which would allocate
-n_ctx x n_vocab floats. One owner per ``Llama``: calls are serialised by a lock.
+llama-cpp-python's high-level ``Llama`` decodes one sequence at a time; on a CPU
+that is bound by memory bandwidth (every token reads every weight). Decoding P
+sequences in one ``llama_batch`` reads the weights once for P tokens, which turns
+the loop compute-bound. This module owns the loop on the low-level API:
+
+* continuous batching: up to P sequences decode together, each with its own
+  seeded NumPy sampler; a finished sequence's slot is refilled from the queue;
+* prefix reuse: a new sequence starts from the KV cache of whichever slot shares
+  the longest prompt prefix with it (a chat preamble, a judge's instructions, a
+  few-shot block), and a batch of requests with a common prefix evaluates it once;
+* only the logits rows that are needed are read (``llama_get_logits_ith``),
+  never ``logits_all`` (n_ctx x n_vocab floats).
+
+The KV cache is not unified by default (one stream per sequence): measured, that
+is what lets many sequences decode fast. Each sequence then has ``n_ctx`` cells of
+its own, so P is chosen to keep the cache within a memory budget.
 """
 
 from __future__ import annotations
@@ -12,7 +24,9 @@ import codecs
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +43,17 @@ from backends.protocols import (
     ModelInfo,
     TokenCallback,
 )
-from backends.sampling import log_softmax_at, sample_token
+from backends.sampling import sample_token
 
 DEFAULT_N_CTX = 2048
-N_BATCH = 512
+N_BATCH = 2048  # tokens per llama_decode call (llama.cpp splits it into micro-batches of N_UBATCH)
+N_UBATCH = 512
+MAX_PARALLEL = 64  # sequences decoded together; on 2 cores 1 -> 64 took a 135M model from ~120 to ~290 tok/s
+KV_BUDGET_BYTES = 2 * 2**30  # the KV cache of all slots together
+MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recompute than to copy
+
+_backend_lock = threading.Lock()
+_backend_ready = False
 
 
 def default_threads() -> int:
@@ -59,7 +80,57 @@ def _inspect(model_path: str | os.PathLike[str] | None) -> tuple[ModelInfo, GGUF
     ), info
 
 
+def kv_bytes_per_token(gguf: GGUFInfo) -> int:
+    """f16 K and V for every layer, from the GGUF header (a generous guess when fields are missing)."""
+    m, arch = gguf.metadata, gguf.architecture
+    layers = int(m.get(f"{arch}.block_count") or 32)
+    heads = int(m.get(f"{arch}.attention.head_count") or 32)
+    heads_kv = int(m.get(f"{arch}.attention.head_count_kv") or heads)
+    embd = int(m.get(f"{arch}.embedding_length") or 4096)
+    k_dim = int(m.get(f"{arch}.attention.key_length") or embd // max(1, heads))
+    v_dim = int(m.get(f"{arch}.attention.value_length") or k_dim)
+    return layers * heads_kv * (k_dim + v_dim) * 2
+
+
+def default_parallel(gguf: GGUFInfo, n_ctx: int) -> int:
+    """As many sequences as fit the KV budget at ``n_ctx`` tokens each, up to MAX_PARALLEL."""
+    per_seq = kv_bytes_per_token(gguf) * n_ctx
+    return max(1, min(MAX_PARALLEL, KV_BUDGET_BYTES // max(1, per_seq)))
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass(eq=False)
+class _Seq:
+    """One request in flight, in one slot (= llama.cpp sequence id)."""
+
+    key: object
+    slot: int
+    pending: list[int]  # tokens still to decode (prompt remainder, then each sampled token)
+    pos: int  # position of pending[0]
+    n_prompt: int
+    wants_logits: bool = True
+    req: GenerationRequest | None = None
+    rng: np.random.Generator | None = None
+    max_tokens: int = 0
+    decoder: codecs.IncrementalDecoder | None = None
+    text: str = ""
+    logprobs: list[float] = field(default_factory=list)
+
+
 class LlamaCppGenerator:
+    """``TextGenerator`` and ``Judge`` on one llama.cpp model and context.
+
+    ``parallel``: sequences decoded together (default: as many as the KV budget
+    allows, at most MAX_PARALLEL). ``parallel=1`` is the plain sequential loop.
+    """
+
     def __init__(
         self,
         model_path: str | os.PathLike[str] | None = None,
@@ -67,37 +138,66 @@ class LlamaCppGenerator:
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
+        parallel: int | None = None,
+        kv_unified: bool = False,
+        prefix_cache: bool = True,
         **_: object,
     ) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self._lc = llama_cpp
+        global _backend_ready
+        lc = self._lc = llama_cpp
         self.info, gguf = _inspect(model_path)
+        self.parallel = max(1, int(parallel)) if parallel else default_parallel(gguf, n_ctx)
         threads = n_threads or default_threads()
-        try:
-            self.llm = llama_cpp.Llama(
-                model_path=self.info.path,
-                n_ctx=n_ctx,
-                n_batch=N_BATCH,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers,
-                logits_all=False,
-                verbose=False,
+        with _backend_lock:
+            if not _backend_ready:
+                from llama_cpp._logger import set_verbose
+
+                set_verbose(False)  # llama.cpp's own log goes through Python's logging; errors only
+                lc.llama_backend_init()
+                _backend_ready = True
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        self._model = lc.llama_model_load_from_file(self.info.path.encode("utf-8"), mparams)
+        if not self._model:
+            raise ModelError(f"llama.cpp could not load {self.info.path}")
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = n_ctx * self.parallel
+        cparams.n_batch = N_BATCH
+        cparams.n_ubatch = N_UBATCH
+        cparams.n_seq_max = self.parallel
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.kv_unified = kv_unified
+        cparams.no_perf = False
+        self._ctx = lc.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            lc.llama_model_free(self._model)
+            raise ModelError(
+                f"llama.cpp could not create a context of {n_ctx} tokens x {self.parallel} sequences "
+                f"for {self.info.path} (out of memory? lower n_ctx or parallel)"
             )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp could not load {self.info.path}: {exc}") from exc
-        self.n_ctx = self.llm.n_ctx()
-        self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
-        self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
+        total = lc.llama_n_ctx(self._ctx)
+        self.n_ctx = total if kv_unified else total // self.parallel  # tokens one sequence may hold
+        self.vocab = lc.llama_model_get_vocab(self._model)
+        self.n_vocab = lc.llama_vocab_n_tokens(self.vocab)
+        self._add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
+        self._mem = lc.llama_get_memory(self._ctx)
+        self._batch = lc.llama_batch_init(N_BATCH, 0, 1)
+        self._held: list[list[int]] = [[] for _ in range(self.parallel)]  # KV contents per slot
         self._lock = threading.Lock()
+        self._owner: int | None = None
         self._closed = False
-        self._kv_tokens: list[int] = []  # what sequence 0 of the KV cache holds, position by position
-        bos = self._token_text(llama_cpp.llama_vocab_bos(self.vocab))
-        eos = self._token_text(llama_cpp.llama_vocab_eos(self.vocab))
+        self._pieces: dict[int, bytes] = {}
+        self._eog = np.zeros(self.n_vocab, dtype=bool)
+        for t in range(self.n_vocab):
+            self._eog[t] = lc.llama_vocab_is_eog(self.vocab, t)
+        self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
+        self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
+        bos = self._token_text(lc.llama_vocab_bos(self.vocab))
+        eos = self._token_text(lc.llama_vocab_eos(self.vocab))
         self._formatter = (
             Jinja2ChatFormatter(template=gguf.chat_template, eos_token=eos, bos_token=bos)
             if gguf.chat_template
@@ -105,7 +205,7 @@ class LlamaCppGenerator:
         )
         self._bos_text = bos
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- tokens and text -------------------------------------------------------------------
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -114,12 +214,15 @@ class LlamaCppGenerator:
         return raw.decode("utf-8", errors="replace") if raw else ""
 
     def _piece(self, token: int) -> bytes:
-        buf = ctypes.create_string_buffer(64)
-        n = self._lc.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = self._lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-        return buf.raw[:n]
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = self._lc.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = self._lc.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
 
     def format_prompt(self, messages: Sequence[dict[str, str]]) -> str:
         """The model's own chat template applied to ``messages`` (generation prompt added)."""
@@ -128,49 +231,144 @@ class LlamaCppGenerator:
             return turns + "Assistant:"
         return self._formatter(messages=list(messages)).prompt
 
+    def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (self._lc.llama_token * cap)()
+        n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
+        if n < 0:
+            cap = -n
+            buf = (self._lc.llama_token * cap)()
+            n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
+        return list(buf[:n])
+
     def tokenize(self, text: str) -> list[int]:
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return self._tokenize(text, add_bos, True)
 
-    def _eval_prompt(self, tokens: list[int]) -> None:
-        """Decode a prompt, reusing the KV cache of the longest prefix it shares with
-        what the cache holds (the chat preamble, a judge's instructions, ...)."""
-        cached = self._kv_tokens
-        n = 0
-        limit = min(len(cached), len(tokens) - 1)  # always decode >= 1 token, for fresh logits
-        while n < limit and cached[n] == tokens[n]:
-            n += 1
-        mem = self._lc.llama_get_memory(self.llm.ctx)
-        if n == 0:
-            self._lc.llama_memory_clear(mem, True)
+    # -- the KV cache: slots, prefix reuse, batches -------------------------------------------
+
+    def _place(self, slot: int, tokens: list[int], need_logits: bool = True) -> int:
+        """Make ``slot`` hold the longest prefix of ``tokens`` any slot already holds;
+        returns how many tokens it holds (the rest must be decoded)."""
+        lc, mem, held = self._lc, self._mem, self._held
+        if not self.prefix_cache:
+            lc.llama_memory_seq_rm(mem, slot, -1, -1)
+            held[slot] = []
+            return 0
+        cap = len(tokens) - 1 if need_logits else len(tokens)  # decode >= 1 token for fresh logits
+        own = min(_lcp(held[slot], tokens), cap)
+        best, src = own, slot
+        for s in range(self.parallel):
+            if s != slot and held[s]:
+                n = min(_lcp(held[s], tokens), cap)
+                if n > best:
+                    best, src = n, s
+        if src != slot and best - own >= MIN_COPY_TOKENS:
+            lc.llama_memory_seq_rm(mem, slot, -1, -1)
+            # a whole-sequence copy works with unified and per-sequence KV streams alike
+            lc.llama_memory_seq_cp(mem, src, slot, -1, -1)
+            lc.llama_memory_seq_rm(mem, slot, best, -1)
+            held[slot] = list(tokens[:best])
+            return best
+        if own == 0:
+            lc.llama_memory_seq_rm(mem, slot, -1, -1)
         else:
-            self._lc.llama_memory_seq_rm(mem, 0, n, -1)
-        self._kv_tokens = list(tokens[:n])
-        self._decode(tokens[n:], n)
-        self._kv_tokens.extend(tokens[n:])
+            lc.llama_memory_seq_rm(mem, slot, own, -1)
+        held[slot] = list(tokens[:own])
+        return own
 
-    def _decode(self, tokens: Sequence[int], start_pos: int) -> None:
-        """Decode ``tokens`` for sequence 0, asking for logits of the last one only."""
-        b = self._batch
-        for off in range(0, len(tokens), N_BATCH):
-            chunk = tokens[off : off + N_BATCH]
-            for i, t in enumerate(chunk):
-                b.token[i] = t
-                b.pos[i] = start_pos + off + i
-                b.n_seq_id[i] = 1
-                b.seq_id[i][0] = 0
-                b.logits[i] = 0
-            b.logits[len(chunk) - 1] = 1
-            b.n_tokens = len(chunk)
-            rc = self._lc.llama_decode(self.llm.ctx, b)
-            if rc != 0:
-                raise ModelError(f"llama_decode failed (code {rc}); the context may be too small")
+    def _prime_common_prefix(self, items: Sequence[tuple[int, list[int]]]) -> None:
+        """When several new requests share a prefix no slot holds yet, decode it once
+        (in the first request's slot) so the others copy it instead of recomputing it."""
+        if len(items) < 2 or not self.prefix_cache:
+            return
+        first = items[0][1]
+        common = min(len(t) for _, t in items) - 1
+        for _, t in items[1:]:
+            common = min(common, _lcp(first, t))
+        if common < MIN_COPY_TOKENS:
+            return
+        prefix = first[:common]
+        have = max(min(_lcp(h, prefix), common) for h in self._held)
+        if common - have < MIN_COPY_TOKENS:
+            return
+        slot = items[0][0]
+        start = self._place(slot, prefix, need_logits=False)
+        probe = _Seq(key=None, slot=slot, pending=prefix[start:], pos=start, n_prompt=common, wants_logits=False)
+        while probe.pending:
+            self._decode_step([probe])
 
-    def _last_logits(self) -> np.ndarray:
-        ptr = self._lc.llama_get_logits_ith(self.llm.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+    def _decode_step(self, seqs: Sequence[_Seq]) -> list[tuple[_Seq, int]]:
+        """Put the pending tokens of ``seqs`` into one batch (those with one token first,
+        then prompt chunks while room is left) and decode it. Returns (seq, output row)
+        for each sequence whose last pending token was decoded and wants logits."""
+        lc, b = self._lc, self._batch
+        # who gets how many tokens: single tokens first, then prompt chunks while room is left
+        room, takes = N_BATCH, {}
+        for sq in sorted(seqs, key=lambda s: len(s.pending)):
+            k = min(room, len(sq.pending))
+            if k > 0:
+                takes[sq.slot] = (sq, k)
+                room -= k
+        # written in slot order: with per-sequence KV streams llama.cpp only puts
+        # consecutive sequence ids into one micro-batch (out of order = several, measured 1.5x slower)
+        n = 0
+        outs: list[tuple[_Seq, int]] = []
+        for slot in sorted(takes):
+            sq, k = takes[slot]
+            take = sq.pending[:k]
+            pos = sq.pos
+            for t in take:
+                b.token[n] = t
+                b.pos[n] = pos
+                b.n_seq_id[n] = 1
+                b.seq_id[n][0] = slot
+                b.logits[n] = 0
+                n += 1
+                pos += 1
+            self._held[slot].extend(take)
+            sq.pos = pos
+            del sq.pending[:k]
+            if not sq.pending and sq.wants_logits:
+                b.logits[n - 1] = 1
+                outs.append((sq, n - 1))
+        if n == 0:
+            return outs
+        b.n_tokens = n
+        t0 = time.perf_counter()
+        rc = lc.llama_decode(self._ctx, b)
+        self.decode_seconds += time.perf_counter() - t0
+        if rc != 0:
+            for sq in seqs:  # the cache no longer matches what we think it holds
+                self._held[sq.slot] = []
+                lc.llama_memory_seq_rm(self._mem, sq.slot, -1, -1)
+            raise ModelError(f"llama_decode failed (code {rc}): the KV cache is full; lower parallel or raise n_ctx")
+        return outs
 
-    # -- the protocol ----------------------------------------------------------------------
+    def _logits(self, outs: Sequence[tuple[_Seq, int]]) -> np.ndarray:
+        rows = np.empty((len(outs), self.n_vocab), dtype=np.float32)
+        for j, (_, i) in enumerate(outs):
+            ptr = self._lc.llama_get_logits_ith(self._ctx, i)
+            rows[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return rows
+
+    # -- ownership: one caller at a time ------------------------------------------------------
+
+    def _acquire(self) -> None:
+        if self._owner == threading.get_ident():
+            raise ModelError("this model is already busy with an unfinished call in this thread")
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        if self._closed:
+            self._release()
+            raise ModelError("this model has been closed")
+
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+
+    # -- generation -------------------------------------------------------------------------
 
     def generate(
         self,
@@ -178,109 +376,168 @@ class LlamaCppGenerator:
         cancel: CancelCheck | None = None,
         on_token: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
-        for req in requests:
-            if cancel is not None and cancel.is_interruption_requested():
-                return
-            with self._lock:
-                result = self._generate_one(req, cancel, on_token)
-            yield result
-            if result.finish_reason == "cancelled":
-                return
+        self._acquire()
+        try:
+            yield from self._generate(list(requests), cancel, on_token)
+        finally:
+            self._release()
 
-    def _generate_one(
-        self, req: GenerationRequest, cancel: CancelCheck | None, on_token: TokenCallback | None
-    ) -> GenerationResult:
-        if self._closed:
-            raise ModelError("this model has been closed")
-        s = req.settings
-        prompt_tokens = self.tokenize(self.format_prompt(req.messages))
-        room = self.n_ctx - len(prompt_tokens)
+    def _start(self, req: GenerationRequest, slot: int, tokens: list[int]) -> _Seq:
+        room = self.n_ctx - len(tokens)
         if room < 1:
             raise ModelError(
-                f"a prompt of {len(prompt_tokens)} tokens does not fit the model's context of {self.n_ctx} tokens"
+                f"a prompt of {len(tokens)} tokens does not fit the model's context of {self.n_ctx} tokens"
             )
-        max_tokens = min(s.max_tokens, room)
-        rng = np.random.default_rng(req.seed)
-        self._eval_prompt(prompt_tokens)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text, logprobs, reason = "", [], "length"
-        pos = len(prompt_tokens)
-        for _ in range(max_tokens):
-            if cancel is not None and cancel.is_interruption_requested():
-                reason = "cancelled"
-                break
-            logits = self._last_logits()
-            tok = sample_token(logits, s, rng)
-            if self._lc.llama_vocab_is_eog(self.vocab, tok):
-                reason = "stop"
-                break
-            logprobs.append(log_softmax_at(logits, tok))
-            piece = decoder.decode(self._piece(tok))
-            text += piece
-            if piece and on_token is not None:
-                on_token(req.key, piece)
-            hit = next((st for st in s.stop if st and st in text), None)
-            if hit is not None:
-                text = text[: text.index(hit)]
-                reason = "stop"
-                break
-            self._decode([tok], pos)
-            self._kv_tokens.append(tok)
-            pos += 1
-        text += decoder.decode(b"", final=True)
-        return GenerationResult(
-            key=req.key,
-            text=text.strip(),
-            prompt_tokens=len(prompt_tokens),
-            completion_tokens=len(logprobs),
-            token_logprobs=logprobs,
-            finish_reason=reason,
+        start = self._place(slot, tokens)
+        return _Seq(
+            key=req.key, slot=slot, pending=tokens[start:], pos=start, n_prompt=len(tokens), req=req,
+            rng=np.random.default_rng(req.seed), max_tokens=min(req.settings.max_tokens, room),
+            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
         )
+
+    def _finish(self, sq: _Seq, reason: str) -> GenerationResult:
+        assert sq.decoder is not None
+        sq.text += sq.decoder.decode(b"", final=True)
+        return GenerationResult(
+            key=sq.key, text=sq.text.strip(), prompt_tokens=sq.n_prompt, completion_tokens=len(sq.logprobs),
+            token_logprobs=sq.logprobs, finish_reason=reason,
+        )
+
+    def _generate(
+        self, queue: list[GenerationRequest], cancel: CancelCheck | None, on_token: TokenCallback | None
+    ) -> Iterator[GenerationResult]:
+        queue.reverse()  # pop() from the end keeps the callers' order
+        active: dict[int, _Seq] = {}
+        while queue or active:
+            if cancel is not None and cancel.is_interruption_requested():
+                for sq in active.values():  # callers stop at the first one and store none of them
+                    yield self._finish(sq, "cancelled")
+                return
+            free = [s for s in range(self.parallel) if s not in active]
+            if queue and free:
+                new = []
+                for slot in free:
+                    if not queue:
+                        break
+                    req = queue.pop()
+                    new.append((slot, req, self.tokenize(self.format_prompt(req.messages))))
+                self._prime_common_prefix([(slot, toks) for slot, _, toks in new])
+                for slot, req, toks in new:
+                    active[slot] = self._start(req, slot, toks)
+            outs = self._decode_step(list(active.values()))
+            if not outs:
+                continue
+            logits = self._logits(outs)
+            m = logits.max(axis=1)
+            lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=1))
+            greedy = logits.argmax(axis=1)
+            done: list[GenerationResult] = []
+            for j, (sq, _) in enumerate(outs):
+                s = sq.req.settings  # type: ignore[union-attr]
+                tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, sq.rng)
+                reason = None
+                if self._eog[tok]:
+                    reason = "stop"
+                else:
+                    sq.logprobs.append(float(logits[j, tok] - lse[j]))
+                    piece = sq.decoder.decode(self._piece(tok))  # type: ignore[union-attr]
+                    if piece:
+                        sq.text += piece
+                        if on_token is not None:
+                            on_token(sq.key, piece)
+                        for st in s.stop:
+                            if not st:
+                                continue
+                            at = sq.text.find(st, max(0, len(sq.text) - len(piece) - len(st)))
+                            if at >= 0:
+                                sq.text = sq.text[:at]
+                                reason = "stop"
+                                break
+                    if reason is None and len(sq.logprobs) >= sq.max_tokens:
+                        reason = "length"
+                if reason is None:
+                    sq.pending.append(tok)
+                else:
+                    del active[sq.slot]
+                    done.append(self._finish(sq, reason))
+            yield from done
 
     # -- judging: next-token probabilities of a few answers ---------------------------------
 
-    def _first_tokens(self, spellings: Sequence[str]) -> set[int]:
+    def _first_tokens(self, spellings: Sequence[str]) -> list[int]:
         toks = set()
         for sp in spellings:
-            ids = self.llm.tokenize(sp.encode("utf-8"), add_bos=False, special=False)
+            ids = self._tokenize(sp, False, False)
             if ids:
                 toks.add(ids[0])
-        return toks
+        return sorted(toks)
 
     def choice_probs(
         self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
     ) -> Iterator[ChoiceResult]:
-        token_cache: dict[tuple[str, ...], set[int]] = {}
-        for req in requests:
+        """One forward pass per request over what follows the prefix it shares with
+        the others; requests are decoded ``parallel`` at a time. Results come in order."""
+        self._acquire()
+        try:
+            yield from self._choice_probs(list(requests), cancel)
+        finally:
+            self._release()
+
+    def _judge_tokens(self, req: ChoiceRequest) -> list[int]:
+        prompt = req.raw_prompt if req.raw_prompt is not None else self.format_prompt(req.messages) + req.answer_prefix
+        tokens = self.tokenize(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise ModelError(f"a judge prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+        return tokens
+
+    def _choice_probs(self, requests: list[ChoiceRequest], cancel: CancelCheck | None) -> Iterator[ChoiceResult]:
+        token_cache: dict[tuple[str, ...], list[int]] = {}
+        for start in range(0, len(requests), self.parallel):
             if cancel is not None and cancel.is_interruption_requested():
                 return
-            with self._lock:
-                if req.raw_prompt is not None:
-                    prompt = req.raw_prompt
-                else:
-                    prompt = self.format_prompt(req.messages) + req.answer_prefix
-                tokens = self.tokenize(prompt)
-                if len(tokens) >= self.n_ctx:
-                    raise ModelError(f"a judge prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
-                self._eval_prompt(tokens)
-                logits = self._last_logits().astype(np.float64)
-                m = logits.max()
-                probs = np.exp(logits - m)
+            group = requests[start : start + self.parallel]
+            items = [(slot, self._judge_tokens(req)) for slot, req in enumerate(group)]
+            self._prime_common_prefix(items)
+            seqs = []
+            for (slot, toks), req in zip(items, group):
+                n = self._place(slot, toks)
+                seqs.append(_Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks)))
+            rows: dict[int, np.ndarray] = {}
+            waiting = list(seqs)
+            while waiting:
+                outs = self._decode_step(waiting)
+                if outs:
+                    logits = self._logits(outs)
+                    for j, (sq, _) in enumerate(outs):
+                        rows[sq.slot] = logits[j]
+                waiting = [sq for sq in waiting if sq.pending]
+            for sq, req in zip(seqs, group):
+                lg = rows[sq.slot].astype(np.float64)
+                probs = np.exp(lg - lg.max())
                 probs /= probs.sum()
                 raw = {}
                 for label, spellings in req.choices:
-                    ids = token_cache.setdefault(spellings, self._first_tokens(spellings))
-                    raw[label] = float(sum(probs[i] for i in ids))
-            total = sum(raw.values())
-            yield ChoiceResult(
-                key=req.key,
-                probs={k: (v / total if total > 0 else 1 / len(raw)) for k, v in raw.items()},
-                mass=total,
-            )
+                    ids = token_cache.get(spellings)
+                    if ids is None:
+                        ids = token_cache[spellings] = self._first_tokens(spellings)
+                    raw[label] = float(probs[ids].sum()) if ids else 0.0
+                total = sum(raw.values())
+                yield ChoiceResult(
+                    key=req.key,
+                    probs={k: (v / total if total > 0 else 1 / len(raw)) for k, v in raw.items()},
+                    mass=total,
+                )
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._lc.llama_batch_free(self._batch)
-                self.llm.close()
+                self._lc.llama_free(self._ctx)
+                self._lc.llama_model_free(self._model)
+
+    def __del__(self) -> None:  # a generator dropped without close() still frees llama.cpp's memory
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from app.quality.judge import NO, YES, Criterion, choice_request, sanity_check, score_texts
@@ -21,15 +22,21 @@ def test_p_yes_matches_llama_cpp_pythons_own_logprobs(smollm, smollm_path):
 
     req = choice_request("k", "Is this text rude?", RUDE[0], "completion", (("yes", YES), ("no", NO)), "Yes or No")
     ours = next(smollm.choice_probs([req]))
-    # An independent path: the high-level API with logits_all, asked for top logprobs.
-    ref = llama_cpp.Llama(model_path=str(smollm_path), n_ctx=512, logits_all=True, verbose=False, n_threads=2)
+    # An independent path: the high-level API with logits_all, its own context and tokenizer call.
+    # (flash attention on, as llama.cpp picks by default and the backend leaves it)
+    ref = llama_cpp.Llama(model_path=str(smollm_path), n_ctx=512, logits_all=True, verbose=False, n_threads=2,
+                          flash_attn=True)
     try:
-        out = ref.create_completion(req.raw_prompt, max_tokens=1, logprobs=40, temperature=0)
+        tokens = ref.tokenize(req.raw_prompt.encode(), add_bos=False, special=True)
+        ref.eval(tokens)
+        logits = np.array(ref.scores[len(tokens) - 1], dtype=np.float64)
+        first = lambda sps: {ref.tokenize(sp.encode(), add_bos=False, special=False)[0] for sp in sps}  # noqa: E731
+        yes_ids, no_ids = first(YES), first(NO)
     finally:
         ref.close()
-    top = out["choices"][0]["logprobs"]["top_logprobs"][0]
-    p_yes = sum(math.exp(lp) for tok, lp in top.items() if tok in YES)
-    p_no = sum(math.exp(lp) for tok, lp in top.items() if tok in NO)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    p_yes, p_no = probs[list(yes_ids)].sum(), probs[list(no_ids)].sum()
     assert p_yes > 0 and p_no > 0
     assert ours.probs["yes"] == pytest.approx(p_yes / (p_yes + p_no), abs=2e-3)
     assert ours.mass == pytest.approx(p_yes + p_no, abs=5e-3)

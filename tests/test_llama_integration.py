@@ -83,8 +83,9 @@ def test_cancel_during_a_real_generation(smollm):
 
     reqs = [_req(i, "Write a long story about a dragon.", temperature=0.8, max_tokens=200) for i in range(3)]
     results = list(smollm.generate(reqs, cancel=task, on_token=on_token))
-    assert len(results) == 1 and results[0].finish_reason == "cancelled"
-    assert len(tokens) == 3
+    # the three decode together: each in flight ends "cancelled" (callers store none), nothing more runs
+    assert results and all(r.finish_reason == "cancelled" for r in results)
+    assert len(results) <= 3 and len(tokens) == 3
 
 
 def test_generation_from_another_thread(smollm):

@@ -21,7 +21,7 @@ from app.tasks import TaskState
 from app.templates import PromptTemplate, check_rows, parse_template, render
 from backends.protocols import GenerationRequest, ModelInfo, SamplerSettings, TextGenerator
 
-CHUNK = 32  # requests handed to the backend at a time (it streams results back)
+CHUNK = 256  # requests handed to the backend at a time (it batches them and streams results back)
 
 
 def sample_seed(run_seed: int, input_id: int | None, sample_index: int) -> int:

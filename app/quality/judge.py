@@ -55,6 +55,7 @@ class Criterion:
     threshold: float | None = None
     format: str = "completion"
     invert: bool = False  # pass when the answer is No (the score is then P(no))
+    guidelines: str = ""  # grading notes shown before every text (a shared prefix: evaluated once per batch)
 
     @property
     def score_name(self) -> str:
@@ -88,7 +89,8 @@ def load_criteria(path: str | Path) -> Constitution:
 
         if not isinstance(spec, dict):
             raise err("must be a table of settings")
-        known = {"name", "question", "type", "levels", "points", "good", "bad", "threshold", "format", "invert"}
+        known = {"name", "question", "type", "levels", "points", "good", "bad", "threshold", "format", "invert",
+                 "guidelines"}
         extra = set(spec) - known
         if extra:
             raise err(f"unknown setting {', '.join(sorted(extra))} (settings: {', '.join(sorted(known))})")
@@ -132,9 +134,12 @@ def load_criteria(path: str | Path) -> Constitution:
         invert = spec.get("invert", False)
         if not isinstance(invert, bool) or (invert and kind != "yes_no"):
             raise err("invert = true applies to yes/no criteria only")
+        guidelines = spec.get("guidelines", "")
+        if not isinstance(guidelines, str):
+            raise err("guidelines must be text")
         out.append(Criterion(name=name, question=str(question), type=kind, levels=levels, points=points,
                              good=tuple(spec.get("good", [])), bad=tuple(spec.get("bad", [])),
-                             threshold=threshold, format=fmt, invert=invert))
+                             threshold=threshold, format=fmt, invert=invert, guidelines=guidelines.strip()))
     return Constitution(name=str(data.get("name") or path.stem), criteria=tuple(out))
 
 
@@ -143,31 +148,35 @@ def _clip(text: str) -> str:
 
 
 def choice_request(key: Hashable, question: str, text: str, fmt: str,
-                   choices: tuple[tuple[str, tuple[str, ...]], ...], answer_hint: str) -> ChoiceRequest:
+                   choices: tuple[tuple[str, tuple[str, ...]], ...], answer_hint: str,
+                   guidelines: str = "") -> ChoiceRequest:
     """One question about one text.
 
-    The completion layout (text, then the question, then "Answer") is the one the
-    bundled SmolLM2-135M separated best in our measurements; chat layout suits
-    instruction-tuned models that follow a system of turns better.
+    Everything before the text (a criterion's guidelines) is the same for every
+    record, so the backend evaluates it once and reuses its KV cache. The question
+    comes after the text: asked before it, the bundled SmolLM2-135M no longer
+    separated rude from polite texts in our measurements. The chat layout suits
+    instruction-tuned models.
     """
     text = _clip(text)
+    head = f"{guidelines}\n\n" if guidelines else ""
     if fmt == "completion":
-        raw = f'Text: "{text}"\nQuestion: {question}\nAnswer ({answer_hint}):'
+        raw = f'{head}Text: "{text}"\nQuestion: {question}\nAnswer ({answer_hint}):'
         return ChoiceRequest(key=key, messages=(), choices=choices, raw_prompt=raw)
-    user = f'{question}\n\nText: "{text}"\n\n{question} Answer {answer_hint}.'
+    user = f'{head}{question}\n\nText: "{text}"\n\n{question} Answer {answer_hint}.'
     return ChoiceRequest(key=key, messages=({"role": "user", "content": user},), choices=choices)
 
 
 def _requests(c: Criterion, key: Hashable, text: str) -> list[ChoiceRequest]:
     yn = (("yes", YES), ("no", NO))
     if c.type == "yes_no":
-        return [choice_request((key, 0), c.question, text, c.format, yn, "Yes or No")]
+        return [choice_request((key, 0), c.question, text, c.format, yn, "Yes or No", c.guidelines)]
     if c.type == "rubric":
         scale = "; ".join(f"{k} = {v}" for k, v in sorted(c.levels.items()))
         q = f"{c.question} Rate it from 1 to 5 ({scale})."
         choices = tuple((d, (d, " " + d)) for d in LEVELS)
-        return [choice_request((key, 0), q, text, c.format, choices, "1, 2, 3, 4 or 5")]
-    return [choice_request((key, i), p, text, c.format, yn, "Yes or No") for i, p in enumerate(c.points)]
+        return [choice_request((key, 0), q, text, c.format, choices, "1, 2, 3, 4 or 5", c.guidelines)]
+    return [choice_request((key, i), p, text, c.format, yn, "Yes or No", c.guidelines) for i, p in enumerate(c.points)]
 
 
 def score_texts(judge: Judge, c: Criterion, texts: Sequence[tuple[Hashable, str]],
