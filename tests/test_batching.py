@@ -1,0 +1,123 @@
+"""Batched (multi-sequence) decoding and prefix reuse give the sequential loop's answers."""
+
+import pytest
+
+from app.errors import ModelError
+from app.quality.judge import Criterion, score_texts
+from backends.protocols import GenerationRequest, SamplerSettings
+
+pytestmark = pytest.mark.integration
+
+PROMPTS = [
+    "Write a short customer support ticket about a failed bank sync.",
+    "Explain in two sentences how to reset a password.",
+    "Write a polite reply to a customer who was charged twice.",
+    "List three things to check when an invoice PDF looks wrong.",
+    "Name three colours.",
+    "What is 2+2?",
+    "Tell me a fact about the sea.",
+    "Write a haiku about tea.",
+    "Describe a mobile app crash report in one paragraph.",
+    "Give a short apology for a delayed payroll export.",
+]
+NEAR_TIE = 1e-3
+
+
+def _reqs(temperature, max_tokens=40):
+    return [GenerationRequest(key=i, messages=({"role": "user", "content": p},), seed=100 + i,
+                              settings=SamplerSettings(temperature=temperature, max_tokens=max_tokens))
+            for i, p in enumerate(PROMPTS)]
+
+
+def _run(path, parallel, temperature):
+    from backends.llama_cpp_backend import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(path, n_ctx=512, parallel=parallel)
+    gen.trace = {}
+    try:
+        results = {r.key: r for r in gen.generate(_reqs(temperature))}
+        return results, gen.trace
+    finally:
+        gen.close()
+
+
+@pytest.fixture(scope="module")
+def greedy_runs(smollm_path):
+    # 4 slots for 10 prompts: slots are refilled as sequences finish (continuous batching)
+    return _run(smollm_path, 1, 0.0), _run(smollm_path, 4, 0.0)
+
+
+def test_greedy_batched_matches_sequential_token_for_token(greedy_runs):
+    (seq, seq_trace), (bat, bat_trace) = greedy_runs
+    assert sorted(seq) == sorted(bat) == list(range(len(PROMPTS)))
+    ties = []
+    for k in seq:
+        a_toks, a_gap = seq_trace[k]
+        b_toks, b_gap = bat_trace[k]
+        if a_toks == b_toks:
+            assert seq[k].text == bat[k].text
+            assert bat[k].token_logprobs == pytest.approx(seq[k].token_logprobs, abs=1e-3)
+            continue
+        i = next(i for i, (x, y) in enumerate(zip(a_toks, b_toks)) if x != y)
+        ties.append((k, i, a_gap[i], b_gap[i]))
+        # outputs may only part where the two best tokens were (nearly) tied
+        assert min(a_gap[i], b_gap[i]) < NEAR_TIE, f"prompt {k} differs at token {i} without a near-tie"
+    print(f"{len(PROMPTS) - len(ties)}/{len(PROMPTS)} identical; parted after near-ties: {ties}")
+
+
+def test_seeded_sampling_does_not_depend_on_batching(smollm_path):
+    seq, _ = _run(smollm_path, 1, 0.9)
+    bat, _ = _run(smollm_path, 8, 0.9)
+    same = sum(seq[k].text == bat[k].text for k in seq)
+    print(f"sampled outputs identical: {same}/{len(PROMPTS)}")
+    assert same == len(PROMPTS)
+    assert len({r.text for r in bat.values()}) > 5  # and they are real, different samples
+
+
+GUIDELINES = (
+    "You are reviewing replies written by a customer support team. A reply is rude when it insults, "
+    "blames or belittles the customer, uses name-calling, sarcasm or threats, or dismisses the problem. "
+    "A reply is not rude when it is polite, even if it is short, declines a request, or says that the "
+    "customer made a mistake, as long as it does so respectfully. Judge only the tone of the reply, not "
+    "whether it is correct or helpful. Ignore spelling and grammar. Ignore the length of the reply. "
+    "Read the whole reply before answering, and answer with a single word."
+)
+TEXTS = ["Shut up, you useless idiot.", "Thank you so much for your patience!", "Fix it yourself, moron.",
+         "I am sorry for the trouble; here is how to fix it.", "Whatever. Not my problem.",
+         "Could you send us a screenshot, please?", "You clowns are pathetic.", "Happy to help any time."]
+
+
+def test_prefix_cached_judging_equals_uncached(smollm_path):
+    from backends.llama_cpp_backend import LlamaCppGenerator
+
+    c = Criterion("rude", "Is this reply rude?", guidelines=GUIDELINES)
+    items = list(enumerate(TEXTS))
+    out = {}
+    for cached in (True, False):
+        gen = LlamaCppGenerator(smollm_path, n_ctx=512, parallel=4, prefix_cache=cached)
+        try:
+            out[cached] = (score_texts(gen, c, items), gen.tokens_decoded)
+        finally:
+            gen.close()
+    (with_cache, n_cached), (without, n_plain) = out[True], out[False]
+    for k in with_cache:
+        # the issue asks for 1e-2; with flash attention off they agree to float precision
+        assert with_cache[k] == pytest.approx(without[k], abs=1e-4)
+    print(f"tokens decoded: {n_cached} with the prefix cache, {n_plain} without")
+    assert n_cached < n_plain / 3  # the ~100-token guidelines were evaluated once, not 8 times
+
+
+def test_a_prompt_longer_than_one_sequences_context_is_refused(smollm_path):
+    from backends.llama_cpp_backend import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(smollm_path, n_ctx=256, parallel=2)
+    try:
+        long = GenerationRequest(key=0, messages=({"role": "user", "content": "word " * 400},), seed=1)
+        with pytest.raises(ModelError, match="does not fit"):
+            list(gen.generate([long]))
+        # the model is still usable afterwards
+        ok = next(gen.generate([GenerationRequest(key=1, messages=({"role": "user", "content": "Hi"},), seed=1,
+                                                  settings=SamplerSettings(max_tokens=4))]))
+        assert ok.completion_tokens > 0
+    finally:
+        gen.close()
