@@ -1,83 +1,224 @@
 """``make bench``: generation and judging throughput on the bundled model, side by side.
 
-(a) llama-cpp-python's own ``create_completion`` loop, one prompt after another;
-(b) the studio's llama.cpp backend on the same prompts, seeds and max_tokens;
-(c) judge questions per second (one forward pass each).
-Each is run in the same process, one after the other (never concurrently: both
-use every core). Ratios are what to compare across machines, not seconds.
+All in one process, one after the other (never concurrently: each uses every core),
+same prompts, same max_tokens, greedy:
+
+(a) llama-cpp-python's own ``create_chat_completion``, one prompt after another;
+(b) the studio's llama.cpp backend, batched (continuous batching, P sequences);
+(b1) the same backend with parallel=1 (its sequential loop);
+(m) a minimal static batch loop written directly on libllama (the floor to beat);
+(pp) prompt processing speed of the same context (the compute ceiling);
+(x) llama.cpp's ``llama-batched-bench``, when that tool is on PATH;
+(d) judge questions per second with and without the prefix cache.
+Ratios are what to compare across machines, not seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import time
 
-PROMPTS = [
-    "Write a short customer support ticket about a failed bank sync.",
-    "Explain in two sentences how to reset a password.",
-    "Write a polite reply to a customer who was charged twice.",
-    "List three things to check when an invoice PDF looks wrong.",
-    "Describe a mobile app crash report in one paragraph.",
-    "Write a one-line summary of a refund request.",
-    "Give a short apology for a delayed payroll export.",
-    "Write a question a customer might ask about VAT reports.",
+TOPICS = [
+    "a failed bank sync", "resetting a password", "being charged twice", "a wrong invoice PDF",
+    "a mobile app crash", "a refund request", "a delayed payroll export", "VAT reports",
+    "a locked account", "a missing receipt", "two-factor login codes", "exporting data to CSV",
+    "a slow dashboard", "changing the billing email", "an expired card", "a duplicate supplier",
 ]
+KINDS = ["Write a short customer support ticket about {}.", "Explain in two sentences what to do about {}.",
+         "Write a polite reply to a customer who wrote about {}.", "List three things to check about {}."]
+GUIDELINES = (
+    "You are reviewing replies written by a customer support team for an accounting product. A reply is "
+    "rude when it insults, blames or belittles the customer, uses name-calling, sarcasm or threats, or "
+    "dismisses the problem as not worth the team's time. A reply is not rude when it is polite, even if "
+    "it is short, declines a request, or says that the customer made a mistake, as long as it does so "
+    "respectfully. Judge only the tone of the reply, not whether it is correct, complete or helpful. "
+    "Ignore spelling, grammar and formatting. Ignore the length of the reply. Replies may mention "
+    "invoices, payroll, bank feeds, VAT returns, receipts, exports and user accounts; none of these "
+    "words is rude in itself. Read the whole reply before answering, and answer with a single word."
+)
+
+
+def prompts(n: int) -> list[str]:
+    return [KINDS[i % len(KINDS)].format(TOPICS[(i // len(KINDS)) % len(TOPICS)]) for i in range(n)]
+
+
+def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens: int, parallel: int,
+                       n_ctx: int, threads: int) -> tuple[int, float]:
+    """The plainest batched loop on libllama: P prompts at a time, prefill, then one
+    token per live sequence per step (argmax), until all P are done; no refill."""
+    import ctypes
+
+    import llama_cpp as lc
+    import numpy as np
+
+    mp = lc.llama_model_default_params()
+    model = lc.llama_model_load_from_file(model_path.encode(), mp)
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx * parallel, 2048, 128, parallel
+    cp.n_threads = cp.n_threads_batch = threads
+    cp.kv_unified, cp.flash_attn_type = False, 0
+    ctx = lc.llama_init_from_model(model, cp)
+    mem = lc.llama_get_memory(ctx)
+    vocab = lc.llama_model_get_vocab(model)
+    n_vocab = lc.llama_vocab_n_tokens(vocab)
+    batch = lc.llama_batch_init(2048, 0, 1)
+    generated = 0
+    t0 = time.perf_counter()
+    for start in range(0, len(token_lists), parallel):
+        group = token_lists[start : start + parallel]
+        lc.llama_memory_clear(mem, True)
+        n = 0
+        outs = []
+        for s, toks in enumerate(group):
+            for i, t in enumerate(toks):
+                batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = t, i, 1, 0
+                batch.seq_id[n][0] = s
+                n += 1
+            batch.logits[n - 1] = 1
+            outs.append(n - 1)
+        batch.n_tokens = n
+        lc.llama_decode(ctx, batch)
+        pos = [len(t) for t in group]
+        live = list(range(len(group)))
+        count = [0] * len(group)
+        while live:
+            nxt = []
+            for j, s in enumerate(live):
+                row = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, outs[j]), shape=(n_vocab,))
+                tok = int(row.argmax())
+                if lc.llama_vocab_is_eog(vocab, tok):
+                    continue
+                count[s] += 1
+                generated += 1
+                if count[s] < max_tokens:
+                    nxt.append((s, tok))
+            if not nxt:
+                break
+            for i, (s, tok) in enumerate(nxt):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos[s], 1, 1
+                batch.seq_id[i][0] = s
+                pos[s] += 1
+            batch.n_tokens = len(nxt)
+            lc.llama_decode(ctx, batch)
+            live = [s for s, _ in nxt]
+            outs = list(range(len(nxt)))
+    dt = time.perf_counter() - t0
+    lc.llama_batch_free(batch)
+    lc.llama_free(ctx)
+    lc.llama_model_free(model)
+    del ctypes
+    return generated, dt
 
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--prompts", type=int, default=len(PROMPTS))
+    p.add_argument("--prompts", type=int, default=64)
+    p.add_argument("--parallel", type=int, default=0, help="sequences per batch (0: the backend's default)")
+    p.add_argument("--judge-texts", type=int, default=64)
     args = p.parse_args()
 
     import llama_cpp
 
-    from app.quality.judge import NO, YES, choice_request
+    from app.quality.judge import Criterion, score_texts
     from backends.bundled import default_generator_model
     from backends.llama_cpp_backend import LlamaCppGenerator, default_threads
     from backends.protocols import GenerationRequest, SamplerSettings
 
     model = str(default_generator_model())
-    prompts = PROMPTS[: args.prompts]
+    texts = prompts(args.prompts)
     threads = default_threads()
-    print(f"model {model}\nthreads {threads}, {len(prompts)} prompts, max_tokens {args.max_tokens}, greedy\n")
+    n_ctx = 512
+    rows: list[tuple[str, int, float, str]] = []
 
-    # (a) baseline: llama-cpp-python's high-level loop
-    llm = llama_cpp.Llama(model_path=model, n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False)
-    t0, base_tokens = time.perf_counter(), 0
-    for text in prompts:
+    def show(label: str, n: int, secs: float, unit: str = "tok") -> float:
+        rate = n / secs
+        rows.append((label, n, secs, unit))
+        print(f"{label:<58} {n:>6} {unit:<4} {secs:7.2f} s {rate:8.1f} {unit}/s", flush=True)
+        return rate
+
+    print(f"model {model}\nthreads {threads}, {len(texts)} prompts, max_tokens {args.max_tokens}, greedy\n")
+
+    # (a) baseline: llama-cpp-python's high-level loop, one sequence at a time
+    llm = llama_cpp.Llama(model_path=model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    t0, n = time.perf_counter(), 0
+    for text in texts:
         out = llm.create_chat_completion(messages=[{"role": "user", "content": text}],
                                          max_tokens=args.max_tokens, temperature=0, seed=1)
-        base_tokens += out["usage"]["completion_tokens"]
-    base_s = time.perf_counter() - t0
+        n += out["usage"]["completion_tokens"]
+    base = show("(a) llama-cpp-python create_chat_completion loop", n, time.perf_counter() - t0)
     llm.close()
 
-    # (b) the studio's backend
-    gen = LlamaCppGenerator(model, n_ctx=1024)
     reqs = [GenerationRequest(key=i, messages=({"role": "user", "content": t},), seed=1,
                               settings=SamplerSettings(temperature=0, max_tokens=args.max_tokens))
-            for i, t in enumerate(prompts)]
-    t0 = time.perf_counter()
-    ours_tokens = sum(r.completion_tokens for r in gen.generate(reqs))
-    ours_s = time.perf_counter() - t0
+            for i, t in enumerate(texts)]
 
-    # (c) judging: one yes/no question per text
-    texts = [t * 3 for t in prompts] * 2
-    jreqs = [choice_request(i, "Is this text rude?", t, "completion", (("yes", YES), ("no", NO)), "Yes or No")
-             for i, t in enumerate(texts)]
+    # (b) the studio's backend, batched
+    gen = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None)
+    P = gen.parallel
     t0 = time.perf_counter()
-    n_judged = sum(1 for _ in gen.choice_probs(jreqs))
-    judge_s = time.perf_counter() - t0
+    n = sum(r.completion_tokens for r in gen.generate(reqs))
+    wall = time.perf_counter() - t0
+    ours = show(f"(b) studio backend, batched (P={P})", n, wall)
+    overhead = 1 - gen.decode_seconds / wall
+    token_lists = [gen.tokenize(gen.format_prompt(r.messages)) for r in reqs]
+
+    # (pp) prompt processing: the same context decoding one long prompt
+    from backends.llama_cpp_backend import _Seq
+
+    pp_tokens = [t for toks in token_lists for t in toks][: min(400, n_ctx - 1)]
+    gen._place(0, [])
+    t0 = time.perf_counter()
+    sq = _Seq(key=0, slot=0, pending=list(pp_tokens), pos=0, n_prompt=len(pp_tokens))
+    while sq.pending:
+        gen._decode_step([sq])
+    pp = show("(pp) prompt processing, same context", len(pp_tokens), time.perf_counter() - t0)
     gen.close()
 
-    base_tps, ours_tps = base_tokens / base_s, ours_tokens / ours_s
-    print(f"{'(a) llama-cpp-python create_chat_completion loop':<52} {base_tokens:>5} tok {base_s:6.2f} s "
-          f"{base_tps:7.1f} tok/s")
-    print(f"{'(b) studio backend (sequential decode loop)':<52} {ours_tokens:>5} tok {ours_s:6.2f} s "
-          f"{ours_tps:7.1f} tok/s")
-    print(f"{'(c) judge questions (one forward pass each)':<52} {n_judged:>5} q   {judge_s:6.2f} s "
-          f"{n_judged / judge_s:7.1f} q/s")
-    print(f"\nratio (b)/(a) tokens per second: {ours_tps / base_tps:.2f}x")
+    # (b1) the same backend, one sequence at a time
+    seq = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=1)
+    t0 = time.perf_counter()
+    n = sum(r.completion_tokens for r in seq.generate(reqs))
+    show("(b1) studio backend, parallel=1", n, time.perf_counter() - t0)
+    seq.close()
+
+    # (m) a minimal static batch loop on libllama
+    n, secs = minimal_batch_loop(model, token_lists, args.max_tokens, P, n_ctx, threads)
+    minimal = show(f"(m) minimal libllama batch loop (P={P}, no refill)", n, secs)
+
+    # (x) llama.cpp's own tool, if installed
+    tool = shutil.which("llama-batched-bench")
+    if tool:
+        cmd = [tool, "-m", model, "-c", str(n_ctx * P), "-b", "2048", "-ub", "512", "-npp", "48", "-ntg",
+               str(args.max_tokens), "-npl", f"1,{P}", "-t", str(threads)]
+        print("(x) " + " ".join(cmd))
+        try:
+            print(subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout[-2000:])
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"(x) llama-batched-bench failed: {exc}")
+    else:
+        print("(x) llama-batched-bench not on PATH: skipped")
+
+    # (d) judging: one yes/no question per text, a shared ~170-token guideline prefix
+    c = Criterion("rude", "Is this reply rude?", guidelines=GUIDELINES)
+    items = list(enumerate((texts * ((args.judge_texts // len(texts)) + 1))[: args.judge_texts]))
+    rates = {}
+    for cached in (True, False):
+        g = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None, prefix_cache=cached)
+        t0 = time.perf_counter()
+        score_texts(g, c, items)
+        rates[cached] = show(f"(d) judge questions, prefix cache {'on' if cached else 'off'}",
+                             len(items), time.perf_counter() - t0, "q")
+        g.close()
+
+    print("\nratios (targets from issue 6 in brackets)")
+    print(f"  batched / sequential llama-cpp-python loop   {ours / base:5.2f}x  [>= 2.5x]")
+    print(f"  batched / minimal libllama batch loop        {ours / minimal:5.2f}x  [>= 0.9x]")
+    print(f"  batched / prompt processing (compute bound)  {ours / pp:5.2f}x  [>= 0.6x]")
+    print(f"  judging, prefix cache on / off               {rates[True] / rates[False]:5.2f}x  [>= 6x]")
+    print(f"  Python overhead (wall outside llama_decode)  {overhead:6.1%}  [<= 10%]")
     return 0
 
 
