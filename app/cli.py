@@ -244,7 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _add_model_args(s: argparse.ArgumentParser, what: str = "model") -> None:
     s.add_argument("--model", metavar="PATH", help=f"{what} GGUF file (default: the bundled SmolLM2-135M-Instruct)")
-    s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default) or fake (deterministic, for tests)")
+    s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default), openai (any OpenAI-compatible server with logprobs: --model http://HOST:PORT/v1[#name]) or fake (deterministic, for tests)")
     s.add_argument("--n-ctx", type=int, default=2048)
     s.add_argument("--threads", type=int, default=None, help="compute threads (default: every core)")
 

@@ -23,6 +23,7 @@ from backends.protocols import (
 _GENERATORS: dict[str, str] = {
     "llama-cpp": "backends.llama_cpp_backend:LlamaCppGenerator",
     "fake": "backends.fake:FakeGenerator",
+    "openai": "backends.openai_http:OpenAICompatibleGenerator",
 }
 
 
