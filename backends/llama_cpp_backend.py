@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import ModelError
+from app.scheduler import hold_cores
 from backends.bundled import default_generator_model
 from backends.gguf_info import GGUFInfo, file_sha256, read_gguf_info
 from backends.protocols import (
@@ -386,11 +387,12 @@ class LlamaCppGenerator:
         cancel: CancelCheck | None = None,
         on_token: TokenCallback | None = None,
     ) -> Iterator[GenerationResult]:
-        self._acquire()
-        try:
-            yield from self._generate(list(requests), cancel, on_token)
-        finally:
-            self._release()
+        with hold_cores(f"llama.cpp generating with {self.info.description}", cancel):
+            self._acquire()
+            try:
+                yield from self._generate(list(requests), cancel, on_token)
+            finally:
+                self._release()
 
     def _start(self, req: GenerationRequest, slot: int, tokens: list[int]) -> _Seq:
         room = self.n_ctx - len(tokens)
@@ -494,11 +496,12 @@ class LlamaCppGenerator:
     ) -> Iterator[ChoiceResult]:
         """One forward pass per request over what follows the prefix it shares with
         the others; requests are decoded ``parallel`` at a time. Results come in order."""
-        self._acquire()
-        try:
-            yield from self._choice_probs(list(requests), cancel)
-        finally:
-            self._release()
+        with hold_cores(f"llama.cpp judging with {self.info.description}", cancel):
+            self._acquire()
+            try:
+                yield from self._choice_probs(list(requests), cancel)
+            finally:
+                self._release()
 
     def _judge_tokens(self, req: ChoiceRequest) -> list[int]:
         prompt = req.raw_prompt if req.raw_prompt is not None else self.format_prompt(req.messages) + req.answer_prefix

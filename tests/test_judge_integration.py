@@ -23,9 +23,9 @@ def test_p_yes_matches_llama_cpp_pythons_own_logprobs(smollm, smollm_path):
     req = choice_request("k", "Is this text rude?", RUDE[0], "completion", (("yes", YES), ("no", NO)), "Yes or No")
     ours = next(smollm.choice_probs([req]))
     # An independent path: the high-level API with logits_all, its own context and tokenizer call.
-    # (flash attention on, as llama.cpp picks by default and the backend leaves it)
+    # (flash attention off, as in the backend: on CPU it makes logits depend on micro-batching)
     ref = llama_cpp.Llama(model_path=str(smollm_path), n_ctx=512, logits_all=True, verbose=False, n_threads=2,
-                          flash_attn=True)
+                          flash_attn=False)
     try:
         tokens = ref.tokenize(req.raw_prompt.encode(), add_bos=False, special=True)
         ref.eval(tokens)
