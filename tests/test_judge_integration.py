@@ -1,6 +1,5 @@
 """Judging with the bundled SmolLM2: P(yes) is read from log-probabilities."""
 
-import math
 
 import numpy as np
 import pytest
