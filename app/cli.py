@@ -391,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(s)
     s.set_defaults(func=cmd_compare)
 
+    from app.cli_map import add_parsers as add_map_parsers
+
+    add_map_parsers(sub)
+
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
     s.add_argument("notebook")
     s.add_argument("--method", choices=["exact", "minhash", "semantic"], default="exact")

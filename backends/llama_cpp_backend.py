@@ -57,6 +57,20 @@ _backend_lock = threading.Lock()
 _backend_ready = False
 
 
+def _ensure_backend() -> None:
+    """Initialise llama.cpp once per process, with its log quiet (errors only)."""
+    global _backend_ready
+    import llama_cpp
+
+    with _backend_lock:
+        if not _backend_ready:
+            from llama_cpp._logger import set_verbose
+
+            set_verbose(False)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
 def default_threads() -> int:
     """Every core this process may use (llama-cpp-python's default is half of them)."""
     try:
@@ -148,18 +162,11 @@ class LlamaCppGenerator:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        global _backend_ready
         lc = self._lc = llama_cpp
         self.info, gguf = _inspect(model_path)
         self.parallel = max(1, int(parallel)) if parallel else default_parallel(gguf, n_ctx)
         threads = n_threads or default_threads()
-        with _backend_lock:
-            if not _backend_ready:
-                from llama_cpp._logger import set_verbose
-
-                set_verbose(False)  # llama.cpp's own log goes through Python's logging; errors only
-                lc.llama_backend_init()
-                _backend_ready = True
+        _ensure_backend()
         mparams = lc.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
         self._model = lc.llama_model_load_from_file(self.info.path.encode("utf-8"), mparams)

@@ -147,9 +147,47 @@ def _m002_quality(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m003_map(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        -- one vector per record and embedder; text_hash notices edits (a stale vector is recomputed)
+        CREATE TABLE embeddings (
+            record_id INTEGER NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+            embedder_sha256 TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,            -- float32, L2-normalised
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (record_id, embedder_sha256)
+        );
+        -- a computed map: 2-D positions and clusters for a set of records, cached by its key
+        CREATE TABLE maps (
+            id INTEGER PRIMARY KEY,
+            cache_key TEXT NOT NULL UNIQUE,  -- embedder + record set + parameters
+            embedder_sha256 TEXT NOT NULL,
+            method TEXT NOT NULL,            -- umap | pca
+            params TEXT NOT NULL,            -- JSON, seeds included
+            labels TEXT NOT NULL,            -- JSON {cluster: label}
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE map_points (
+            map_id INTEGER NOT NULL REFERENCES maps(id) ON DELETE CASCADE,
+            record_id INTEGER NOT NULL,
+            x REAL NOT NULL, y REAL NOT NULL,
+            cluster INTEGER NOT NULL,        -- -1 = noise
+            outlier REAL,                    -- HDBSCAN outlier score (0..1)
+            centroid_distance REAL,          -- cosine distance to its cluster's centroid
+            PRIMARY KEY (map_id, record_id)
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
+    ("003_map", _m003_map),
 ]
 
 
