@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,8 @@ class RecordFilter:
     score: str | None = None  # a score name, e.g. judge:not-rude; with score_min/score_max
     score_min: float | None = None
     score_max: float | None = None
+    cluster: int | None = None  # a cluster of the latest map (-1 = noise)
+    record_ids: tuple[int, ...] | None = None  # e.g. a lasso selection on the map
     order_by: str = "id"  # a column of SORTABLE
     descending: bool = False
 
@@ -43,6 +47,13 @@ class RecordFilter:
         if self.run_id is not None:
             clauses.append("r.run_id = ?")
             params.append(self.run_id)
+        if self.cluster is not None:
+            clauses.append("EXISTS (SELECT 1 FROM map_points mp WHERE mp.record_id = r.id AND mp.cluster = ? "
+                           "AND mp.map_id = (SELECT MAX(id) FROM maps))")
+            params.append(self.cluster)
+        if self.record_ids is not None:
+            clauses.append("r.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.record_ids)))
         if self.score:
             cond, sp = ["s.name = ?", "s.record_id = r.id"], [self.score]
             if self.score_min is not None:

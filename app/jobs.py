@@ -137,3 +137,23 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
         finally:
             judge.close()
     raise ValueError(f"unknown quality step {step!r}")
+
+
+def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: str | None = None,
+            task: TaskState, worker: Emitter | None = None) -> str:
+    """Embed what is missing, then compute (or fetch from the cache) the map."""
+    from app.pipeline.embed import embed_notebook
+    from app.pipeline.map import compute_map
+    from backends.embedder import LlamaEmbedder
+
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 0, "loading the embedder")
+        emb = LlamaEmbedder(embedder_path)
+        try:
+            done, had = embed_notebook(nb, emb, task)
+        finally:
+            emb.close()
+        m = compute_map(nb, method=method, task=task)
+        n_clusters = sum(1 for c in m.sizes() if c >= 0)
+        return (f"{len(m.record_ids)} samples ({done} newly embedded), {m.method.upper()}, "
+                f"{n_clusters} clusters{' (cached)' if m.cached else ''}")

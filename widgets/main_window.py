@@ -39,6 +39,7 @@ from app.paths import resources_dir
 from app.store.notebook import Notebook
 from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
+from widgets.map_view import MapView
 from widgets.records_table import RecordsModel
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
@@ -145,6 +146,11 @@ class MainWindow(QMainWindow):
         self.quality = QualityView(nb)
         self.quality.sig_step_finished.connect(lambda _s: self.refresh_summary())
         self.tabs.addTab(self.quality, "Quality")
+        self.map_view = MapView(nb, self.model.undo_stack)
+        self.map_view.sig_show_ids.connect(self.show_records)
+        self.map_view.sig_open_record.connect(lambda rid: self.show_records((rid,)))
+        self.map_view.sig_changed.connect(self.refresh_summary)
+        self.tabs.addTab(self.map_view, "Map")
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
         self.compare.sig_compared.connect(lambda _c: self.refresh())
@@ -236,6 +242,8 @@ class MainWindow(QMainWindow):
             self.quality.refresh()
         if self.tabs.widget(index) is self.compare:
             self.compare.reload()
+        if self.tabs.widget(index) is self.map_view:
+            self.map_view.refresh()
         if self.tabs.widget(index) is self.review:
             self.review.reload()
             self.review.setFocus()
@@ -278,6 +286,15 @@ class MainWindow(QMainWindow):
             score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
             order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
+        if self.model.rowCount():
+            self.table.selectRow(0)
+
+    def show_records(self, ids: tuple[int, ...]) -> None:
+        """The Records tab showing just ``ids`` (a map selection or one clicked point)."""
+        old = self.model.filter
+        self.model.set_filter(RecordFilter(record_ids=tuple(ids), order_by=old.order_by, descending=old.descending))
+        self.shown_label.setText(f"{self.model.total} shown (from the map; change a filter to see all)")
+        self.tabs.setCurrentIndex(0)
         if self.model.rowCount():
             self.table.selectRow(0)
 
@@ -352,7 +369,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
         self.generate_bar.set_notebook(nb.path, self._prompt_names())
         self.generate_bar.apply_choice(notebook_model(nb))
-        self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = nb
+        self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")
