@@ -37,7 +37,19 @@ def main(out_dir: str = "screenshots") -> int:
     ra, rb = run_versions(nb, "support-ticket", 1, 2, gen, limit_rows=3, seed=2,
                           settings=SamplerSettings(temperature=0.8, max_tokens=80))
     comparison = compare_runs(nb, ra.id, rb.id)
+    # a bigger batch for the map (decoded 32 at a time)
+    plan = prepare_run(nb, "support-ticket", samples=4, limit_rows=20, seed=5, prompt_version=2,
+                       settings=SamplerSettings(temperature=0.9, max_tokens=60))
+    execute_run(nb, create_run(nb, plan, gen.info), gen)
     gen.close()
+    from app.pipeline.embed import embed_notebook
+    from app.pipeline.map import compute_map
+    from backends.embedder import LlamaEmbedder
+
+    emb = LlamaEmbedder()
+    embed_notebook(nb, emb)
+    emb.close()
+    compute_map(nb)
     recs = nb.records()
     nb.edit_record(recs[1]["id"], "output", recs[1]["output"] + " (edited by hand)")
     nb.edit_record(recs[0]["id"], "status", "accepted")
@@ -75,6 +87,14 @@ def main(out_dir: str = "screenshots") -> int:
     win.tabs.setCurrentWidget(win.compare)
     win.compare.show_comparison(comparison)
     shot("compare-versions")
+    win.tabs.setCurrentWidget(win.map_view)
+    win.map_view.refresh()
+    win.map_view.axis.setCurrentText("perplexity")
+    m = win.map_view.map
+    biggest = max((c for c in m.sizes() if c >= 0), default=None)
+    if biggest is not None:
+        win.map_view.select_indices([i for i, c in enumerate(m.clusters) if c == biggest])
+    shot("map")
     return 0
 
 
