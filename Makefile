@@ -29,6 +29,7 @@ test: setup
 
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench.map
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots

@@ -511,4 +511,11 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
     else:
         win.resize(1400, 860)
     win.show()
+    # a new process's first UMAP fit is ~4x slower than a warm one (numba): warm it up on a
+    # tiny set in the background, a few seconds after start (it compiles on one core)
+    import threading
+
+    from app.pipeline.map import warm_up
+
+    QTimer.singleShot(3000, lambda: threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start())
     return app.exec()
