@@ -169,3 +169,23 @@ def test_map_cli_prints_clusters_and_writes_a_png(tmp_path, capsys):
     assert main(["extrema", str(nb_path), "--axis", "centroid", "--k", "3", "--json"]) == 0
     ex = json.loads(capsys.readouterr().out)
     assert len(ex["top"]) == 3 and ex["top"][0]["value"] >= ex["bottom"][0]["value"]
+
+
+def test_without_umap_the_map_falls_back_to_pca_and_says_why(nb, monkeypatch):
+    import app.pipeline.map as mp
+
+    def broken():
+        raise StudioError("umap-learn is not usable (ImportError: no module named umap); the map falls back to PCA")
+
+    monkeypatch.setattr(mp, "_import_umap", broken)
+    _planted(nb, groups=3, per=10)
+    m = compute_map(nb, method="auto")
+    assert m.method == "pca" and "umap-learn is not usable" in m.params["note"]
+    assert len(set(m.clusters.tolist()) - {-1}) == 3
+    with pytest.raises(StudioError, match="umap-learn is not usable"):
+        compute_map(nb, method="umap")
+
+
+def test_a_map_without_embeddings_says_what_to_do(nb):
+    with pytest.raises(StudioError, match="synth-studio embed"):
+        compute_map(nb)

@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 
 from app.errors import StudioError
 from app.jobs import map_job
-from app.metrics import extrema
+from app.metrics import axis_values, extrema
 from app.pipeline.map import MapResult, latest_map
 from app.store.notebook import Notebook
 from widgets.edit_commands import EditRecordCommand
@@ -160,6 +160,13 @@ class MapView(QWidget):
         ax.addWidget(self.axis, 1)
         ax.addWidget(self.k)
         sl.addLayout(ax)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.hist_figure = Figure(figsize=(4, 1.6), layout="constrained")
+        self.hist_canvas = FigureCanvasQTAgg(self.hist_figure)
+        self.hist_canvas.setMinimumHeight(140)
+        sl.addWidget(self.hist_canvas)
         sl.addWidget(self.extremes, 1)
 
         left = QWidget()
@@ -350,11 +357,21 @@ class MapView(QWidget):
         axis = self.axis.currentText().strip()
         if not axis:
             return
+        self.hist_figure.clear()
         try:
             top, bottom = extrema(self.nb, axis, self.k.value())
+            values = [v for _, v in axis_values(self.nb, axis)]
         except StudioError as exc:
             self.extremes.addItem(str(exc))
+            self.hist_canvas.draw_idle()
             return
+        ax = self.hist_figure.add_subplot()
+        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color="#4c72b0")
+        ax.set_title(f"{axis}: {len(values)} samples", fontsize=8)
+        ax.tick_params(labelsize=7)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        self.hist_canvas.draw_idle()
         for title, rows in (("Highest", top), ("Lowest", bottom)):
             head = QListWidgetItem(f"{title} {axis}")
             head.setFlags(Qt.ItemFlag.NoItemFlags)

@@ -103,8 +103,10 @@ def _umap_pair(x: np.ndarray, seed: int, n_neighbors: int, task: TaskState) -> t
 
 def cluster(points: np.ndarray, min_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
     """HDBSCAN labels (-1 = noise) and an outlier score: 1 - membership strength (noise = 1)."""
-    from sklearn.cluster import HDBSCAN
-
+    try:
+        from sklearn.cluster import HDBSCAN
+    except ImportError as exc:
+        raise StudioError(f"clustering needs scikit-learn >= 1.3 (pip install scikit-learn): {exc}") from exc
     hd = HDBSCAN(min_cluster_size=max(2, min_cluster_size), min_samples=None, copy=True)
     labels = hd.fit_predict(points)
     return labels.astype(int), 1.0 - np.asarray(hd.probabilities_, dtype=np.float64)
@@ -192,6 +194,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
                     raise
                 fallback_note, use = str(exc), "pca"
                 params["method"] = "pca"
+                key = _key(sha, ids, params)  # cached as what it is, so a later UMAP request retries
         if use == "pca":
             xy, low = pca(x, 2), pca(x, min(10, x.shape[1]))
         task.set_progress(3, 4, "map: clusters")
