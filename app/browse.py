@@ -144,7 +144,19 @@ def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
         "runs": [(f"run {r.id} ({nb.prompt_version_by_id(r.prompt_version_id).label}, {r.status})", r.id)
                  for r in nb.runs()],
         "scores": [(n, n) for n in score_names(nb)],
+        "clusters": _cluster_choices(nb),
     }
+
+
+def _cluster_choices(nb: Notebook) -> list[tuple[str, Any]]:
+    """Clusters of the latest map, biggest first, with their labels."""
+    row = nb.conn.execute("SELECT id, labels FROM maps ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return []
+    labels = json.loads(row[1])
+    sizes = nb.conn.execute("SELECT cluster, COUNT(*) FROM map_points WHERE map_id = ? GROUP BY cluster "
+                            "ORDER BY COUNT(*) DESC, cluster", (row[0],)).fetchall()
+    return [(f"noise ({n})" if c < 0 else f"cluster {c}: {labels.get(str(c), '')} ({n})", c) for c, n in sizes]
 
 
 def review_ids(nb: Notebook, only_unreviewed: bool = False) -> list[int]:

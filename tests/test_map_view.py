@@ -77,3 +77,20 @@ def test_hover_finds_the_point_under_the_mouse(qtbot, nb):
     assert view._nearest(scene) == i
     view._on_move(scene)
     assert view.hover.isVisible() and f"#{m.record_ids[i]}" in view.hover.toPlainText()
+
+
+def test_records_can_be_filtered_by_cluster_and_by_a_map_selection(qtbot, nb):
+    from widgets.main_window import MainWindow
+
+    m = _planted(nb)
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    labels = [win.cluster_filter.itemText(i) for i in range(win.cluster_filter.count())]
+    assert labels[0] == "any cluster" and any("apple" in t or "river" in t or "engine" in t for t in labels)
+    c = int(m.clusters[0])
+    win.cluster_filter.setCurrentIndex(win.cluster_filter.findData(c))
+    assert win.model.total == int((m.clusters == c).sum())
+    win.cluster_filter.setCurrentIndex(0)
+    assert win.model.total == 36
+    win.show_records((m.record_ids[3], m.record_ids[7]))
+    assert win.model.total == 2 and win.tabs.currentIndex() == 0

@@ -96,6 +96,8 @@ class MainWindow(QMainWindow):
         self.version_filter = QComboBox()
         self.run_filter = QComboBox()
         self.score_filter = QComboBox()
+        self.cluster_filter = QComboBox()
+        self.cluster_filter.setToolTip("Clusters of the latest map (Map tab)")
         self.score_min, self.score_max = QLineEdit(), QLineEdit()
         for w, hint in ((self.score_min, "min"), (self.score_max, "max")):
             w.setPlaceholderText(hint)
@@ -103,7 +105,8 @@ class MainWindow(QMainWindow):
             w.setMaximumWidth(70)
         self.shown_label = QLabel()
         self._fill_filter_choices()
-        for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter):
+        for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter,
+                  self.cluster_filter):
             w.currentIndexChanged.connect(self.apply_filter)
         for w in (self.score_min, self.score_max):
             w.textChanged.connect(lambda _t: self._search_timer.start())
@@ -120,6 +123,7 @@ class MainWindow(QMainWindow):
         filters2.setContentsMargins(8, 0, 8, 0)
         filters2.addWidget(self.version_filter)
         filters2.addWidget(self.run_filter, 1)
+        filters2.addWidget(self.cluster_filter, 1)
         filters2.addWidget(self.score_filter)
         filters2.addWidget(self.score_min)
         filters2.addWidget(QLabel("–"))
@@ -149,7 +153,7 @@ class MainWindow(QMainWindow):
         self.map_view = MapView(nb, self.model.undo_stack)
         self.map_view.sig_show_ids.connect(self.show_records)
         self.map_view.sig_open_record.connect(lambda rid: self.show_records((rid,)))
-        self.map_view.sig_changed.connect(self.refresh_summary)
+        self.map_view.sig_changed.connect(lambda: (self.refresh_summary(), self._fill_filter_choices()))
         self.tabs.addTab(self.map_view, "Map")
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
@@ -264,7 +268,8 @@ class MainWindow(QMainWindow):
         """Refill the prompt-version, run and score menus from the notebook, keeping the choice."""
         choices = filter_choices(self.nb)
         for combo, key, blank in ((self.version_filter, "prompt_versions", "any prompt"),
-                                  (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter")):
+                                  (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter"),
+                                  (self.cluster_filter, "clusters", "any cluster")):
             current = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
@@ -284,7 +289,7 @@ class MainWindow(QMainWindow):
             status=pick(self.status_filter), origin=pick(self.origin_filter), text=self.search.text().strip(),
             prompt_version_id=self.version_filter.currentData(), run_id=self.run_filter.currentData(),
             score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
-            order_by=old.order_by, descending=old.descending))
+            cluster=self.cluster_filter.currentData(), order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)

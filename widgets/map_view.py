@@ -413,3 +413,4 @@ class MapView(QWidget):
         if result is not None:
             self.refresh()
             self.status.setText(str(result))
+            self.sig_changed.emit()
