@@ -184,10 +184,29 @@ def _m003_map(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m004_cells(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        -- the notebook's cells, top to bottom
+        CREATE TABLE cells (
+            id INTEGER PRIMARY KEY,
+            position INTEGER NOT NULL,
+            kind TEXT NOT NULL,              -- data | prompt | generate | quality | map | review | export
+            settings TEXT NOT NULL,          -- JSON
+            collapsed INTEGER NOT NULL DEFAULT 0,
+            last_output TEXT,                -- the last run's one-line summary
+            last_run TEXT
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
     ("003_map", _m003_map),
+    ("004_cells", _m004_cells),
 ]
 
 

@@ -1,0 +1,193 @@
+"""The notebook's cells: Data → Prompt → Generate → Quality → Map → Review → Export.
+
+A cell is a kind, its settings and whether it is collapsed, kept in the notebook
+file (table ``cells``) in order. Running a cell is a plain job (no Qt): it calls the
+same ``app.jobs`` functions the rest of the studio uses and returns a one-line
+summary, which is stored as the cell's last output. The window lays the cells out
+top to bottom and runs one, or all from one downwards, on the compute queue.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import StudioError
+from app.store.migrations import now
+from app.store.notebook import Notebook
+from app.tasks import TaskState
+
+KINDS = ("data", "prompt", "generate", "quality", "map", "review", "export")
+TITLES = {"data": "Data", "prompt": "Prompt", "generate": "Generate", "quality": "Quality", "map": "Map",
+          "review": "Review", "export": "Export"}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {"file": "", "output_column": ""},
+    "prompt": {"prompt": "", "row": 1},
+    "generate": {"prompt": "", "samples": 2, "rows": 5, "seed": 1, "temperature": 0.8, "max_tokens": 120},
+    "quality": {"validate": True, "judge": False, "dedupe": True},
+    "map": {"method": "auto"},
+    "review": {},
+    "export": {"file": "", "format": "plain"},
+}
+CHOICES = {"format": ("plain", "sft", "dpo"), "method": ("auto", "umap", "pca")}
+
+
+@dataclass
+class Cell:
+    id: int | None
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    collapsed: bool = False
+    position: int = 0
+    last_output: str = ""
+    last_run: str | None = None
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+
+def _row(r: Any) -> Cell:
+    settings = copy.deepcopy(DEFAULTS[r[1]]) | json.loads(r[2] or "{}")
+    return Cell(id=r[0], kind=r[1], settings=settings, collapsed=bool(r[3]), position=r[4],
+                last_output=r[5] or "", last_run=r[6])
+
+
+def list_cells(nb: Notebook) -> list[Cell]:
+    rows = nb.conn.execute("SELECT id, kind, settings, collapsed, position, last_output, last_run "
+                           "FROM cells ORDER BY position, id").fetchall()
+    return [_row(r) for r in rows]
+
+
+def ensure_cells(nb: Notebook) -> list[Cell]:
+    """The notebook's cells; a notebook without any gets one of each kind, pre-filled."""
+    cells = list_cells(nb)
+    if cells:
+        return cells
+    prompts = [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+    for i, kind in enumerate(KINDS):
+        settings = copy.deepcopy(DEFAULTS[kind])
+        if "prompt" in settings and prompts:
+            settings["prompt"] = prompts[0]
+        add_cell(nb, kind, settings, position=i)
+    return list_cells(nb)
+
+
+def add_cell(nb: Notebook, kind: str, settings: dict[str, Any] | None = None, position: int | None = None) -> Cell:
+    if kind not in KINDS:
+        raise StudioError(f"unknown cell kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if position is None:
+        position = (nb.conn.execute("SELECT MAX(position) FROM cells").fetchone()[0] or 0) + 1
+    with nb.transaction() as c:
+        cur = c.execute("INSERT INTO cells (position, kind, settings, collapsed) VALUES (?, ?, ?, 0)",
+                        (position, kind, json.dumps(settings or DEFAULTS[kind])))
+    return next(x for x in list_cells(nb) if x.id == cur.lastrowid)
+
+
+def save_cell(nb: Notebook, cell: Cell) -> None:
+    with nb.transaction() as c:
+        c.execute("UPDATE cells SET settings = ?, collapsed = ?, last_output = ?, last_run = ? WHERE id = ?",
+                  (json.dumps(cell.settings), int(cell.collapsed), cell.last_output, cell.last_run, cell.id))
+
+
+def delete_cell(nb: Notebook, cell_id: int) -> None:
+    with nb.transaction() as c:
+        c.execute("DELETE FROM cells WHERE id = ?", (cell_id,))
+
+
+def move_cell(nb: Notebook, cell_id: int, delta: int) -> list[Cell]:
+    """Move a cell up (-1) or down (+1); positions are renumbered 0..n-1."""
+    cells = list_cells(nb)
+    i = next(k for k, c in enumerate(cells) if c.id == cell_id)
+    j = max(0, min(len(cells) - 1, i + delta))
+    cells.insert(j, cells.pop(i))
+    with nb.transaction() as c:
+        c.executemany("UPDATE cells SET position = ? WHERE id = ?", [(k, x.id) for k, x in enumerate(cells)])
+    return list_cells(nb)
+
+
+def record_output(notebook_path: str | Path, cell_id: int, output: str) -> None:
+    with Notebook.open(notebook_path) as nb:
+        with nb.transaction() as c:
+            c.execute("UPDATE cells SET last_output = ?, last_run = ? WHERE id = ?", (output, now(), cell_id))
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp", task: TaskState,
+             worker: Any = None) -> str:
+    """Run one cell; returns its one-line output (also stored on the cell)."""
+    from app import jobs
+    from app.models import job_model_args
+
+    s = cell.settings
+    with Notebook.open(notebook_path) as nb:
+        model = job_model_args(nb) if backend == "llama-cpp" else {"model_path": None, "model_options": {}}
+    if cell.kind == "data":
+        if not s.get("file"):
+            raise StudioError("Data: choose a file to import (CSV, TSV, JSONL, JSON or Parquet)")
+        out = jobs.import_job(notebook_path, s["file"], output_column=s.get("output_column") or None, task=task)
+    elif cell.kind == "prompt":
+        from app.pipeline.generate import preview
+
+        with Notebook.open(notebook_path) as nb:
+            name = s.get("prompt") or _first_prompt(nb)
+            row = int(s.get("row") or 1)
+            text, _ = preview(nb, name, row=row)
+        out = f"{name}: renders {len(text)} characters for row {row}: {' '.join(text.split())[:160]}"
+    elif cell.kind == "generate":
+        from backends.protocols import SamplerSettings
+
+        with Notebook.open(notebook_path) as nb:
+            name = s.get("prompt") or _first_prompt(nb)
+        run = jobs.generate_job(
+            notebook_path, name, samples=int(s["samples"]), limit_rows=int(s["rows"]) or None, seed=int(s["seed"]),
+            settings=SamplerSettings(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"])),
+            backend=backend, task=task, worker=worker, **model)
+        with Notebook.open(notebook_path) as nb:
+            made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run.id,)).fetchone()[0]
+        out = f"run {run.id} {run.status}: {made} samples from {name}"
+    elif cell.kind == "quality":
+        parts = []
+        for step in ("validate", "judge", "dedupe"):
+            if s.get(step):
+                task.check()
+                parts.append(jobs.quality_job(notebook_path, step, backend=backend, task=task, **model))
+        if not parts:
+            raise StudioError("Quality: tick at least one of validate, judge, dedupe")
+        from app.quality.funnel import funnel
+
+        with Notebook.open(notebook_path) as nb:
+            stages = funnel(nb)
+        kept = " → ".join(f"{st['stage']} {st['kept']}" for st in stages) if stages else ""
+        out = "; ".join(parts) + (f" | funnel: {kept}" if kept else "")
+    elif cell.kind == "map":
+        out = jobs.map_job(notebook_path, method=s.get("method", "auto"), task=task)
+    elif cell.kind == "review":
+        from app.browse import review_progress
+
+        with Notebook.open(notebook_path) as nb:
+            rows = review_progress(nb)
+        n = sum(r["samples"] for r in rows)
+        done = sum(r["reviewed"] for r in rows)
+        out = f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n else "nothing to review yet"
+    elif cell.kind == "export":
+        if not s.get("file"):
+            raise StudioError("Export: choose a file to write (.jsonl, .csv or .parquet)")
+        out = jobs.export_job(notebook_path, s["file"], fmt=s.get("format", "plain"), task=task)
+    else:
+        raise StudioError(f"unknown cell kind {cell.kind!r}")
+    if cell.id is not None:
+        record_output(notebook_path, cell.id, out)
+    return out
+
+
+def _first_prompt(nb: Notebook) -> str:
+    names = [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+    if not names:
+        raise StudioError("no prompt yet: write one in the Prompt tab (or synth-studio prompt add)")
+    return names[0]
