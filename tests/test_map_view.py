@@ -93,4 +93,4 @@ def test_records_can_be_filtered_by_cluster_and_by_a_map_selection(qtbot, nb):
     win.cluster_filter.setCurrentIndex(0)
     assert win.model.total == 36
     win.show_records((m.record_ids[3], m.record_ids[7]))
-    assert win.model.total == 2 and win.tabs.currentIndex() == 0
+    assert win.model.total == 2 and win.tabs.currentWidget() is win.records_page

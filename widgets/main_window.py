@@ -40,6 +40,7 @@ from app.store.notebook import Notebook
 from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
 from widgets.map_view import MapView
+from widgets.notebook_view import NotebookView
 from widgets.records_table import RecordsModel
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
@@ -143,6 +144,10 @@ class MainWindow(QMainWindow):
         self.review = ReviewQueue(nb, self.model.undo_stack)
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
+        self.notebook_view = NotebookView(nb)
+        self.notebook_view.sig_ran.connect(self._on_cell_ran)
+        self.tabs.addTab(self.notebook_view, "Notebook")
+        self.records_page = split
         self.tabs.addTab(split, "Records")
         self.prompt_editor = PromptEditor(nb)
         self.prompt_editor.sig_saved.connect(self._on_prompt_saved)
@@ -239,7 +244,14 @@ class MainWindow(QMainWindow):
         self.generate_bar.prompt.setCurrentText(name)
         self.refresh_summary()
 
+    def _on_cell_ran(self, kind: str) -> None:
+        self.refresh()
+        if kind == "map":
+            self.map_view.refresh()
+
     def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.notebook_view:
+            self.notebook_view.reload()
         if self.tabs.widget(index) is self.prompt_editor:
             self.prompt_editor.reload()
         if self.tabs.widget(index) is self.quality:
@@ -299,7 +311,7 @@ class MainWindow(QMainWindow):
         old = self.model.filter
         self.model.set_filter(RecordFilter(record_ids=tuple(ids), order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown (from the map; change a filter to see all)")
-        self.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentWidget(self.records_page)
         if self.model.rowCount():
             self.table.selectRow(0)
 
@@ -375,6 +387,8 @@ class MainWindow(QMainWindow):
         self.generate_bar.set_notebook(nb.path, self._prompt_names())
         self.generate_bar.apply_choice(notebook_model(nb))
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
+        self.notebook_view.nb = nb
+        self.notebook_view.reload()
         QSettings().setValue("last_notebook", str(path))
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")

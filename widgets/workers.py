@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from app.errors import StudioError
+from app.errors import Cancelled, StudioError
 from app.tasks import TaskState
 
 
@@ -45,6 +45,9 @@ class Worker(QRunnable):
         self.signals.sig_started.emit()
         try:
             result = self._fn(*self._args, task=self.task, worker=self, **self._kwargs)
+        except Cancelled:  # the user asked it to stop: not an error
+            self.signals.sig_finished.emit(None)
+            return
         except StudioError as exc:
             self.signals.sig_errored.emit(str(exc))
             self.signals.sig_finished.emit(None)

@@ -1,0 +1,80 @@
+"""The Notebook tab (offscreen): cells top to bottom, run one / run all below / stop,
+settings and collapsed state saved in the notebook, errors shown in the cell."""
+
+import pytest
+
+from app.cells import list_cells
+from widgets.notebook_view import NotebookView
+
+
+@pytest.fixture
+def view(qtbot, nb):
+    v = NotebookView(nb)
+    v.backend = "fake"
+    qtbot.addWidget(v)
+    v.resize(1100, 900)
+    v.show()
+    return v
+
+
+def _wait_idle(qtbot, view, timeout=20000):
+    qtbot.waitUntil(lambda: view.worker is None and not view.queue, timeout=timeout)
+
+
+def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tmp_path):
+    assert [w.cell.kind for w in view.cells] == ["data", "prompt", "generate", "quality", "map", "review", "export"]
+    data = view.cell_widget("data")
+    data.editors["file"].line.setText(str(topics_csv))
+    view._run([data])
+    _wait_idle(qtbot, view)
+    assert "imported 20 rows" in data.output.text()
+    nb.add_prompt_version("ticket", "Write a ticket about {{ topic }}.")
+    view.reload()  # the prompt menus now list it
+    gen = view.cell_widget("generate")
+    gen.editors["rows"].setValue(3)
+    gen.editors["samples"].setValue(2)
+    view.cell_widget("export").editors["file"].line.setText(str(tmp_path / "out.jsonl"))
+    view._move(view.cell_widget("review"), -10)  # reorder: review to the top
+    assert view.cells[0].cell.kind == "review"
+    view.run_from(view.cell_widget("prompt"))  # prompt, generate, quality, map (real embedder), export
+    _wait_idle(qtbot, view, timeout=120000)
+    assert "ticket: renders" in view.cell_widget("prompt").output.text()
+    assert view.cell_widget("generate").output.text().startswith("run 1 completed: 6 samples")
+    assert "funnel: generated 6" in view.cell_widget("quality").output.text()
+    assert "wrote 6 records" in view.cell_widget("export").output.text()
+    # settings and last outputs live in the notebook
+    stored = {c.kind: c for c in list_cells(nb)}
+    assert stored["generate"].settings["rows"] == 3 and stored["export"].last_output.startswith("wrote 6")
+    assert "6 samples" in view.cell_widget("map").output.text() and "PCA" in view.cell_widget("map").output.text()
+    assert [c.kind for c in list_cells(nb)][0] == "review"
+
+
+def test_collapse_is_saved_and_a_failing_cell_stops_the_run(qtbot, view, nb):
+    gen = view.cell_widget("generate")
+    gen.toggle.click()
+    assert not gen.body.isVisible()
+    assert next(c for c in list_cells(nb) if c.kind == "generate").collapsed
+    # no data, no prompt: Data fails with a clear message and nothing below runs
+    view.run_from(view.cell_widget("data"))
+    _wait_idle(qtbot, view)
+    assert "choose a file to import" in view.cell_widget("data").output.text()
+    assert view.cell_widget("prompt").output.text() == ""
+
+
+def test_stop_cancels_a_running_generation(qtbot, view, nb, topics_csv, monkeypatch):
+    from app.importer import import_file
+
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.2")
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Write a ticket about {{ topic }}.")
+    view.reload()
+    gen = view.cell_widget("generate")
+    gen.editors["rows"].setValue(20)
+    view._run([gen])
+    qtbot.waitUntil(lambda: nb.conn.execute("SELECT COUNT(*) FROM records WHERE role='sample'").fetchone()[0] >= 2,
+                    timeout=20000)
+    view.stop()
+    _wait_idle(qtbot, view)
+    made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE role='sample'").fetchone()[0]
+    assert 2 <= made < 40
+    assert "cancelled" in gen.output.text() or "stopped" in gen.output.text()

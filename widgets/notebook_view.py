@@ -1,0 +1,308 @@
+"""The Notebook tab: the cells from data to export, top to bottom.
+
+Each cell shows its settings (saved in the notebook as they change), its last
+output, and Run / Run all below; the header collapses it and moves it. Runs go to
+the compute queue one cell after another; Stop cancels the running cell and drops
+the rest. All the work is ``app.cells.run_cell``; this only presents and asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.cells import CHOICES, Cell, ensure_cells, move_cell, run_cell, save_cell
+from app.store.notebook import Notebook
+from widgets.workers import Worker, compute_busy, start
+
+HINTS = {
+    "data": "Import a table: rows without text are inputs to generate from.",
+    "prompt": "Render the prompt against an input row (edit templates in the Prompt tab).",
+    "generate": "Generate samples with the notebook's model (File > Models…).",
+    "quality": "Validators, LLM judges and near-duplicates; the funnel counts what is left.",
+    "map": "Embed samples and cluster them (see the Map tab).",
+    "review": "How much has been reviewed (review in the Review tab: A/R/F, J/K).",
+    "export": "Write what you trust: .jsonl, .csv or .parquet; plain, chat SFT or DPO pairs.",
+}
+
+
+class CellWidget(QFrame):
+    sig_run = Signal(object)
+    sig_run_below = Signal(object)
+    sig_move = Signal(object, int)
+    sig_changed = Signal(object)
+
+    def __init__(self, cell: Cell, prompts: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cell = cell
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setObjectName("cell")
+        self.setStyleSheet("#cell { border: 1px solid #d0d4da; border-radius: 6px; background: #fbfcfd; }")
+        self.toggle = QToolButton()
+        self.toggle.setAutoRaise(True)
+        self.toggle.clicked.connect(self._on_toggle)
+        title = QLabel(f"<b>{cell.title}</b>")
+        self.summary = QLabel()
+        self.summary.setStyleSheet("color: #555;")
+        self.run_button = QPushButton("▶ Run")
+        self.run_button.setToolTip("Run this cell")
+        self.run_button.clicked.connect(lambda: self.sig_run.emit(self))
+        self.below_button = QPushButton("Run all below")
+        self.below_button.setToolTip("Run this cell and every cell under it, in order")
+        self.below_button.clicked.connect(lambda: self.sig_run_below.emit(self))
+        up, down = QToolButton(), QToolButton()
+        up.setText("↑")
+        down.setText("↓")
+        up.setToolTip("Move up")
+        down.setToolTip("Move down")
+        up.clicked.connect(lambda: self.sig_move.emit(self, -1))
+        down.clicked.connect(lambda: self.sig_move.emit(self, 1))
+        head = QHBoxLayout()
+        head.addWidget(self.toggle)
+        head.addWidget(title)
+        head.addWidget(self.summary, 1)
+        for w in (self.run_button, self.below_button, up, down):
+            head.addWidget(w)
+
+        self.body = QWidget()
+        form = QFormLayout(self.body)
+        form.setContentsMargins(28, 0, 8, 4)
+        hint = QLabel(HINTS.get(cell.kind, ""))
+        hint.setStyleSheet("color: #777;")
+        form.addRow(hint)
+        self.editors: dict[str, QWidget] = {}
+        for key, value in cell.settings.items():
+            if key == "backend":
+                continue
+            w = self._editor(key, value, prompts)
+            self.editors[key] = w
+            form.addRow(key.replace("_", " "), w)
+        self.output = QLabel()
+        self.output.setWordWrap(True)
+        self.output.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setMaximumHeight(14)
+        self.progress.hide()
+        form.addRow(self.progress)
+        form.addRow(self.output)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        lay.addLayout(head)
+        lay.addWidget(self.body)
+        self.set_output(cell.last_output)
+        self._apply_collapsed()
+
+    # -- settings editors -------------------------------------------------------------------
+
+    def _editor(self, key: str, value: Any, prompts: list[str]) -> QWidget:
+        if isinstance(value, bool):
+            w = QCheckBox()
+            w.setChecked(value)
+            w.toggled.connect(lambda v, k=key: self._set(k, bool(v)))
+            return w
+        if isinstance(value, int):
+            w = QSpinBox()
+            w.setRange(0, 1_000_000)
+            w.setValue(value)
+            w.valueChanged.connect(lambda v, k=key: self._set(k, int(v)))
+            return w
+        if isinstance(value, float):
+            w = QDoubleSpinBox()
+            w.setRange(0.0, 2.0)
+            w.setSingleStep(0.1)
+            w.setValue(value)
+            w.valueChanged.connect(lambda v, k=key: self._set(k, float(v)))
+            return w
+        if key == "prompt" or key in CHOICES:
+            w = QComboBox()
+            w.addItems(prompts if key == "prompt" else list(CHOICES[key]))
+            if value:
+                w.setCurrentText(str(value))
+            w.currentTextChanged.connect(lambda v, k=key: self._set(k, v))
+            return w
+        line = QLineEdit(str(value))
+        line.textChanged.connect(lambda v, k=key: self._set(k, v))
+        if key != "file":
+            return line
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        pick = QToolButton()
+        pick.setText("…")
+        pick.clicked.connect(lambda: self._pick_file(line))
+        row.addWidget(line, 1)
+        row.addWidget(pick)
+        box.line = line  # type: ignore[attr-defined]
+        return box
+
+    def _pick_file(self, line: QLineEdit) -> None:
+        if self.cell.kind == "export":
+            path, _ = QFileDialog.getSaveFileName(self, "Export to", line.text(), "Data (*.jsonl *.csv *.parquet)")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Import", line.text(),
+                                                  "Tables (*.csv *.tsv *.jsonl *.json *.parquet)")
+        if path:
+            line.setText(path)
+
+    def _set(self, key: str, value: Any) -> None:
+        self.cell.settings[key] = value
+        self.sig_changed.emit(self)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _on_toggle(self) -> None:
+        self.cell.collapsed = not self.cell.collapsed
+        self._apply_collapsed()
+        self.sig_changed.emit(self)
+
+    def _apply_collapsed(self) -> None:
+        self.body.setVisible(not self.cell.collapsed)
+        self.toggle.setText("▸" if self.cell.collapsed else "▾")
+        self.summary.setVisible(self.cell.collapsed)
+
+    def set_output(self, text: str, error: bool = False) -> None:
+        self.cell.last_output = text
+        self.output.setText(text)
+        self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
+        self.summary.setText(text[:120])
+
+    def set_running(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.run_button.setEnabled(not running)
+        self.below_button.setEnabled(not running)
+        if running:
+            self.progress.setRange(0, 0)
+
+    def set_progress(self, done: int, total: int, message: str) -> None:
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        self.progress.setFormat(f"{message} %v/%m" if total else message)
+
+
+class NotebookView(QWidget):
+    sig_ran = Signal(str)  # a cell finished (its kind)
+
+    def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.nb = nb
+        self.backend = "llama-cpp"
+        self.worker: Worker | None = None
+        self.queue: list[CellWidget] = []
+        self.cells: list[CellWidget] = []
+        self.run_all = QPushButton("Run all")
+        self.run_all.clicked.connect(lambda: self.cells and self.run_from(self.cells[0]))
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.status = QLabel()
+        bar = QHBoxLayout()
+        bar.addWidget(self.run_all)
+        bar.addWidget(self.stop_button)
+        bar.addWidget(self.status, 1)
+        self.column = QVBoxLayout()
+        self.column.setSpacing(8)
+        holder = QWidget()
+        outer = QVBoxLayout(holder)
+        outer.addLayout(self.column)
+        outer.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(holder)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addWidget(scroll, 1)
+        self.reload()
+
+    def reload(self) -> None:
+        if self.worker is not None:
+            return  # never rebuild under a running cell
+        for w in self.cells:
+            w.setParent(None)
+            w.deleteLater()
+        prompts = [p.name for p in self.nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+        self.cells = []
+        for cell in ensure_cells(self.nb):
+            w = CellWidget(cell, prompts)
+            w.sig_run.connect(lambda cw: self._run([cw]))
+            w.sig_run_below.connect(self.run_from)
+            w.sig_move.connect(self._move)
+            w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
+            self.column.addWidget(w)
+            self.cells.append(w)
+
+    def cell_widget(self, kind: str) -> CellWidget:
+        return next(w for w in self.cells if w.cell.kind == kind)
+
+    def _move(self, cw: CellWidget, delta: int) -> None:
+        move_cell(self.nb, cw.cell.id, delta)
+        self.reload()
+
+    def run_from(self, cw: CellWidget) -> None:
+        i = self.cells.index(cw)
+        self._run(self.cells[i:])
+
+    def _run(self, cells: list[CellWidget]) -> None:
+        if self.worker is not None:
+            self.status.setText("a cell is already running: Stop it first")
+            return
+        self.queue = list(cells)
+        self._next()
+
+    def _next(self) -> None:
+        if not self.queue:
+            self.worker = None
+            self.stop_button.setEnabled(False)
+            self.run_all.setEnabled(True)
+            return
+        cw = self.queue.pop(0)
+        w = Worker(run_cell, self.nb.path, cw.cell, backend=self.backend)
+        self.worker = w
+        self.stop_button.setEnabled(True)
+        self.run_all.setEnabled(False)
+        cw.set_running(True)
+        self.status.setText(f"running {cw.cell.title}" + (" (queued behind another job)" if compute_busy() else ""))
+        w.signals.sig_progress.connect(cw.set_progress)
+        w.signals.sig_errored.connect(lambda msg, c=cw: self._on_error(c, msg))
+        w.signals.sig_finished.connect(lambda result, c=cw: self._on_finished(c, result))
+        start(w, compute=True)
+
+    def _on_error(self, cw: CellWidget, msg: str) -> None:
+        cw.set_output(f"⚠ {msg.splitlines()[0]}", error=True)
+        self.queue.clear()  # a failed cell stops "run all below"
+
+    def _on_finished(self, cw: CellWidget, result: Any) -> None:
+        cw.set_running(False)
+        if result is not None:
+            cw.set_output(str(result))
+            self.sig_ran.emit(cw.cell.kind)
+        elif self.worker is not None and self.worker.task.is_interruption_requested():
+            cw.set_output("stopped: what was finished is kept", error=True)
+        self.status.setText(f"{cw.cell.title}: done" if result is not None else f"{cw.cell.title}: not finished")
+        self.worker = None
+        self._next()
+
+    def stop(self) -> None:
+        self.queue.clear()
+        if self.worker is not None:
+            self.worker.cancel()
+            self.status.setText("stopping…")
