@@ -4,7 +4,6 @@ import pytest
 
 from app.cells import KINDS, add_cell, delete_cell, ensure_cells, list_cells, move_cell, run_cell, save_cell
 from app.errors import StudioError
-from app.importer import import_file
 from app.store.notebook import Notebook
 from app.tasks import TaskState
 

@@ -293,6 +293,8 @@ class MainWindow(QMainWindow):
             combo.blockSignals(False)
 
     def apply_filter(self) -> None:
+        if self.nb.closed:  # a filter timer that fires after the notebook was closed
+            return
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
         old = self.model.filter
         score = self.score_filter.currentData()
@@ -439,6 +441,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(("error: " if error else "") + first)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self._search_timer.stop()
+        self.notebook_view.stop()
         self.generate_bar.cancel()
         self.prompt_editor.stop()
         QSettings().setValue("geometry", self.saveGeometry())

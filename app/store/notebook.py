@@ -150,6 +150,9 @@ class Notebook:
 
     def close(self) -> None:
         self.conn.close()
+        self.closed = True
+
+    closed = False
 
     def __enter__(self) -> "Notebook":
         return self
