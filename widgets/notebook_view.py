@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -80,12 +81,15 @@ class CellWidget(QFrame):
         head.addWidget(self.toggle)
         head.addWidget(title)
         head.addWidget(self.summary, 1)
+        head.addStretch(0)
         for w in (self.run_button, self.below_button, up, down):
+            w.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
             head.addWidget(w)
 
         self.body = QWidget()
         form = QFormLayout(self.body)
         form.setContentsMargins(28, 0, 8, 4)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         hint = QLabel(HINTS.get(cell.kind, ""))
         hint.setStyleSheet("color: #777;")
         form.addRow(hint)
@@ -121,6 +125,7 @@ class CellWidget(QFrame):
             return w
         if isinstance(value, int):
             w = QSpinBox()
+            w.setMinimumWidth(110)
             w.setRange(0, 1_000_000)
             w.setValue(value)
             w.valueChanged.connect(lambda v, k=key: self._set(k, int(v)))
@@ -135,6 +140,7 @@ class CellWidget(QFrame):
         if key == "prompt" or key in CHOICES:
             w = QComboBox()
             w.addItems(prompts if key == "prompt" else list(CHOICES[key]))
+            w.setMinimumWidth(260)
             if value:
                 w.setCurrentText(str(value))
             w.currentTextChanged.connect(lambda v, k=key: self._set(k, v))
@@ -144,6 +150,7 @@ class CellWidget(QFrame):
         if key != "file":
             return line
         box = QWidget()
+        box.setMinimumWidth(560)
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
         pick = QToolButton()

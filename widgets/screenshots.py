@@ -66,6 +66,27 @@ def main(out_dir: str = "screenshots") -> int:
         win.grab().save(str(path))
         print(f"saved {path}")
 
+    from app.cells import list_cells, record_output, run_cell
+    from app.tasks import TaskState
+
+    for cell in list_cells(nb):
+        if cell.kind in ("prompt", "quality", "map", "review"):
+            run_cell(nb.path, cell, task=TaskState())
+        elif cell.kind == "generate":
+            made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = 4").fetchone()[0]
+            record_output(nb.path, cell.id, f"run 4 completed: {made} samples from support-ticket")
+        elif cell.kind == "data":
+            cell.settings["file"] = "resources/sample/support_topics.csv"
+            record_output(nb.path, cell.id, "imported 20 rows from support_topics.csv: 20 input rows")
+    win.notebook_view.reload()
+    for w in win.notebook_view.cells:
+        if w.cell.kind == "data":
+            w.editors["file"].line.setText("resources/sample/support_topics.csv")
+        if w.cell.kind == "review":
+            w.toggle.click()
+    win.tabs.setCurrentWidget(win.notebook_view)
+    shot("notebook")
+    win.tabs.setCurrentWidget(win.records_page)
     shot("main-window")
     win.tabs.setCurrentWidget(win.review)
     win.review.move(1)
