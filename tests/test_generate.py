@@ -1,4 +1,5 @@
 import threading
+import time
 
 import pytest
 
@@ -157,7 +158,14 @@ def test_cancel_from_another_thread_stops_quickly(ready):
     task = TaskState()
     plan = prepare_run(ready, "ticket", samples=5)
     run = create_run(ready, plan, gen.info)
-    threading.Timer(0.3, task.request_interruption).start()
-    result = execute_run(ready, run, gen, task)
+    asked = []
+
+    def cancel_after_first_record(rid):  # from another thread, once something was committed
+        if not asked:
+            asked.append(time.monotonic())
+            threading.Thread(target=task.request_interruption).start()
+
+    result = execute_run(ready, run, gen, task, on_record=cancel_after_first_record)
     assert result.status == "cancelled"
+    assert time.monotonic() - asked[0] < 2.0  # stopped within a sample or so of the request
     assert 0 < ready.count_records() < 100

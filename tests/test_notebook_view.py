@@ -40,6 +40,8 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     _wait_idle(qtbot, view, timeout=120000)
     assert "ticket: renders" in view.cell_widget("prompt").output.text()
     assert view.cell_widget("generate").output.text().startswith("run 1 completed: 6 samples")
+    live = view.cell_widget("generate").live.toPlainText().splitlines()
+    assert len(live) == 6 and all(line.startswith("#") for line in live)  # records appeared as they finished
     assert "funnel: generated 6" in view.cell_widget("quality").output.text()
     assert "wrote 6 records" in view.cell_widget("export").output.text()
     # settings and last outputs live in the notebook
@@ -73,8 +75,10 @@ def test_stop_cancels_a_running_generation(qtbot, view, nb, topics_csv, monkeypa
     view._run([gen])
     qtbot.waitUntil(lambda: nb.conn.execute("SELECT COUNT(*) FROM records WHERE role='sample'").fetchone()[0] >= 2,
                     timeout=20000)
+    qtbot.waitUntil(lambda: "writing" in gen.writing.text(), timeout=5000)  # tokens stream into the cell
     view.stop()
     _wait_idle(qtbot, view)
+    assert len(gen.live.toPlainText().splitlines()) >= 2
     made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE role='sample'").fetchone()[0]
     assert 2 <= made < 40
     assert "cancelled" in gen.output.text() or "stopped" in gen.output.text()

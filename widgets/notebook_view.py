@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -107,6 +108,19 @@ class CellWidget(QFrame):
         self.progress.setMaximumHeight(14)
         self.progress.hide()
         form.addRow(self.progress)
+        # Generate: records appear as they finish; the text being written streams above them
+        self.writing = QLabel()
+        self.writing.setStyleSheet("color: #555; font-style: italic;")
+        self.writing.setWordWrap(True)
+        self.writing.hide()
+        self.live = QPlainTextEdit()
+        self.live.setReadOnly(True)
+        self.live.setMaximumHeight(150)
+        self.live.setMaximumBlockCount(200)
+        self.live.hide()
+        self._streams: dict = {}
+        form.addRow(self.writing)
+        form.addRow(self.live)
         form.addRow(self.output)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
@@ -192,7 +206,26 @@ class CellWidget(QFrame):
         self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
         self.summary.setText(text[:120])
 
+    def on_token(self, key: object, piece: str) -> None:
+        text = self._streams.get(key, "") + piece
+        self._streams[key] = text
+        self.writing.show()
+        self.writing.setText(f"writing {len(self._streams)} at once · " + " ".join(text.split())[-160:])
+
+    def on_record(self, key: object, record_id: int, text: str) -> None:
+        self._streams.pop(key, None)
+        self.live.show()
+        self.live.appendPlainText(f"#{record_id}  " + " ".join(text.split())[:200])
+        if not self._streams:
+            self.writing.hide()
+
     def set_running(self, running: bool) -> None:
+        if running:
+            self._streams.clear()
+            if self.cell.kind == "generate":
+                self.live.clear()
+        else:
+            self.writing.hide()
         self.progress.setVisible(running)
         self.run_button.setEnabled(not running)
         self.below_button.setEnabled(not running)
@@ -289,9 +322,19 @@ class NotebookView(QWidget):
         cw.set_running(True)
         self.status.setText(f"running {cw.cell.title}" + (" (queued behind another job)" if compute_busy() else ""))
         w.signals.sig_progress.connect(cw.set_progress)
+        w.signals.sig_yielded.connect(lambda item, c=cw: self._on_item(c, item))
         w.signals.sig_errored.connect(lambda msg, c=cw: self._on_error(c, msg))
         w.signals.sig_finished.connect(lambda result, c=cw: self._on_finished(c, result))
         start(w, compute=True)
+
+    def _on_item(self, cw: CellWidget, item: tuple) -> None:
+        if item[0] == "token":
+            cw.on_token(item[1], item[2])
+        elif item[0] == "record":
+            row = self.nb.conn.execute("SELECT output, row_index, sample_index FROM records WHERE id = ?",
+                                       (item[1],)).fetchone()
+            if row is not None:
+                cw.on_record((row[1], row[2]), item[1], row[0] or "")
 
     def _on_error(self, cw: CellWidget, msg: str) -> None:
         cw.set_output(f"⚠ {msg.splitlines()[0]}", error=True)
