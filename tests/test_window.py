@@ -505,3 +505,27 @@ def test_filter_by_prompt_version_run_and_score_range(qtbot, nb, topics_csv, fak
     win.apply_filter()
     assert win.shown_label.text() == "3 shown"
     assert {win.model.record_at(i)["id"] for i in range(3)} == {ids[0], ids[1], ids[4]}
+
+
+def test_file_open_recent_lists_and_opens_notebooks(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.store.notebook import Notebook
+    from widgets.main_window import MainWindow, recent_notebooks
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # keep the user's real settings out of it
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    Notebook.create(a).close()
+    Notebook.create(b).close()
+    win = MainWindow(Notebook.open(a))
+    qtbot.addWidget(win)
+    assert win.open_notebook(str(a)) and win.open_notebook(str(b))
+    assert recent_notebooks()[:2] == [str(b.resolve()), str(a.resolve())]
+    win._fill_recent()
+    actions = {act.text(): act for act in win.recent_menu.actions()}
+    assert str(a.resolve()) in actions
+    actions[str(a.resolve())].trigger()
+    assert win.nb.path.resolve() == a.resolve()
+    b.unlink()  # a notebook that is gone drops out of the list
+    assert str(b.resolve()) not in recent_notebooks()

@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         for text, key, slot in (("&New notebook…", QKeySequence.StandardKey.New, self._on_new),
                                 ("&Open notebook…", QKeySequence.StandardKey.Open, self._on_open),
+                                ("Open &recent", None, None),
                                 ("&Import data…", QKeySequence("Ctrl+I"), self._on_import),
                                 ("&Export…", QKeySequence("Ctrl+E"), self._on_export),
                                 ("&Models…", None, self.open_model_manager),
@@ -226,11 +227,24 @@ class MainWindow(QMainWindow):
                                 ("&Quit", QKeySequence.StandardKey.Quit, self.close)):
             if text == "&Quit":
                 m.addSeparator()
+            if slot is None:  # File > Open recent
+                self.recent_menu = m.addMenu(text)
+                self.recent_menu.aboutToShow.connect(self._fill_recent)
+                continue
             act = QAction(text, self)
             if key is not None:
                 act.setShortcut(key)
             act.triggered.connect(slot)
             m.addAction(act)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        paths = recent_notebooks()
+        if not paths:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        for p in paths:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, path=p: self.open_notebook(path))
 
     def open_model_manager(self) -> None:
         from widgets.model_manager import ModelManager
@@ -392,6 +406,7 @@ class MainWindow(QMainWindow):
         self.notebook_view.nb = nb
         self.notebook_view.reload()
         QSettings().setValue("last_notebook", str(path))
+        remember_recent(path)
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")
         return True
@@ -447,6 +462,22 @@ class MainWindow(QMainWindow):
         self.prompt_editor.stop()
         QSettings().setValue("geometry", self.saveGeometry())
         super().closeEvent(event)
+
+
+MAX_RECENT = 8
+
+
+def recent_notebooks() -> list[str]:
+    """Notebooks opened lately, newest first, that still exist."""
+    raw = QSettings().value("recent_notebooks") or []
+    paths = [raw] if isinstance(raw, str) else list(raw)
+    return [p for p in paths if Path(p).exists()]
+
+
+def remember_recent(path: str | Path) -> None:
+    p = str(Path(path).resolve())
+    paths = [p] + [x for x in recent_notebooks() if x != p]
+    QSettings().setValue("recent_notebooks", paths[:MAX_RECENT])
 
 
 def _clip(text: str | None, n: int = 240) -> str | None:
@@ -528,6 +559,7 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     win = MainWindow(nb)
+    remember_recent(nb.path)
     geometry = QSettings().value("geometry")
     if geometry is not None:
         win.restoreGeometry(geometry)
