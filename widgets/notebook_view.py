@@ -122,6 +122,16 @@ class CellWidget(QFrame):
         form.addRow(self.writing)
         form.addRow(self.live)
         form.addRow(self.output)
+        self.chart = None
+        if cell.kind == "quality":  # the funnel, inline
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+
+            self.chart_figure = Figure(figsize=(7, 1.9), layout="constrained")
+            self.chart = FigureCanvasQTAgg(self.chart_figure)
+            self.chart.setMinimumHeight(170)
+            self.chart.setMinimumWidth(640)
+            form.addRow(self.chart)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.addLayout(head)
@@ -206,6 +216,17 @@ class CellWidget(QFrame):
         self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
         self.summary.setText(text[:120])
 
+    def draw_funnel(self, stages: list[dict]) -> None:
+        if self.chart is None:
+            return
+        from widgets.quality_view import draw_funnel
+
+        self.chart_figure.clear()
+        if len(stages) > 1:
+            draw_funnel(self.chart_figure.add_subplot(), stages)
+        self.chart.setVisible(len(stages) > 1)
+        self.chart.draw_idle()
+
     def on_token(self, key: object, piece: str) -> None:
         text = self._streams.get(key, "") + piece
         self._streams[key] = text
@@ -289,6 +310,14 @@ class NotebookView(QWidget):
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
             self.column.addWidget(w)
             self.cells.append(w)
+        self._draw_charts()
+
+    def _draw_charts(self) -> None:
+        from app.quality.funnel import funnel
+
+        stages = funnel(self.nb)
+        for w in self.cells:
+            w.draw_funnel(stages)
 
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
@@ -344,6 +373,8 @@ class NotebookView(QWidget):
         cw.set_running(False)
         if result is not None:
             cw.set_output(str(result))
+            if cw.cell.kind == "quality":
+                self._draw_charts()
             self.sig_ran.emit(cw.cell.kind)
         elif self.worker is not None and self.worker.task.is_interruption_requested():
             cw.set_output("stopped: what was finished is kept", error=True)

@@ -29,6 +29,18 @@ from widgets.workers import Worker, compute_busy, start
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"))
 
 
+def draw_funnel(ax, stages: list[dict]) -> None:
+    """The funnel as horizontal bars: kept (blue) and dropped at each stage (red)."""
+    names = [s["stage"] for s in stages]
+    kept = [s["kept"] for s in stages]
+    ax.barh(range(len(stages)), kept, color="#4a78b5")
+    ax.barh(range(len(stages)), [s["dropped"] for s in stages], left=kept, color="#e3a0a0")
+    ax.set_yticks(range(len(stages)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("records (blue kept, red dropped at this stage)", fontsize=8)
+    ax.set_title("Funnel", fontsize=10)
+
+
 class QualityView(QWidget):
     sig_step_finished = Signal(str)
 
@@ -108,14 +120,7 @@ class QualityView(QWidget):
         stages = funnel(self.nb)
         self.figure.clear()
         ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])
-        names = [s["stage"] for s in stages]
-        kept = [s["kept"] for s in stages]
-        ax.barh(range(len(stages)), kept, color="#4a78b5")
-        ax.barh(range(len(stages)), [s["dropped"] for s in stages], left=kept, color="#e3a0a0")
-        ax.set_yticks(range(len(stages)), names, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("records (blue kept, red dropped at this stage)")
-        ax.set_title("Funnel", fontsize=10)
+        draw_funnel(ax, stages)
         lengths = [len((r["output"] or "").split()) for r in self.nb.records(limit=20000)]
         hx.hist(lengths or [0], bins=20, color="#7fa7d8")
         hx.set_title("Length (words)", fontsize=10)
