@@ -109,3 +109,18 @@ def import_file(
     df = read_table(path)
     rows = dataframe_rows(df, output_column)
     return nb.add_imported_rows(rows, origin=origin, source=Path(path).name)
+
+
+def import_text(nb: Notebook, text: str, *, origin: str = "real", output_column: str | None = None) -> tuple[int, int]:
+    """Import pasted rows: JSON lines, tab-separated (copied from a spreadsheet) or CSV, with a header row."""
+    import tempfile
+
+    text = text.strip()
+    if not text:
+        raise ImportDataError("nothing to import: the clipboard has no text")
+    first = text.splitlines()[0]
+    suffix = ".jsonl" if first.lstrip().startswith("{") else (".tsv" if "\t" in first else ".csv")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"pasted{suffix}"
+        path.write_text(text + "\n", encoding="utf-8")
+        return import_file(nb, path, origin=origin, output_column=output_column)

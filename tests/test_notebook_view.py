@@ -85,3 +85,19 @@ def test_stop_cancels_a_running_generation(qtbot, view, nb, topics_csv, monkeypa
     made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE role='sample'").fetchone()[0]
     assert 2 <= made < 40
     assert "cancelled" in gen.output.text() or "stopped" in gen.output.text()
+
+
+def test_data_cell_pastes_spreadsheet_rows_and_shows_them(qtbot, view, nb):
+    data = view.cell_widget("data")
+    view.paste_rows(data, "topic\tcustomer\nrefund\tAna\nlogin\tBo\n")
+    assert "pasted 2 rows: 2 input rows" in data.output.text()
+    assert data.table.rowCount() == 2 and data.table.item(1, 0).text() == "login"
+    assert [v for _, v in nb.input_rows()] == [{"topic": "refund", "customer": "Ana"},
+                                               {"topic": "login", "customer": "Bo"}]
+    view.paste_rows(data, "   ")  # an empty clipboard: a clear message, nothing imported
+    assert "no text" in data.output.text() and len(nb.input_rows()) == 2
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.clipboard().setText("topic,customer\nbilling,Cy\n")  # CSV from the real clipboard
+    data.paste_button.click()
+    assert len(nb.input_rows()) == 3 and "3 input rows now" in data.paste_button.text()

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -27,6 +28,8 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -52,6 +55,7 @@ class CellWidget(QFrame):
     sig_run_below = Signal(object)
     sig_move = Signal(object, int)
     sig_changed = Signal(object)
+    sig_paste = Signal(object)
 
     def __init__(self, cell: Cell, prompts: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +126,19 @@ class CellWidget(QFrame):
         form.addRow(self.writing)
         form.addRow(self.live)
         form.addRow(self.output)
+        self.table = None
+        if cell.kind == "data":  # the first input rows, and pasting rows from a spreadsheet
+            self.table = QTableWidget()
+            self.table.setMaximumHeight(190)
+            self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            self.table.verticalHeader().setVisible(False)
+            self.paste_button = QPushButton("Paste rows")
+            self.paste_button.setToolTip("Import rows from the clipboard: cells copied from a spreadsheet "
+                                         "(tab-separated), CSV or JSON lines, with a header row")
+            self.paste_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+            self.paste_button.clicked.connect(lambda: self.sig_paste.emit(self))
+            form.addRow(self.paste_button)
+            form.addRow(self.table)
         self.chart = None
         if cell.kind == "quality":  # the funnel, inline
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -216,6 +233,20 @@ class CellWidget(QFrame):
         self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
         self.summary.setText(text[:120])
 
+    def show_rows(self, total: int, rows: list[dict]) -> None:
+        if self.table is None:
+            return
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        self.table.setColumnCount(len(cols))
+        self.table.setHorizontalHeaderLabels(cols)
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            for j, c in enumerate(cols):
+                self.table.setItem(i, j, QTableWidgetItem(str(r.get(c, ""))[:200]))
+        self.table.resizeColumnsToContents()
+        self.table.setVisible(bool(rows))
+        self.paste_button.setText(f"Paste rows  ({total} input rows now)" if total else "Paste rows")
+
     def draw_funnel(self, stages: list[dict]) -> None:
         if self.chart is None:
             return
@@ -308,6 +339,7 @@ class NotebookView(QWidget):
             w.sig_run_below.connect(self.run_from)
             w.sig_move.connect(self._move)
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
+            w.sig_paste.connect(self.paste_rows)
             self.column.addWidget(w)
             self.cells.append(w)
         self._draw_charts()
@@ -316,8 +348,27 @@ class NotebookView(QWidget):
         from app.quality.funnel import funnel
 
         stages = funnel(self.nb)
+        total = self.nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'input'").fetchone()[0]
+        rows = [v for _, v in self.nb.input_rows(limit=8)]
         for w in self.cells:
             w.draw_funnel(stages)
+            w.show_rows(total, rows)
+
+    def paste_rows(self, cw: CellWidget, text: str | None = None) -> None:
+        """Import what is on the clipboard (or ``text``) as rows; a bad paste changes nothing."""
+        from app.errors import StudioError
+        from app.importer import import_text
+
+        if text is None:
+            text = QApplication.clipboard().text()
+        try:
+            inputs, samples = import_text(self.nb, text)
+        except StudioError as exc:
+            cw.set_output(f"⚠ {exc}", error=True)
+            return
+        cw.set_output(f"pasted {inputs + samples} rows: {inputs} input rows, {samples} records with text")
+        self._draw_charts()
+        self.sig_ran.emit("data")
 
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
@@ -373,7 +424,7 @@ class NotebookView(QWidget):
         cw.set_running(False)
         if result is not None:
             cw.set_output(str(result))
-            if cw.cell.kind == "quality":
+            if cw.cell.kind in ("quality", "data", "generate"):
                 self._draw_charts()
             self.sig_ran.emit(cw.cell.kind)
         elif self.worker is not None and self.worker.task.is_interruption_requested():
