@@ -50,7 +50,10 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     # settings and last outputs live in the notebook
     stored = {c.kind: c for c in list_cells(nb)}
     assert stored["generate"].settings["rows"] == 3 and stored["export"].last_output.startswith("wrote 6")
-    assert "6 samples" in view.cell_widget("map").output.text() and "PCA" in view.cell_widget("map").output.text()
+    mc = view.cell_widget("map")
+    assert "6 samples" in mc.output.text() and "PCA" in mc.output.text()
+    assert mc.mini.isVisible() and len(mc.mini.listDataItems()) == 1  # the map drawn in the cell
+    assert mc.mini.listDataItems()[0].data.shape[0] == 6
     assert [c.kind for c in list_cells(nb)][0] == "review"
 
 

@@ -139,6 +139,17 @@ class CellWidget(QFrame):
             self.paste_button.clicked.connect(lambda: self.sig_paste.emit(self))
             form.addRow(self.paste_button)
             form.addRow(self.table)
+        self.mini = None
+        if cell.kind == "map":  # a small picture of the latest map (the Map tab has the full view)
+            import pyqtgraph as pg
+
+            self.mini = pg.PlotWidget(background="w")
+            self.mini.hideAxis("left")
+            self.mini.hideAxis("bottom")
+            self.mini.setMouseEnabled(False, False)
+            self.mini.setMinimumSize(520, 230)
+            self.mini.hide()
+            form.addRow(self.mini)
         self.chart = None
         if cell.kind == "quality":  # the funnel, inline
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -247,6 +258,24 @@ class CellWidget(QFrame):
         self.table.setVisible(bool(rows))
         self.paste_button.setText(f"Paste rows  ({total} input rows now)" if total else "Paste rows")
 
+    def show_map(self, m: Any) -> None:
+        if self.mini is None:
+            return
+        import pyqtgraph as pg
+
+        from widgets.map_view import NOISE, PALETTE
+
+        self.mini.clear()
+        if m is None or not len(m.record_ids):
+            self.mini.hide()
+            return
+        brushes = {}
+        colours = [NOISE if c < 0 else PALETTE[int(c) % len(PALETTE)] for c in m.clusters]
+        self.mini.addItem(pg.ScatterPlotItem(pos=m.xy, size=5, pen=None,
+                                             brush=[brushes.setdefault(c, pg.mkBrush(c)) for c in colours]))
+        self.mini.autoRange()
+        self.mini.show()
+
     def draw_funnel(self, stages: list[dict]) -> None:
         if self.chart is None:
             return
@@ -350,9 +379,13 @@ class NotebookView(QWidget):
         stages = funnel(self.nb)
         total = self.nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'input'").fetchone()[0]
         rows = [v for _, v in self.nb.input_rows(limit=8)]
+        from app.pipeline.map import latest_map
+
+        m = latest_map(self.nb)
         for w in self.cells:
             w.draw_funnel(stages)
             w.show_rows(total, rows)
+            w.show_map(m)
 
     def paste_rows(self, cw: CellWidget, text: str | None = None) -> None:
         """Import what is on the clipboard (or ``text``) as rows; a bad paste changes nothing."""
@@ -424,7 +457,7 @@ class NotebookView(QWidget):
         cw.set_running(False)
         if result is not None:
             cw.set_output(str(result))
-            if cw.cell.kind in ("quality", "data", "generate"):
+            if cw.cell.kind in ("quality", "data", "generate", "map"):
                 self._draw_charts()
             self.sig_ran.emit(cw.cell.kind)
         elif self.worker is not None and self.worker.task.is_interruption_requested():
