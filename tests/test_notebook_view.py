@@ -104,3 +104,20 @@ def test_data_cell_pastes_spreadsheet_rows_and_shows_them(qtbot, view, nb):
     QApplication.clipboard().setText("topic,customer\nbilling,Cy\n")  # CSV from the real clipboard
     data.paste_button.click()
     assert len(nb.input_rows()) == 3 and "3 input rows now" in data.paste_button.text()
+
+
+def test_prompt_cell_holds_the_template_editor(qtbot, view, nb, topics_csv):
+    from app.importer import import_file
+
+    import_file(nb, topics_csv)
+    ed = view.cell_widget("prompt").editor
+    ed.name.setCurrentText("faq")
+    ed.editor.setPlainText("Write a question about {{ topic }}.")
+    ed.save()
+    assert nb.prompt_version("faq").template == "Write a question about {{ topic }}."
+    combo = view.cell_widget("generate").editors["prompt"]
+    assert combo.findText("faq") >= 0  # offered to the Generate cell at once
+    ed.editor.setPlainText("Write a question about {{ topic }")  # a template error: not saved, says why
+    ed.save()
+    assert "not saved" in ed.message.text()
+    assert nb.prompt_version("faq").template == "Write a question about {{ topic }}."

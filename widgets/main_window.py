@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.notebook_view = NotebookView(nb)
         self.notebook_view.sig_ran.connect(self._on_cell_ran)
+        self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
         self.tabs.addTab(self.notebook_view, "Notebook")
         self.records_page = split
         self.tabs.addTab(split, "Records")

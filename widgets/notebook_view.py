@@ -322,6 +322,7 @@ class CellWidget(QFrame):
 
 class NotebookView(QWidget):
     sig_ran = Signal(str)  # a cell finished (its kind)
+    sig_prompt_saved = Signal(str)  # a template was saved from the Prompt cell's editor
 
     def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -358,6 +359,8 @@ class NotebookView(QWidget):
         if self.worker is not None:
             return  # never rebuild under a running cell
         for w in self.cells:
+            if getattr(w, "editor", None) is not None:
+                w.editor.stop()
             w.setParent(None)
             w.deleteLater()
         prompts = [p.name for p in self.nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
@@ -369,6 +372,15 @@ class NotebookView(QWidget):
             w.sig_move.connect(self._move)
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
             w.sig_paste.connect(self.paste_rows)
+            if cell.kind == "prompt":  # the template editor itself, in the cell
+                from widgets.prompt_editor import PromptEditor
+
+                w.editor = PromptEditor(self.nb)
+                w.editor.setMinimumHeight(420)
+                if cell.settings.get("prompt"):
+                    w.editor.name.setCurrentText(cell.settings["prompt"])
+                w.editor.sig_saved.connect(self._on_prompt_saved)
+                w.body.layout().addRow(w.editor)
             self.column.addWidget(w)
             self.cells.append(w)
         self._draw_charts()
@@ -402,6 +414,14 @@ class NotebookView(QWidget):
         cw.set_output(f"pasted {inputs + samples} rows: {inputs} input rows, {samples} records with text")
         self._draw_charts()
         self.sig_ran.emit("data")
+
+    def _on_prompt_saved(self, name: str) -> None:
+        """A new version was saved in the cell: offer it in every prompt menu (no rebuild)."""
+        for w in self.cells:
+            combo = w.editors.get("prompt")
+            if isinstance(combo, QComboBox) and combo.findText(name) < 0:
+                combo.addItem(name)
+        self.sig_prompt_saved.emit(name)
 
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
