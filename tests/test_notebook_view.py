@@ -121,3 +121,15 @@ def test_prompt_cell_holds_the_template_editor(qtbot, view, nb, topics_csv):
     ed.save()
     assert "not saved" in ed.message.text()
     assert nb.prompt_version("faq").template == "Write a question about {{ topic }}."
+
+
+def test_input_rows_are_edited_in_the_data_cell_with_history_and_undo(qtbot, view, nb):
+    data = view.cell_widget("data")
+    view.paste_rows(data, "topic\tcustomer\nrefund\tAna\nlogin\tBo\n")
+    rid = nb.input_rows()[0][0]
+    data.table.item(0, 0).setText("refunds twice")  # what a double-click edit ends with
+    assert nb.input_rows()[0][1] == {"topic": "refunds twice", "customer": "Ana"}
+    assert [e.field for e in nb.history(rid)][0] == "variables"  # (then origin -> human-edited)
+    view.undo_stack.undo()
+    assert nb.input_rows()[0][1] == {"topic": "refund", "customer": "Ana"}
+    assert data.table.item(0, 0).text() == "refund"  # the cell shows the undone value

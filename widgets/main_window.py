@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewQueue(nb, self.model.undo_stack)
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
-        self.notebook_view = NotebookView(nb)
+        self.notebook_view = NotebookView(nb, self.model.undo_stack)
         self.notebook_view.sig_ran.connect(self._on_cell_ran)
         self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
         self.tabs.addTab(self.notebook_view, "Notebook")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -56,6 +57,7 @@ class CellWidget(QFrame):
     sig_move = Signal(object, int)
     sig_changed = Signal(object)
     sig_paste = Signal(object)
+    sig_edit_input = Signal(int, str, str)  # record id, variable, new value
 
     def __init__(self, cell: Cell, prompts: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -130,8 +132,10 @@ class CellWidget(QFrame):
         if cell.kind == "data":  # the first input rows, and pasting rows from a spreadsheet
             self.table = QTableWidget()
             self.table.setMaximumHeight(190)
-            self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-            self.table.verticalHeader().setVisible(False)
+            self.table.setEditTriggers(QTableWidget.EditTrigger.DoubleClicked
+                                       | QTableWidget.EditTrigger.EditKeyPressed)
+            self.table.setToolTip("Double-click a value to edit that input row (Ctrl+Z undoes)")
+            self.table.itemChanged.connect(self._on_item_edited)
             self.paste_button = QPushButton("Paste rows")
             self.paste_button.setToolTip("Import rows from the clipboard: cells copied from a spreadsheet "
                                          "(tab-separated), CSV or JSON lines, with a header row")
@@ -244,16 +248,21 @@ class CellWidget(QFrame):
         self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
         self.summary.setText(text[:120])
 
-    def show_rows(self, total: int, rows: list[dict]) -> None:
+    def show_rows(self, total: int, rows: list[tuple[int, dict]]) -> None:
         if self.table is None:
             return
-        cols = list(dict.fromkeys(k for r in rows for k in r))
+        cols = list(dict.fromkeys(k for _, r in rows for k in r))
+        self.table.blockSignals(True)
         self.table.setColumnCount(len(cols))
         self.table.setHorizontalHeaderLabels(cols)
         self.table.setRowCount(len(rows))
-        for i, r in enumerate(rows):
+        self.table.setVerticalHeaderLabels([f"#{rid}" for rid, _ in rows])
+        for i, (rid, r) in enumerate(rows):
             for j, c in enumerate(cols):
-                self.table.setItem(i, j, QTableWidgetItem(str(r.get(c, ""))[:200]))
+                item = QTableWidgetItem(str(r.get(c, "")))
+                item.setData(Qt.ItemDataRole.UserRole, rid)
+                self.table.setItem(i, j, item)
+        self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
         self.table.setVisible(bool(rows))
         self.paste_button.setText(f"Paste rows  ({total} input rows now)" if total else "Paste rows")
@@ -275,6 +284,10 @@ class CellWidget(QFrame):
                                              brush=[brushes.setdefault(c, pg.mkBrush(c)) for c in colours]))
         self.mini.autoRange()
         self.mini.show()
+
+    def _on_item_edited(self, item: QTableWidgetItem) -> None:
+        column = self.table.horizontalHeaderItem(item.column()).text()
+        self.sig_edit_input.emit(int(item.data(Qt.ItemDataRole.UserRole)), column, item.text())
 
     def draw_funnel(self, stages: list[dict]) -> None:
         if self.chart is None:
@@ -324,9 +337,11 @@ class NotebookView(QWidget):
     sig_ran = Signal(str)  # a cell finished (its kind)
     sig_prompt_saved = Signal(str)  # a template was saved from the Prompt cell's editor
 
-    def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
+    def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.nb = nb
+        self.undo_stack = undo_stack or QUndoStack(self)
+        self.undo_stack.indexChanged.connect(lambda _i: self.worker is None and self._draw_charts())
         self.backend = "llama-cpp"
         self.worker: Worker | None = None
         self.queue: list[CellWidget] = []
@@ -372,6 +387,7 @@ class NotebookView(QWidget):
             w.sig_move.connect(self._move)
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
             w.sig_paste.connect(self.paste_rows)
+            w.sig_edit_input.connect(self.edit_input)
             if cell.kind == "prompt":  # the template editor itself, in the cell
                 from widgets.prompt_editor import PromptEditor
 
@@ -388,9 +404,11 @@ class NotebookView(QWidget):
     def _draw_charts(self) -> None:
         from app.quality.funnel import funnel
 
+        if self.nb.closed:  # e.g. the undo stack cleared while switching notebooks
+            return
         stages = funnel(self.nb)
         total = self.nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'input'").fetchone()[0]
-        rows = [v for _, v in self.nb.input_rows(limit=8)]
+        rows = self.nb.input_rows(limit=8)
         from app.pipeline.map import latest_map
 
         m = latest_map(self.nb)
@@ -398,6 +416,22 @@ class NotebookView(QWidget):
             w.draw_funnel(stages)
             w.show_rows(total, rows)
             w.show_map(m)
+
+    def edit_input(self, record_id: int, variable: str, value: str) -> None:
+        """One input variable changed in the Data cell: an edit with history, undoable."""
+        from widgets.edit_commands import EditRecordCommand
+
+        row = self.nb.conn.execute("SELECT variables FROM records WHERE id = ?", (record_id,)).fetchone()
+        if row is None:
+            return
+        import json
+
+        variables = json.loads(row[0] or "{}")
+        if str(variables.get(variable, "")) == value:
+            return
+        variables[variable] = value
+        self.undo_stack.push(EditRecordCommand(self.nb, record_id, "variables", variables, lambda _rid: None))
+        self.cell_widget("data").set_output(f"edited input #{record_id}: {variable} = {value[:80]}")
 
     def paste_rows(self, cw: CellWidget, text: str | None = None) -> None:
         """Import what is on the clipboard (or ``text``) as rows; a bad paste changes nothing."""
