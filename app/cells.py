@@ -26,7 +26,8 @@ TITLES = {"data": "Data", "prompt": "Prompt", "generate": "Generate", "quality":
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {"file": "", "output_column": ""},
     "prompt": {"prompt": "", "row": 1},
-    "generate": {"prompt": "", "samples": 2, "rows": 5, "seed": 1, "temperature": 0.8, "max_tokens": 120},
+    "generate": {"prompt": "", "samples": 2, "rows": 5, "seed": 1, "temperature": 0.8, "max_tokens": 120,
+                 "keep_best": 0},  # best-of: keep the k most likely samples per row (0 = keep all)
     "quality": {"validate": True, "judge": False, "dedupe": True},
     "map": {"method": "auto"},
     "review": {},
@@ -150,7 +151,16 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
             backend=backend, task=task, worker=worker, **model)
         with Notebook.open(notebook_path) as nb:
             made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run.id,)).fetchone()[0]
-        out = f"run {run.id} {run.status}: {made} samples from {name}"
+            out = f"run {run.id} {run.status}: {made} samples from {name}"
+            keep = int(s.get("keep_best") or 0)
+            if keep and run.status == "completed":
+                if keep >= int(s["samples"]):
+                    raise StudioError("Generate: keep best must be smaller than samples (it keeps the best k of n)")
+                from app.quality.select import select_best
+
+                res = select_best(nb, run.id, "likelihood", keep=keep)
+                out += (f"; best-of by likelihood kept {res.kept}, rejected {res.rejected} "
+                        f"(linked to their row's winner; export DPO pairs from the Export cell)")
     elif cell.kind == "quality":
         parts = []
         for step in ("validate", "judge", "dedupe"):

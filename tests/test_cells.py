@@ -4,6 +4,7 @@ import pytest
 
 from app.cells import KINDS, add_cell, delete_cell, ensure_cells, list_cells, move_cell, run_cell, save_cell
 from app.errors import StudioError
+from app.importer import import_file
 from app.store.notebook import Notebook
 from app.tasks import TaskState
 
@@ -66,3 +67,26 @@ def test_a_cell_with_missing_settings_says_what_is_missing(tmp_path):
         run_cell(path, cells["data"], task=TaskState())
     with pytest.raises(StudioError, match="no prompt yet"):
         run_cell(path, cells["generate"], backend="fake", task=TaskState())
+
+
+def test_generate_cell_best_of_keeps_the_most_likely_per_row(tmp_path, topics_csv):
+    path = tmp_path / "b.db"
+    with Notebook.create(path) as nb:
+        cells = {c.kind: c for c in ensure_cells(nb)}
+        import_file(nb, topics_csv)
+        nb.add_prompt_version("ticket", "Write a ticket about {{ topic }}.")
+    gen = cells["generate"]
+    gen.settings.update(prompt="ticket", samples=3, rows=2, keep_best=1)
+    out = run_cell(path, gen, backend="fake", task=TaskState())
+    assert "best-of by likelihood kept 2, rejected 4" in out
+    with Notebook.open(path) as nb:
+        for row in (0, 1):
+            recs = nb.conn.execute("SELECT status, mean_logprob FROM records WHERE role = 'sample' AND row_index = ? "
+                                   "ORDER BY mean_logprob DESC", (row,)).fetchall()
+            assert [r[0] for r in recs] == ["new", "rejected", "rejected"]  # the most likely one is kept
+    exp = cells["export"]
+    exp.settings.update(file=str(tmp_path / "pairs.jsonl"), format="dpo")
+    assert "wrote 2 records" in run_cell(path, exp, task=TaskState())  # one (chosen, rejected) pair per row
+    gen.settings.update(keep_best=3)
+    with pytest.raises(StudioError, match="smaller than samples"):
+        run_cell(path, gen, backend="fake", task=TaskState())
