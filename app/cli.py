@@ -27,6 +27,7 @@ from app.cli_quality import (
     cmd_validate,
 )
 from app.errors import StudioError
+from app.models import is_server_url
 from app.store.notebook import Notebook
 
 # -- commands ----------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with Notebook.open(args.notebook) as nb:
         # Cheap checks first (model file, template, rows) so bad input changes nothing
         # and costs no model load.
-        if args.backend == "llama-cpp":
+        if args.backend == "llama-cpp" and not is_server_url(args.model):
             from backends.llama_cpp_backend import describe_model
 
             model_info = describe_model(args.model)

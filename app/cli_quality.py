@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.cli_common import EXIT_CANCELLED, _print_json, _settings
 from app.errors import StudioError
+from app.models import is_server_url
 from app.store.notebook import Notebook
 
 
@@ -33,7 +34,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _load_judge(args: argparse.Namespace):
     import backends
 
-    if args.backend == "llama-cpp":
+    if args.backend == "llama-cpp" and not is_server_url(args.model):
         from backends.llama_cpp_backend import describe_model
 
         describe_model(args.model)  # a clear error for a bad model file before loading
@@ -161,7 +162,7 @@ def cmd_best_of(args: argparse.Namespace) -> int:
         if args.by.removeprefix("gated:").startswith("judge:") and wanted not in [c.name for c in constitution.criteria]:
             raise StudioError(f"no criterion named {wanted!r} in {_criteria_path(args)}")
     with Notebook.open(args.notebook) as nb:
-        if args.backend == "llama-cpp":
+        if args.backend == "llama-cpp" and not is_server_url(args.model):
             from backends.llama_cpp_backend import describe_model
 
             describe_model(args.model)

@@ -71,15 +71,25 @@ class ModelChoice:
     n_ctx: int = 2048
     threads: int | None = None  # None: every core
     n_gpu_layers: int = 0
+    parallel: int | None = None  # sequences decoded together; None: as many as the KV budget allows
+
+    @property
+    def is_server(self) -> bool:
+        return is_server_url(self.path)
+
+
+def is_server_url(path: str | None) -> bool:
+    """A model "path" that is an OpenAI-compatible server's URL (http://host:port/v1[#model])."""
+    return bool(path) and str(path).startswith(("http://", "https://"))
 
 
 def notebook_model(nb: Notebook) -> ModelChoice:
     d = nb.get_meta("model") or {}
-    return ModelChoice(**{k: d[k] for k in ("path", "n_ctx", "threads", "n_gpu_layers") if k in d})
+    return ModelChoice(**{k: d[k] for k in ("path", "n_ctx", "threads", "n_gpu_layers", "parallel") if k in d})
 
 
 def set_notebook_model(nb: Notebook, choice: ModelChoice) -> None:
-    if choice.path is not None:
+    if choice.path is not None and not choice.is_server:
         from backends.gguf_info import check_gguf_path
 
         check_gguf_path(choice.path)
@@ -92,4 +102,5 @@ def job_model_args(nb: Notebook) -> dict[str, Any]:
     """The notebook's model choice as keyword arguments for the jobs in ``app.jobs``."""
     c = notebook_model(nb)
     return {"model_path": c.path,
-            "model_options": {"n_ctx": c.n_ctx, "n_threads": c.threads, "n_gpu_layers": c.n_gpu_layers}}
+            "model_options": {"n_ctx": c.n_ctx, "n_threads": c.threads, "n_gpu_layers": c.n_gpu_layers,
+                              "parallel": c.parallel}}

@@ -36,6 +36,8 @@ def register_generator(name: str, target: str) -> None:
 
 
 def load_generator(name: str, model_path: str | None = None, **options: Any) -> TextGenerator:
+    if name == "llama-cpp" and model_path and str(model_path).startswith(("http://", "https://")):
+        name = "openai"  # a URL instead of a file: an OpenAI-compatible server
     try:
         target = _GENERATORS[name]
     except KeyError:

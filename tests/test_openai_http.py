@@ -184,3 +184,26 @@ def test_unreachable_server_and_bad_urls_are_clear():
         _gen(f"http://127.0.0.1:{_free_port()}/v1", retries=1, backoff=0.05)
     with pytest.raises(ModelError, match="needs a server URL"):
         _gen("/models/some.gguf")
+
+
+def test_a_server_url_as_the_model_runs_the_cli_and_jobs_against_the_server(server, tmp_path, topics_csv, capsys):
+    from app.cli import main
+    from app.models import ModelChoice, job_model_args, set_notebook_model
+    from app.store.notebook import Notebook
+    from backends import load_generator
+
+    assert load_generator("llama-cpp", server).info.backend == "openai"  # a URL picks the server backend
+    path = tmp_path / "srv.db"
+    assert main(["new", str(path)]) == 0
+    assert main(["import", str(path), str(topics_csv)]) == 0
+    with Notebook.open(path) as nb:
+        nb.add_prompt_version("ticket", "One sentence about {{ topic }}.")
+        set_notebook_model(nb, ModelChoice(path=server))  # what the model manager's "Use this server" stores
+        assert job_model_args(nb)["model_path"] == server
+    capsys.readouterr()
+    assert main(["generate", str(path), "--prompt", "ticket", "--samples", "1", "--limit-rows", "2",
+                 "--max-tokens", "8", "--model", server, "--quiet"]) == 0
+    assert "complete: 2 samples" in capsys.readouterr().out
+    with Notebook.open(path) as nb:
+        run = nb.runs()[-1]
+        assert run.model_path.startswith(server) and len(nb.records()) == 2

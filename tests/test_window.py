@@ -529,3 +529,19 @@ def test_file_open_recent_lists_and_opens_notebooks(qtbot, tmp_path):
     assert win.nb.path.resolve() == a.resolve()
     b.unlink()  # a notebook that is gone drops out of the list
     assert str(b.resolve()) not in recent_notebooks()
+
+
+def test_model_manager_can_point_the_notebook_at_a_server(qtbot, nb):
+    from app.models import notebook_model
+    from widgets.model_manager import ModelManager
+
+    dialog = ModelManager(nb)
+    qtbot.addWidget(dialog)
+    dialog.server.setText("gpu-box:8080")  # no scheme: refused with a hint, nothing stored
+    dialog.use_server()
+    assert "http://" in dialog.message.text() and notebook_model(nb).path is None
+    dialog.parallel.setValue(8)
+    dialog.server.setText("http://127.0.0.1:8080/v1#qwen")
+    dialog.use_server()
+    choice = notebook_model(nb)
+    assert choice.is_server and choice.path == "http://127.0.0.1:8080/v1#qwen"

@@ -47,6 +47,7 @@ class GenerateBar(QWidget):
         self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
         self.n_ctx, self.threads, self.n_gpu_layers = 2048, None, 0
+        self.parallel = None
         self.run_button = QPushButton("Generate")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.start_generation)
@@ -89,7 +90,11 @@ class GenerateBar(QWidget):
         """Use a notebook's model choice (app.models.ModelChoice)."""
         self.model_path = choice.path
         self.n_ctx, self.threads, self.n_gpu_layers = choice.n_ctx, choice.threads, choice.n_gpu_layers
-        self.model_button.setText(Path(choice.path).name if choice.path else "SmolLM2-135M (bundled)")
+        self.parallel = choice.parallel
+        if choice.is_server:
+            self.model_button.setText(f"server: {choice.path}")
+        else:
+            self.model_button.setText(Path(choice.path).name if choice.path else "SmolLM2-135M (bundled)")
 
     def set_model(self, path: str) -> None:
         from backends.llama_cpp_backend import describe_model
@@ -118,7 +123,8 @@ class GenerateBar(QWidget):
             limit_rows=self.rows.value() or None, seed=0,
             settings=SamplerSettings(temperature=0.8, max_tokens=self.max_tokens.value()),
             model_path=self.model_path, backend=self.backend,
-            model_options={"n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers},
+            model_options={"n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers,
+                           "parallel": self.parallel},
         )
         s = self.worker.signals
         s.sig_progress.connect(self._on_progress)

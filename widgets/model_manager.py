@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QLineEdit,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -47,6 +48,16 @@ class ModelManager(QDialog):
         self.n_ctx = QSpinBox(minimum=128, maximum=1_048_576, value=choice.n_ctx, singleStep=512)
         self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0, specialValueText="every core")
         self.gpu_layers = QSpinBox(minimum=0, maximum=1000, value=choice.n_gpu_layers)
+        self.parallel = QSpinBox(minimum=0, maximum=256, value=choice.parallel or 0, specialValueText="automatic")
+        self.parallel.setToolTip("Sequences decoded together in one batch (automatic: as many as fit 2 GiB of KV cache,"
+                                 " at most 32)")
+        self.server = QLineEdit(choice.path if choice.is_server else "")
+        self.server.setPlaceholderText("http://gpu-box:8080/v1  (llama-server, vLLM, llama_cpp.server; #name picks a model)")
+        use_server = QPushButton("Use this server")
+        use_server.clicked.connect(self.use_server)
+        server_row = QHBoxLayout()
+        server_row.addWidget(self.server, 1)
+        server_row.addWidget(use_server)
         self.message = QLabel()
         add = QPushButton("Add file or folder…")
         add.clicked.connect(self._on_add)
@@ -54,6 +65,8 @@ class ModelManager(QDialog):
         form.addRow("Context (n_ctx)", self.n_ctx)
         form.addRow("Threads", self.threads)
         form.addRow("GPU layers", self.gpu_layers)
+        form.addRow("Parallel sequences", self.parallel)
+        form.addRow("Or a server (OpenAI API)", server_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.use_button = buttons.addButton("Use for this notebook", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.use_selected)
@@ -101,13 +114,22 @@ class ModelManager(QDialog):
         rows = self.table.selectionModel().selectedRows()
         return self.entries[rows[0].row()] if rows else None
 
+    def use_server(self) -> None:
+        url = self.server.text().strip()
+        if not url.startswith(("http://", "https://")):
+            self.message.setText("a server URL starts with http:// or https://, e.g. http://127.0.0.1:8080/v1")
+            return
+        set_notebook_model(self.nb, ModelChoice(path=url, n_ctx=self.n_ctx.value()))
+        self.accept()
+
     def use_selected(self) -> None:
         entry = self.selected()
         if entry is None or entry.info is None:
             self.message.setText("choose a readable model first" if entry is None else entry.error or "unreadable")
             return
         choice = ModelChoice(path=None if entry.source == "bundled" else entry.path, n_ctx=self.n_ctx.value(),
-                             threads=self.threads.value() or None, n_gpu_layers=self.gpu_layers.value())
+                             threads=self.threads.value() or None, n_gpu_layers=self.gpu_layers.value(),
+                             parallel=self.parallel.value() or None)
         try:
             set_notebook_model(self.nb, choice)
         except StudioError as exc:
