@@ -65,7 +65,7 @@ def test_jobs_use_the_notebooks_whole_model_choice(nb, smollm_path):
     from app.models import ModelChoice, job_model_args, set_notebook_model
 
     assert job_model_args(nb) == {"model_path": None,
-                                  "model_options": {"n_ctx": 2048, "n_threads": None, "n_gpu_layers": 0}}
-    set_notebook_model(nb, ModelChoice(path=str(smollm_path), n_ctx=4096, threads=1, n_gpu_layers=3))
+                                  "model_options": {"n_ctx": 2048, "n_threads": None, "n_gpu_layers": 0, "parallel": None}}
+    set_notebook_model(nb, ModelChoice(path=str(smollm_path), n_ctx=4096, threads=1, n_gpu_layers=3, parallel=4))
     assert job_model_args(nb) == {"model_path": str(smollm_path),
-                                  "model_options": {"n_ctx": 4096, "n_threads": 1, "n_gpu_layers": 3}}
+                                  "model_options": {"n_ctx": 4096, "n_threads": 1, "n_gpu_layers": 3, "parallel": 4}}

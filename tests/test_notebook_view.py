@@ -52,8 +52,9 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     assert stored["generate"].settings["rows"] == 3 and stored["export"].last_output.startswith("wrote 6")
     mc = view.cell_widget("map")
     assert "6 samples" in mc.output.text() and "PCA" in mc.output.text()
-    assert mc.mini.isVisible() and len(mc.mini.listDataItems()) == 1  # the map drawn in the cell
-    assert mc.mini.listDataItems()[0].data.shape[0] == 6
+    assert mc.map_view.scatter.data.shape[0] == 6  # the map view itself, in the cell
+    mc.map_view.select_indices([0, 1])
+    assert mc.map_view.sel_label.text() == "2 selected"
     assert [c.kind for c in list_cells(nb)][0] == "review"
 
 

@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
         self.notebook_view = NotebookView(nb, self.model.undo_stack)
         self.notebook_view.sig_ran.connect(self._on_cell_ran)
         self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
+        self.notebook_view.sig_show_ids.connect(lambda ids: self.show_records(ids))
+        self.notebook_view.sig_open_record.connect(lambda rid: self.show_records((rid,)))
         self.tabs.addTab(self.notebook_view, "Notebook")
         self.records_page = split
         self.tabs.addTab(split, "Records")

@@ -143,17 +143,7 @@ class CellWidget(QFrame):
             self.paste_button.clicked.connect(lambda: self.sig_paste.emit(self))
             form.addRow(self.paste_button)
             form.addRow(self.table)
-        self.mini = None
-        if cell.kind == "map":  # a small picture of the latest map (the Map tab has the full view)
-            import pyqtgraph as pg
-
-            self.mini = pg.PlotWidget(background="w")
-            self.mini.hideAxis("left")
-            self.mini.hideAxis("bottom")
-            self.mini.setMouseEnabled(False, False)
-            self.mini.setMinimumSize(520, 230)
-            self.mini.hide()
-            form.addRow(self.mini)
+        self.map_view = None  # the Map cell holds the map view itself (set by NotebookView)
         self.chart = None
         if cell.kind == "quality":  # the funnel, inline
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -267,23 +257,9 @@ class CellWidget(QFrame):
         self.table.setVisible(bool(rows))
         self.paste_button.setText(f"Paste rows  ({total} input rows now)" if total else "Paste rows")
 
-    def show_map(self, m: Any) -> None:
-        if self.mini is None:
-            return
-        import pyqtgraph as pg
-
-        from widgets.map_view import NOISE, PALETTE
-
-        self.mini.clear()
-        if m is None or not len(m.record_ids):
-            self.mini.hide()
-            return
-        brushes = {}
-        colours = [NOISE if c < 0 else PALETTE[int(c) % len(PALETTE)] for c in m.clusters]
-        self.mini.addItem(pg.ScatterPlotItem(pos=m.xy, size=5, pen=None,
-                                             brush=[brushes.setdefault(c, pg.mkBrush(c)) for c in colours]))
-        self.mini.autoRange()
-        self.mini.show()
+    def show_map(self) -> None:
+        if self.map_view is not None:
+            self.map_view.refresh()
 
     def _on_item_edited(self, item: QTableWidgetItem) -> None:
         column = self.table.horizontalHeaderItem(item.column()).text()
@@ -336,6 +312,8 @@ class CellWidget(QFrame):
 class NotebookView(QWidget):
     sig_ran = Signal(str)  # a cell finished (its kind)
     sig_prompt_saved = Signal(str)  # a template was saved from the Prompt cell's editor
+    sig_show_ids = Signal(object)  # map selection -> Records
+    sig_open_record = Signal(int)
 
     def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -371,7 +349,8 @@ class NotebookView(QWidget):
         self.reload()
 
     def reload(self) -> None:
-        if self.worker is not None:
+        if self.worker is not None or any(w.map_view is not None and w.map_view.worker is not None
+                                          and w.map_view.cancel_button.isEnabled() for w in self.cells):
             return  # never rebuild under a running cell
         for w in self.cells:
             if getattr(w, "editor", None) is not None:
@@ -397,6 +376,14 @@ class NotebookView(QWidget):
                     w.editor.name.setCurrentText(cell.settings["prompt"])
                 w.editor.sig_saved.connect(self._on_prompt_saved)
                 w.body.layout().addRow(w.editor)
+            if cell.kind == "map":  # the scatter and extrema views themselves, in the cell
+                from widgets.map_view import MapView
+
+                w.map_view = MapView(self.nb, self.undo_stack)
+                w.map_view.setMinimumHeight(560)
+                w.map_view.sig_show_ids.connect(self.sig_show_ids)
+                w.map_view.sig_open_record.connect(self.sig_open_record)
+                w.body.layout().addRow(w.map_view)
             self.column.addWidget(w)
             self.cells.append(w)
         self._draw_charts()
@@ -409,13 +396,10 @@ class NotebookView(QWidget):
         stages = funnel(self.nb)
         total = self.nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'input'").fetchone()[0]
         rows = self.nb.input_rows(limit=8)
-        from app.pipeline.map import latest_map
-
-        m = latest_map(self.nb)
         for w in self.cells:
             w.draw_funnel(stages)
             w.show_rows(total, rows)
-            w.show_map(m)
+            w.show_map()
 
     def edit_input(self, record_id: int, variable: str, value: str) -> None:
         """One input variable changed in the Data cell: an edit with history, undoable."""
