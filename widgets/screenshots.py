@@ -86,6 +86,14 @@ def main(out_dir: str = "screenshots") -> int:
             w.toggle.click()
     win.tabs.setCurrentWidget(win.notebook_view)
     shot("notebook")
+    for w in win.notebook_view.cells:  # each cell on its own
+        if w.cell.collapsed:
+            w.toggle.click()
+        for _ in range(10):
+            app.processEvents()
+        path = out / f"cell-{w.cell.kind}.png"
+        w.grab().save(str(path))
+        print(f"saved {path}")
     win.tabs.setCurrentWidget(win.records_page)
     shot("main-window")
     win.tabs.setCurrentWidget(win.review)
