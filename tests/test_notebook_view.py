@@ -53,9 +53,15 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     mc = view.cell_widget("map")
     assert "6 samples" in mc.output.text() and "PCA" in mc.output.text()
     assert mc.map_view.scatter.data.shape[0] == 6  # the map view itself, in the cell
+    sizes_ax = mc.map_view.sizes_figure.axes[0]
+    assert sum(p.get_height() for p in sizes_ax.patches) == 6  # the cluster-size chart counts every sample
     mc.map_view.select_indices([0, 1])
     assert mc.map_view.sel_label.text() == "2 selected"
     assert [c.kind for c in list_cells(nb)][0] == "review"
+    rv = view.cell_widget("review").review  # the review queue itself, in the cell
+    rv.reload()
+    assert rv.ids and "6" in rv.header.text()
+    assert "model:" in view.cell_widget("generate").model_label.text()
 
 
 def test_collapse_is_saved_and_a_failing_cell_stops_the_run(qtbot, view, nb):

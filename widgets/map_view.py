@@ -167,6 +167,10 @@ class MapView(QWidget):
         self.hist_canvas = FigureCanvasQTAgg(self.hist_figure)
         self.hist_canvas.setMinimumHeight(140)
         sl.addWidget(self.hist_canvas)
+        self.sizes_figure = Figure(figsize=(4, 1.5), layout="constrained")
+        self.sizes_canvas = FigureCanvasQTAgg(self.sizes_figure)
+        self.sizes_canvas.setMinimumHeight(130)
+        sl.addWidget(self.sizes_canvas)
         sl.addWidget(self.extremes, 1)
 
         left = QWidget()
@@ -200,12 +204,31 @@ class MapView(QWidget):
             return
         m = self.map
         self.tree = cKDTree(m.xy) if len(m.xy) else None
+        self.draw_sizes()
         self.selected = np.zeros(0, dtype=int)
         self._update_selection()
         self.recolour()
         self.plot.autoRange()
         self.status.setText(f"{len(m.record_ids)} samples · {m.method.upper()} + HDBSCAN · "
                             f"{sum(1 for c in m.sizes() if c >= 0)} clusters")
+
+    def draw_sizes(self) -> None:
+        """Cluster sizes, biggest first (noise in grey at the end)."""
+        self.sizes_figure.clear()
+        if self.map is None:
+            self.sizes_canvas.draw_idle()
+            return
+        sizes = self.map.sizes()
+        cats = [c for c in sizes if c >= 0] + ([-1] if -1 in sizes else [])
+        ax = self.sizes_figure.add_subplot()
+        ax.bar(range(len(cats)), [sizes[c] for c in cats],
+               color=[NOISE if c < 0 else PALETTE[c % len(PALETTE)] for c in cats])
+        ax.set_xticks(range(len(cats)), ["noise" if c < 0 else str(c) for c in cats], fontsize=6)
+        ax.set_title(f"cluster sizes ({sum(1 for c in cats if c >= 0)} clusters)", fontsize=8)
+        ax.tick_params(labelsize=6)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        self.sizes_canvas.draw_idle()
 
     def _fill_colour_choices(self) -> None:
         current = self.colour_by.currentText()

@@ -376,6 +376,22 @@ class NotebookView(QWidget):
                     w.editor.name.setCurrentText(cell.settings["prompt"])
                 w.editor.sig_saved.connect(self._on_prompt_saved)
                 w.body.layout().addRow(w.editor)
+            if cell.kind == "review":  # the keyboard review queue itself (A/R/F, J/K, E)
+                from widgets.review_queue import ReviewQueue
+
+                w.review = ReviewQueue(self.nb, self.undo_stack)
+                w.review.setMinimumHeight(420)
+                w.review.reload()
+                w.body.layout().addRow(w.review)
+            if cell.kind == "generate":  # which model runs (File > Models… changes it)
+                from app.models import notebook_model
+
+                choice = notebook_model(self.nb)
+                name = choice.path or "SmolLM2-135M-Instruct Q4_1 (bundled)"
+                par = f", {choice.parallel} sequences at once" if choice.parallel else ""
+                w.model_label = QLabel(f"model: {name} · n_ctx {choice.n_ctx}{par}")
+                w.model_label.setStyleSheet("color: #555;")
+                w.body.layout().insertRow(1, w.model_label)
             if cell.kind == "map":  # the scatter and extrema views themselves, in the cell
                 from widgets.map_view import MapView
 
