@@ -140,3 +140,26 @@ def test_input_rows_are_edited_in_the_data_cell_with_history_and_undo(qtbot, vie
     view.undo_stack.undo()
     assert nb.input_rows()[0][1] == {"topic": "refund", "customer": "Ana"}
     assert data.table.item(0, 0).text() == "refund"  # the cell shows the undone value
+
+
+def test_invalid_actions_show_a_clear_message_in_the_cell_and_change_nothing(qtbot, view, nb, tmp_path, topics_csv):
+    from app.importer import import_file
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"topic\ncaf\xe9\n")
+    data = view.cell_widget("data")
+    data.editors["file"].line.setText(str(bad))
+    view._run([data])
+    _wait_idle(qtbot, view)
+    assert data.output.text().startswith("⚠") and "UTF-8" in data.output.text()
+    assert nb.input_rows() == []
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Write a ticket about {{ topic }}.")
+    nb.set_meta("model", {"path": str(tmp_path / "missing.gguf"), "n_ctx": 512})  # a model file that is gone
+    view.backend = "llama-cpp"
+    view.reload()
+    gen = view.cell_widget("generate")
+    view._run([gen])
+    _wait_idle(qtbot, view)
+    assert gen.output.text().startswith("⚠") and "missing.gguf" in gen.output.text()
+    assert nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'sample'").fetchone()[0] == 0
