@@ -226,8 +226,11 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
 
 def warm_up() -> None:
     """Import umap and fit a tiny set so a later real fit skips numba's compilation (background use)."""
+    import warnings
+
     try:
         umap = _import_umap()
+        warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
         rng = np.random.default_rng(0)
         umap.UMAP(n_neighbors=5, n_epochs=20, random_state=0).fit_transform(rng.normal(size=(40, 8)))
     except Exception:  # a warm-up that fails just leaves the first real fit slow
