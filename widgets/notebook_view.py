@@ -42,11 +42,11 @@ from widgets.workers import Worker, compute_busy, start
 
 HINTS = {
     "data": "Import a table: rows without text are inputs to generate from.",
-    "prompt": "Render the prompt against an input row (edit templates in the Prompt tab).",
+    "prompt": "Edit the template and preview it against a row; every save is a version. Run checks it renders.",
     "generate": "Generate samples with the notebook's model (File > Models…).",
     "quality": "Validators, LLM judges and near-duplicates; the funnel counts what is left.",
-    "map": "Embed samples and cluster them (see the Map tab).",
-    "review": "How much has been reviewed (review in the Review tab: A/R/F, J/K).",
+    "map": "Embed samples and cluster them; hover for text, Shift+drag to lasso, look at the extremes of any axis.",
+    "review": "One record at a time: A accept, R reject, F flag, J/K next/previous, E edit. Run reports progress.",
     "export": "Write what you trust: .jsonl, .csv or .parquet; plain, chat SFT or DPO pairs.",
 }
 
