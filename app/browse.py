@@ -135,6 +135,11 @@ def summary(nb: Notebook) -> dict[str, Any]:
     }
 
 
+def prompt_names(nb: Notebook) -> list[str]:
+    """The user's prompts (latest version of each), without the transforms' internal ones."""
+    return [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+
+
 def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
     """Labels and values for the filter menus: prompt versions, runs, score names."""
     from app.store.scores import score_names

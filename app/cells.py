@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.browse import prompt_names
 from app.errors import StudioError
 from app.store.migrations import now
 from app.store.notebook import Notebook
@@ -68,7 +69,7 @@ def ensure_cells(nb: Notebook) -> list[Cell]:
     cells = list_cells(nb)
     if cells:
         return cells
-    prompts = [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+    prompts = prompt_names(nb)
     for i, kind in enumerate(KINDS):
         settings = copy.deepcopy(DEFAULTS[kind])
         if "prompt" in settings and prompts:
@@ -197,7 +198,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
 
 
 def _first_prompt(nb: Notebook) -> str:
-    names = [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+    names = prompt_names(nb)
     if not names:
         raise StudioError("no prompt yet: write one in the Prompt tab (or synth-studio prompt add)")
     return names[0]

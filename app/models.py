@@ -9,6 +9,7 @@ from typing import Any
 
 from app.errors import StudioError
 from app.store.notebook import Notebook
+from backends import is_server_url  # re-exported: the CLI and widgets ask app.models
 
 MAX_FILES_PER_PLACE = 500
 
@@ -76,11 +77,6 @@ class ModelChoice:
     @property
     def is_server(self) -> bool:
         return is_server_url(self.path)
-
-
-def is_server_url(path: str | None) -> bool:
-    """A model "path" that is an OpenAI-compatible server's URL (http://host:port/v1[#model])."""
-    return bool(path) and str(path).startswith(("http://", "https://"))
 
 
 def notebook_model(nb: Notebook) -> ModelChoice:

@@ -35,8 +35,13 @@ def register_generator(name: str, target: str) -> None:
     _GENERATORS[name] = target
 
 
+def is_server_url(path: object) -> bool:
+    """A model "path" that is an OpenAI-compatible server's URL (http://host:port/v1[#model])."""
+    return bool(path) and str(path).startswith(("http://", "https://"))
+
+
 def load_generator(name: str, model_path: str | None = None, **options: Any) -> TextGenerator:
-    if name == "llama-cpp" and model_path and str(model_path).startswith(("http://", "https://")):
+    if name == "llama-cpp" and is_server_url(model_path):
         name = "openai"  # a URL instead of a file: an OpenAI-compatible server
     try:
         target = _GENERATORS[name]
@@ -57,6 +62,7 @@ __all__ = [
     "SamplerSettings",
     "TextGenerator",
     "generator_names",
+    "is_server_url",
     "load_generator",
     "register_generator",
 ]

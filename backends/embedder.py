@@ -87,15 +87,9 @@ class LlamaEmbedder:
                                  name=gguf.name or path.stem, dim=self.dim)
 
     def _tokens(self, text: str) -> list[int]:
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (self._lc.llama_token * cap)()
-        n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, True, False)
-        if n < 0:
-            cap = -n
-            buf = (self._lc.llama_token * cap)()
-            n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, True, False)
-        toks = list(buf[:n])
+        from backends.llama_cpp_backend import tokenize_text
+
+        toks = tokenize_text(self.vocab, text, True, False)
         limit = min(self.n_ctx, N_BATCH)
         if len(toks) > limit:  # keep the end token(s) the model expects ([SEP])
             toks = toks[: limit - 1] + toks[-1:]

@@ -113,6 +113,21 @@ def default_parallel(gguf: GGUFInfo, n_ctx: int) -> int:
     return max(1, min(MAX_PARALLEL, KV_BUDGET_BYTES // max(1, per_seq)))
 
 
+def tokenize_text(vocab: object, text: str, add_special: bool, parse_special: bool) -> list[int]:
+    """llama_tokenize into a buffer sized by the text, retried once at the size llama.cpp asks for."""
+    import llama_cpp as lc
+
+    data = text.encode("utf-8")
+    cap = len(data) + 8
+    buf = (lc.llama_token * cap)()
+    n = lc.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    if n < 0:
+        cap = -n
+        buf = (lc.llama_token * cap)()
+        n = lc.llama_tokenize(vocab, data, len(data), buf, cap, add_special, parse_special)
+    return list(buf[:n])
+
+
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -249,15 +264,7 @@ class LlamaCppGenerator:
         return self._formatter(messages=list(messages)).prompt
 
     def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (self._lc.llama_token * cap)()
-        n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
-        if n < 0:
-            cap = -n
-            buf = (self._lc.llama_token * cap)()
-            n = self._lc.llama_tokenize(self.vocab, data, len(data), buf, cap, add_bos, special)
-        return list(buf[:n])
+        return tokenize_text(self.vocab, text, add_bos, special)
 
     def tokenize(self, text: str) -> list[int]:
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))

@@ -61,7 +61,9 @@ class OpenAICompatibleGenerator:
         backoff: float = 0.5,
         **_: object,
     ) -> None:
-        if not model_path or not str(model_path).startswith(("http://", "https://")):
+        from backends import is_server_url
+
+        if not is_server_url(model_path):
             raise ModelError(
                 f"the openai backend needs a server URL such as http://127.0.0.1:8080/v1, not {model_path!r}"
             )

@@ -48,8 +48,6 @@ def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens
                        n_ctx: int, threads: int) -> tuple[int, float]:
     """The plainest batched loop on libllama: P prompts at a time, prefill, then one
     token per live sequence per step (argmax), until all P are done; no refill."""
-    import ctypes
-
     import llama_cpp as lc
     import numpy as np
 
@@ -108,7 +106,6 @@ def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens
     lc.llama_batch_free(batch)
     lc.llama_free(ctx)
     lc.llama_model_free(model)
-    del ctypes
     return generated, dt
 
 

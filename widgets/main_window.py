@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
 )
 
-from app.browse import RecordFilter, filter_choices, lineage, summary
+from app.browse import RecordFilter, filter_choices, lineage, prompt_names, summary
 from app.jobs import export_job, import_job
 from app.models import notebook_model
 from app.errors import StudioError
@@ -80,8 +80,7 @@ class MainWindow(QMainWindow):
         self.summary_label.setContentsMargins(8, 6, 8, 6)
 
         self._jobs: list[Worker] = []
-        self.generate_bar = GenerateBar(nb.path, [p.name for p in nb.prompt_versions(latest_only=True)
-                                                  if not p.name.startswith("transform:")])
+        self.generate_bar = GenerateBar(nb.path, prompt_names(nb))
         self.generate_bar.sig_record_added.connect(self._on_record_added)
         self.generate_bar.sig_manage_models.connect(self.open_model_manager)
         self.generate_bar.apply_choice(notebook_model(nb))
@@ -415,7 +414,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _prompt_names(self) -> list[str]:
-        return [p.name for p in self.nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+        return prompt_names(self.nb)
 
     def _on_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()),

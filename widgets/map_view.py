@@ -10,6 +10,8 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyqtgraph as pg
 from matplotlib.path import Path as MplPath
@@ -91,6 +93,7 @@ class MapView(QWidget):
         self.worker: Worker | None = None
         self.tree: cKDTree | None = None
         self.selected: np.ndarray = np.zeros(0, dtype=int)
+        self._hovered: int | None = None
 
         self.run_button = QPushButton("Embed + map")
         self.run_button.setToolTip("Embed samples that have no vector yet, then UMAP + HDBSCAN (cached)")
@@ -204,6 +207,7 @@ class MapView(QWidget):
             return
         m = self.map
         self.tree = cKDTree(m.xy) if len(m.xy) else None
+        self._hovered = None
         self.draw_sizes()
         self.selected = np.zeros(0, dtype=int)
         self._update_selection()
@@ -257,14 +261,15 @@ class MapView(QWidget):
         ids = self.map.record_ids
         if what == "cluster":
             return [int(c) for c in self.map.clusters], False
-        q = ",".join("?" * len(ids))
+        # ids as one JSON parameter: a map can hold more records than SQLite allows "?" placeholders
+        q, packed = "SELECT value FROM json_each(?)", json.dumps(ids)
         if what.startswith("score:"):
             got = dict(self.nb.conn.execute(f"SELECT record_id, value FROM scores WHERE name = ? AND record_id IN ({q})",
-                                            [what[6:], *ids]).fetchall())
+                                            [what[6:], packed]).fetchall())
             return [got.get(i) for i in ids], True
         col = {"status": "status", "run": "run_id", "prompt version": "prompt_version_id",
                "likelihood": "mean_logprob", "length": "LENGTH(output)"}[what]
-        got = dict(self.nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN ({q})", ids).fetchall())
+        got = dict(self.nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN ({q})", [packed]).fetchall())
         return [got.get(i) for i in ids], what in ("likelihood", "length")
 
     def recolour(self) -> None:
@@ -324,7 +329,11 @@ class MapView(QWidget):
         i = self._nearest(scene_pos)
         if i is None:
             self.hover.hide()
+            self._hovered = None
             return
+        if i == self._hovered and self.hover.isVisible():
+            return  # the mouse moved within the same point: no query, no relayout
+        self._hovered = i
         rid = self.map.record_ids[i]
         row = self.nb.conn.execute("SELECT output FROM records WHERE id = ?", (rid,)).fetchone()
         text = " ".join((row[0] if row else "").split())

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import StudioError
-from app.models import ModelChoice, ModelEntry, find_models, notebook_model, set_notebook_model
+from app.models import ModelChoice, ModelEntry, find_models, is_server_url, notebook_model, set_notebook_model
 from app.store.notebook import Notebook
 
 COLUMNS = ("name", "architecture", "parameters", "quantisation", "context", "chat template", "size", "found in", "path")
@@ -116,7 +116,7 @@ class ModelManager(QDialog):
 
     def use_server(self) -> None:
         url = self.server.text().strip()
-        if not url.startswith(("http://", "https://")):
+        if not is_server_url(url):
             self.message.setText("a server URL starts with http:// or https://, e.g. http://127.0.0.1:8080/v1")
             return
         set_notebook_model(self.nb, ModelChoice(path=url, n_ctx=self.n_ctx.value()))

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.browse import prompt_names
 from app.cells import CHOICES, Cell, ensure_cells, move_cell, run_cell, save_cell
 from app.store.notebook import Notebook
 from widgets.workers import Worker, compute_busy, start
@@ -357,7 +358,7 @@ class NotebookView(QWidget):
                 w.editor.stop()
             w.setParent(None)
             w.deleteLater()
-        prompts = [p.name for p in self.nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+        prompts = prompt_names(self.nb)
         self.cells = []
         for cell in ensure_cells(self.nb):
             w = CellWidget(cell, prompts)

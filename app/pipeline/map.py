@@ -61,11 +61,16 @@ def _numba_env() -> None:
 
 
 def _import_umap() -> Any:
+    import warnings
+
     _numba_env()
     try:
         import umap  # noqa: PLC0415
     except Exception as exc:  # ImportError, or numba/llvmlite failing to load
         raise StudioError(f"umap-learn is not usable ({type(exc).__name__}: {exc}); the map falls back to PCA") from exc
+    # umap warns that a fixed seed means one thread, and that a precomputed kNN cannot transform new data:
+    # both are what the map wants
+    warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
     return umap
 
 
@@ -80,12 +85,8 @@ def pca(x: np.ndarray, k: int) -> np.ndarray:
 
 def _umap_pair(x: np.ndarray, seed: int, n_neighbors: int, task: TaskState) -> tuple[np.ndarray, np.ndarray]:
     """2-D for display and 5-D for clustering, from one shared cosine neighbour graph."""
-    import warnings
-
     umap = _import_umap()
     from umap.umap_ import nearest_neighbors
-
-    warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
 
     task.set_progress(1, 4, "map: neighbours")
     knn_i, knn_d, _ = nearest_neighbors(x, n_neighbors, "cosine", {}, False, np.random.RandomState(seed))
@@ -207,7 +208,8 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
             dist[i] = 1 - float(x[i] @ ct) / (float(np.linalg.norm(ct)) or 1.0)
         elif cents:
             dist[i] = min(1 - float(x[i] @ ct) / (float(np.linalg.norm(ct)) or 1.0) for ct in cents.values())
-    texts = dict(nb.conn.execute(f"SELECT id, output FROM records WHERE id IN ({','.join('?' * n)})", ids).fetchall())
+    texts = dict(nb.conn.execute("SELECT id, output FROM records WHERE id IN (SELECT value FROM json_each(?))",
+                                 (json.dumps(ids),)).fetchall())
     labels = ctfidf_labels([texts.get(i) or "" for i in ids], clusters)
     if fallback_note:
         params["note"] = fallback_note
@@ -226,11 +228,8 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
 
 def warm_up() -> None:
     """Import umap and fit a tiny set so a later real fit skips numba's compilation (background use)."""
-    import warnings
-
     try:
         umap = _import_umap()
-        warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*", category=UserWarning)
         rng = np.random.default_rng(0)
         umap.UMAP(n_neighbors=5, n_epochs=20, random_state=0).fit_transform(rng.normal(size=(40, 8)))
     except Exception:  # a warm-up that fails just leaves the first real fit slow
