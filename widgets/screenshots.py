@@ -120,7 +120,8 @@ def main(out_dir: str = "screenshots") -> int:
     win.map_view.refresh()
     win.map_view.axis.setCurrentText("perplexity")
     m = win.map_view.map
-    biggest = max((c for c in m.sizes() if c >= 0), default=None)
+    sizes = m.sizes()
+    biggest = max((c for c in sizes if c >= 0), key=sizes.get, default=None)
     if biggest is not None:
         win.map_view.select_indices([i for i, c in enumerate(m.clusters) if c == biggest])
     shot("map")
