@@ -47,11 +47,22 @@ from backends.protocols import (
 from backends.sampling import sample_token
 
 DEFAULT_N_CTX = 2048
-N_BATCH = 2048  # tokens per llama_decode call (llama.cpp splits it into micro-batches of N_UBATCH)
-N_UBATCH = 128  # with flash attention off, 48-512 all measured within noise of each other
-MAX_PARALLEL = 32  # sequences decoded together; on 2 cores 1 -> 32 took a 135M model from ~120 to ~200 tok/s (64: no faster)
+N_BATCH = 2048  # tokens per llama_batch
+# Prompt tokens go through llama_decode one sequence at a time, in balanced chunks of at most
+# PREFILL_ROWS (and at least 2) tokens. On CPU, llama.cpp computes attention differently for
+# 1 query row (FA off: another matmul path), for 64+ rows of one sequence (FA on: a tiled
+# kernel) and for a lone sequence decoding over 512+ cached cells (FA on: split-KV). Each
+# rounds differently, so a prompt's logits would depend on what else shared its batch.
+# Kept inside one path, batched and sequential runs agree bit for bit (tests/test_batching.py).
+PREFILL_ROWS = 32
+MAX_PARALLEL = 64  # sequences decoded together; on 2 cores, flash attention on, SmolLM2-135M: 1 -> 105, 32 -> ~210, 64 -> ~225 tok/s
 KV_BUDGET_BYTES = 2 * 2**30  # the KV cache of all slots together
-MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recompute than to copy
+MIN_COPY_TOKENS = 16
+# llama.cpp's split-KV path needs 512+ cells in view, which it reaches once a stream holds
+# more than 256 (it pads the view to 256); a lone sequence this long gets a filler neighbour
+# (below this the filler would only cost time: measured 25% at one sequence)
+LONE_FILLER_FROM = 224
+MERGE_GAP = 1  # free slots between two runs of live ones worth a filler row (one micro-batch instead of two)  # a shared prefix shorter than this is cheaper to recompute than to copy
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -169,9 +180,8 @@ class LlamaCppGenerator:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         parallel: int | None = None,
-        kv_unified: bool = False,
         prefix_cache: bool = True,
-        flash_attn: bool = False,
+        flash_attn: bool = True,
         **_: object,
     ) -> None:
         import llama_cpp
@@ -188,18 +198,23 @@ class LlamaCppGenerator:
         if not self._model:
             raise ModelError(f"llama.cpp could not load {self.info.path}")
         cparams = lc.llama_context_default_params()
-        cparams.n_ctx = n_ctx * self.parallel
+        # one spare sequence beyond the P slots: a filler row there keeps a lone decoding
+        # sequence out of llama.cpp's split-KV attention path (see PREFILL_ROWS)
+        self._spare = self.parallel
+        cparams.n_ctx = n_ctx * (self.parallel + 1)
         cparams.n_batch = N_BATCH
-        cparams.n_ubatch = N_UBATCH
-        cparams.n_seq_max = self.parallel
+        cparams.n_ubatch = max(PREFILL_ROWS, self.parallel + 1)
+        cparams.n_seq_max = self.parallel + 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        cparams.kv_unified = kv_unified
+        # one KV stream per sequence: measured, that is what lets many sequences decode fast;
+        # llama.cpp then only puts consecutive sequence ids into one micro-batch
+        cparams.kv_unified = False
         cparams.no_perf = False
-        # Flash attention off by default: measured on CPU, with it on the same prompt's logits
-        # moved by up to 0.6 (a judge's P(yes) by 0.03) depending on how the prompt was split
-        # into micro-batches, so batching and prefix reuse changed scores. Off, they are
-        # identical bit for bit; on is ~25% faster at 8-32 sequences, for who wants it.
+        # Flash attention on (llama.cpp's own choice on CPU): 25-35% faster at 16-64 sequences
+        # here. Its kernels round differently by batch shape, which the prefill/decode split
+        # below keeps fixed; off, the same holds (tests run both).
+        self.flash_attn = bool(flash_attn)
         cparams.flash_attn_type = 1 if flash_attn else 0
         self._ctx = lc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -209,13 +224,13 @@ class LlamaCppGenerator:
                 f"for {self.info.path} (out of memory? lower n_ctx or parallel)"
             )
         total = lc.llama_n_ctx(self._ctx)
-        self.n_ctx = total if kv_unified else total // self.parallel  # tokens one sequence may hold
+        self.n_ctx = total // (self.parallel + 1)  # tokens one sequence may hold
         self.vocab = lc.llama_model_get_vocab(self._model)
         self.n_vocab = lc.llama_vocab_n_tokens(self.vocab)
         self._add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
         self._mem = lc.llama_get_memory(self._ctx)
         self._batch = lc.llama_batch_init(N_BATCH, 0, 1)
-        self._held: list[list[int]] = [[] for _ in range(self.parallel)]  # KV contents per slot
+        self._held: list[list[int]] = [[] for _ in range(self.parallel + 1)]  # KV contents per slot
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._closed = False
@@ -224,10 +239,11 @@ class LlamaCppGenerator:
         for t in range(self.n_vocab):
             self._eog[t] = lc.llama_vocab_is_eog(self.vocab, t)
         self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
-        self.decode_seconds = 0.0
+        self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
         self.tokens_decoded = 0  # tokens sent through llama_decode (prefix reuse lowers it)
-        self.trace: dict[object, tuple[list[int], list[float]]] | None = None  # set to {} to record
-        # each generated token and the gap between the top two logits before it (tests of batching)  # wall time inside llama_decode, for the benchmark's overhead figure
+        # set to {} to record each generated token and the gap between the top two logits
+        # before it (tests of batching)
+        self.trace: dict[object, tuple[list[int], list[float]]] | None = None
         bos = self._token_text(lc.llama_vocab_bos(self.vocab))
         eos = self._token_text(lc.llama_vocab_eos(self.vocab))
         self._formatter = (
@@ -280,7 +296,9 @@ class LlamaCppGenerator:
             lc.llama_memory_seq_rm(mem, slot, -1, -1)
             held[slot] = []
             return 0
-        cap = len(tokens) - 1 if need_logits else len(tokens)  # decode >= 1 token for fresh logits
+        # leave >= 2 tokens to decode when logits are wanted: one prompt row alone would take
+        # another attention path than the same row inside a chunk (see PREFILL_ROWS)
+        cap = max(0, len(tokens) - 2) if need_logits else len(tokens)
         own = min(_lcp(held[slot], tokens), cap)
         best, src = own, slot
         for s in range(self.parallel):
@@ -308,7 +326,7 @@ class LlamaCppGenerator:
         if len(items) < 2 or not self.prefix_cache:
             return
         first = items[0][1]
-        common = min(len(t) for _, t in items) - 1
+        common = min(len(t) for _, t in items) - 2
         for _, t in items[1:]:
             common = min(common, _lcp(first, t))
         if common < MIN_COPY_TOKENS:
@@ -319,56 +337,95 @@ class LlamaCppGenerator:
             return
         slot = items[0][0]
         start = self._place(slot, prefix, need_logits=False)
-        probe = _Seq(key=None, slot=slot, pending=prefix[start:], pos=start, n_prompt=common, wants_logits=False)
-        while probe.pending:
-            self._decode_step([probe])
+        self._prefill(_Seq(key=None, slot=slot, pending=prefix[start:], pos=start, n_prompt=common, wants_logits=False))
 
-    def _decode_step(self, seqs: Sequence[_Seq]) -> list[tuple[_Seq, int]]:
-        """Put the pending tokens of ``seqs`` into one batch (those with one token first,
-        then prompt chunks while room is left) and decode it. Returns (seq, output row)
-        for each sequence whose last pending token was decoded and wants logits."""
-        lc, b = self._lc, self._batch
-        # who gets how many tokens: single tokens first, then prompt chunks while room is left
-        room, takes = N_BATCH, {}
-        for sq in sorted(seqs, key=lambda s: len(s.pending)):
-            k = min(room, len(sq.pending))
-            if k > 0:
-                takes[sq.slot] = (sq, k)
-                room -= k
-        # written in slot order: with per-sequence KV streams llama.cpp only puts
-        # consecutive sequence ids into one micro-batch (out of order = several, measured 1.5x slower)
-        n = 0
-        outs: list[tuple[_Seq, int]] = []
-        for slot in sorted(takes):
-            sq, k = takes[slot]
-            take = sq.pending[:k]
-            pos = sq.pos
-            for t in take:
-                b.token[n] = t
-                b.pos[n] = pos
-                b.n_seq_id[n] = 1
-                b.seq_id[n][0] = slot
-                b.logits[n] = 0
-                n += 1
-                pos += 1
-            self._held[slot].extend(take)
-            sq.pos = pos
-            del sq.pending[:k]
-            if not sq.pending and sq.wants_logits:
-                b.logits[n - 1] = 1
-                outs.append((sq, n - 1))
-        if n == 0:
-            return outs
+    def _llama_decode(self, n: int) -> None:
+        b = self._batch
         b.n_tokens = n
-        self.tokens_decoded += n
         t0 = time.perf_counter()
-        rc = lc.llama_decode(self._ctx, b)
+        rc = self._lc.llama_decode(self._ctx, b)
         self.decode_seconds += time.perf_counter() - t0
         if rc != 0:
-            for sq in seqs:  # the cache no longer matches what we think it holds
-                self._held[sq.slot] = []
-                lc.llama_memory_seq_rm(self._mem, sq.slot, -1, -1)
+            for slot in range(self.parallel + 1):  # the cache may no longer match what we think it holds
+                self._held[slot] = []
+                self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
             raise ModelError(f"llama_decode failed (code {rc}): the KV cache is full; lower parallel or raise n_ctx")
+
+    def _put(self, n: int, token: int, pos: int, slot: int, logits: bool) -> int:
+        b = self._batch
+        b.token[n] = token
+        b.pos[n] = pos
+        b.n_seq_id[n] = 1
+        b.seq_id[n][0] = slot
+        b.logits[n] = 1 if logits else 0
+        return n + 1
+
+    def _prefill(self, sq: _Seq) -> np.ndarray | None:
+        """Decode a sequence's prompt tokens on their own, in balanced chunks of 2 to
+        PREFILL_ROWS tokens; returns the last token's logits when the sequence wants them."""
+        todo = sq.pending
+        n_chunks = -(-len(todo) // PREFILL_ROWS)
+        row = None
+        for c in range(n_chunks):
+            size = len(todo) // (n_chunks - c)  # even sizes, the larger ones last
+            take, todo = todo[:size], todo[size:]
+            n = 0
+            for i, t in enumerate(take):
+                n = self._put(n, t, sq.pos + i, sq.slot, sq.wants_logits and not todo and i == len(take) - 1)
+            self._held[sq.slot].extend(take)
+            sq.pos += len(take)
+            self.tokens_decoded += n
+            self._llama_decode(n)
+        sq.pending = []
+        if sq.wants_logits and n_chunks:
+            ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
+            row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return row
+
+    def _decode_step(self, seqs: Sequence[_Seq]) -> list[tuple[_Seq, int]]:
+        """One token for each of ``seqs`` (each has exactly one pending: its last sampled
+        token) in one llama_decode. Returns (seq, output row) for each.
+
+        llama.cpp puts only consecutive sequence ids into one micro-batch, so rows are
+        written in slot order and a one-slot gap between live slots gets a filler row (a
+        throwaway token at the end of that free slot, removed afterwards): one micro-batch
+        instead of two. With flash attention a lone sequence past LONE_FILLER_FROM tokens
+        gets a filler neighbour too, which keeps it on the same attention kernel as a batch
+        (see PREFILL_ROWS)."""
+        lc = self._lc
+        live = {sq.slot: sq for sq in seqs}
+        order = sorted(live)
+        fillers = [s + 1 for a, b in zip(order, order[1:]) for s in range(a, b - 1) if b - a - 1 <= MERGE_GAP]
+        if self.flash_attn:  # a long run of one live slot: give it a free neighbour
+            runs = sorted(set(order) | set(fillers))
+            for s in runs:
+                if s - 1 not in runs and s + 1 not in runs and (s not in live or live[s].pos >= LONE_FILLER_FROM):
+                    fillers.append(s + 1 if s + 1 <= self._spare and s + 1 not in live else s - 1)
+        for f in fillers:
+            if len(self._held[f]) >= self.n_ctx:  # no room for a throwaway token: drop its cache
+                lc.llama_memory_seq_rm(self._mem, f, -1, -1)
+                self._held[f] = []
+        n = 0
+        outs: list[tuple[_Seq, int]] = []
+        for slot in sorted(set(order) | set(fillers)):
+            sq = live.get(slot)
+            if sq is None:
+                n = self._put(n, 0, len(self._held[slot]), slot, False)
+                continue
+            assert len(sq.pending) == 1
+            n = self._put(n, sq.pending[0], sq.pos, slot, True)
+            outs.append((sq, n - 1))
+            self._held[slot].append(sq.pending[0])
+            sq.pos += 1
+            sq.pending = []
+        if not outs:
+            return outs
+        self.tokens_decoded += len(outs)
+        try:
+            self._llama_decode(n)
+        finally:
+            for f in fillers:
+                lc.llama_memory_seq_rm(self._mem, f, len(self._held[f]), -1)
         return outs
 
     def _logits(self, outs: Sequence[tuple[_Seq, int]]) -> np.ndarray:
@@ -409,6 +466,8 @@ class LlamaCppGenerator:
                 self._release()
 
     def _start(self, req: GenerationRequest, slot: int, tokens: list[int]) -> _Seq:
+        if not tokens:
+            raise ModelError("the prompt is empty: there is nothing to continue from")
         room = self.n_ctx - len(tokens)
         if room < 1:
             raise ModelError(
@@ -448,52 +507,60 @@ class LlamaCppGenerator:
                     req = queue.pop()
                     new.append((slot, req, self.tokenize(self.format_prompt(req.messages))))
                 self._prime_common_prefix([(slot, toks) for slot, _, toks in new])
+                rows = []
                 for slot, req, toks in new:
-                    active[slot] = self._start(req, slot, toks)
+                    sq = active[slot] = self._start(req, slot, toks)
+                    rows.append((sq, self._prefill(sq)))
+                yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]), on_token)
+                continue  # check for cancel between a long prefill and the next step
             outs = self._decode_step(list(active.values()))
-            if not outs:
-                continue
-            logits = self._logits(outs)
-            m = logits.max(axis=1)
-            lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=1))
-            greedy = logits.argmax(axis=1)
+            if outs:
+                yield from self._advance(active, [sq for sq, _ in outs], self._logits(outs), on_token)
+
+    def _advance(
+        self, active: dict[int, _Seq], seqs: list[_Seq], logits: np.ndarray, on_token: TokenCallback | None
+    ) -> Iterator[GenerationResult]:
+        """Pick each sequence's next token from its logits row; finished ones leave ``active``."""
+        m = logits.max(axis=1)
+        lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=1))
+        greedy = logits.argmax(axis=1)
+        if self.trace is not None:
+            top2 = -np.partition(-logits, 1, axis=1)[:, :2]
+            gaps = top2[:, 0] - top2[:, 1]
+        done: list[GenerationResult] = []
+        for j, sq in enumerate(seqs):
+            s = sq.req.settings  # type: ignore[union-attr]
+            tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, sq.rng)
+            reason = None
             if self.trace is not None:
-                top2 = -np.partition(-logits, 1, axis=1)[:, :2]
-                gaps = top2[:, 0] - top2[:, 1]
-            done: list[GenerationResult] = []
-            for j, (sq, _) in enumerate(outs):
-                s = sq.req.settings  # type: ignore[union-attr]
-                tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, sq.rng)
-                reason = None
-                if self.trace is not None:
-                    toks, margins = self.trace.setdefault(sq.key, ([], []))
-                    toks.append(tok)
-                    margins.append(float(gaps[j]))
-                if self._eog[tok]:
-                    reason = "stop"
-                else:
-                    sq.logprobs.append(float(logits[j, tok] - lse[j]))
-                    piece = sq.decoder.decode(self._piece(tok))  # type: ignore[union-attr]
-                    if piece:
-                        sq.text += piece
-                        if on_token is not None:
-                            on_token(sq.key, piece)
-                        for st in s.stop:
-                            if not st:
-                                continue
-                            at = sq.text.find(st, max(0, len(sq.text) - len(piece) - len(st)))
-                            if at >= 0:
-                                sq.text = sq.text[:at]
-                                reason = "stop"
-                                break
-                    if reason is None and len(sq.logprobs) >= sq.max_tokens:
-                        reason = "length"
-                if reason is None:
-                    sq.pending.append(tok)
-                else:
-                    del active[sq.slot]
-                    done.append(self._finish(sq, reason))
-            yield from done
+                toks, margins = self.trace.setdefault(sq.key, ([], []))
+                toks.append(tok)
+                margins.append(float(gaps[j]))
+            if self._eog[tok]:
+                reason = "stop"
+            else:
+                sq.logprobs.append(float(logits[j, tok] - lse[j]))
+                piece = sq.decoder.decode(self._piece(tok))  # type: ignore[union-attr]
+                if piece:
+                    sq.text += piece
+                    if on_token is not None:
+                        on_token(sq.key, piece)
+                    for st in s.stop:
+                        if not st:
+                            continue
+                        at = sq.text.find(st, max(0, len(sq.text) - len(piece) - len(st)))
+                        if at >= 0:
+                            sq.text = sq.text[:at]
+                            reason = "stop"
+                            break
+                if reason is None and len(sq.logprobs) >= sq.max_tokens:
+                    reason = "length"
+            if reason is None:
+                sq.pending.append(tok)
+            else:
+                del active[sq.slot]
+                done.append(self._finish(sq, reason))
+        yield from done
 
     # -- judging: next-token probabilities of a few answers ---------------------------------
 
@@ -520,6 +587,8 @@ class LlamaCppGenerator:
     def _judge_tokens(self, req: ChoiceRequest) -> list[int]:
         prompt = req.raw_prompt if req.raw_prompt is not None else self.format_prompt(req.messages) + req.answer_prefix
         tokens = self.tokenize(prompt)
+        if not tokens:
+            raise ModelError("the judge prompt is empty")
         if len(tokens) >= self.n_ctx:
             raise ModelError(f"a judge prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
         return tokens
@@ -532,19 +601,12 @@ class LlamaCppGenerator:
             group = requests[start : start + self.parallel]
             items = [(slot, self._judge_tokens(req)) for slot, req in enumerate(group)]
             self._prime_common_prefix(items)
-            seqs = []
+            seqs, rows = [], {}
             for (slot, toks), req in zip(items, group):
                 n = self._place(slot, toks)
-                seqs.append(_Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks)))
-            rows: dict[int, np.ndarray] = {}
-            waiting = list(seqs)
-            while waiting:
-                outs = self._decode_step(waiting)
-                if outs:
-                    logits = self._logits(outs)
-                    for j, (sq, _) in enumerate(outs):
-                        rows[sq.slot] = logits[j]
-                waiting = [sq for sq in waiting if sq.pending]
+                sq = _Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks))
+                rows[slot] = self._prefill(sq)
+                seqs.append(sq)
             for sq, req in zip(seqs, group):
                 lg = rows[sq.slot].astype(np.float64)
                 probs = np.exp(lg - lg.max())

@@ -16,15 +16,25 @@ POLITE = ["Thank you so much for your kind help yesterday.",
           "I appreciate your patience with my questions."]
 
 
-def test_p_yes_matches_llama_cpp_pythons_own_logprobs(smollm, smollm_path):
+@pytest.mark.parametrize("flash_attn", [True, False])
+def test_p_yes_matches_llama_cpp_pythons_own_logprobs(smollm, smollm_path, flash_attn):
     import llama_cpp
 
+    from backends.llama_cpp_backend import LlamaCppGenerator
+
     req = choice_request("k", "Is this text rude?", RUDE[0], "completion", (("yes", YES), ("no", NO)), "Yes or No")
-    ours = next(smollm.choice_probs([req]))
-    # An independent path: the high-level API with logits_all, its own context and tokenizer call.
-    # (flash attention off, as in the backend: on CPU it makes logits depend on micro-batching)
+    ours_gen = smollm if flash_attn else LlamaCppGenerator(smollm_path, n_ctx=1024, flash_attn=False)
+    assert ours_gen.flash_attn == flash_attn
+    try:
+        ours = next(ours_gen.choice_probs([req]))
+    finally:
+        if ours_gen is not smollm:
+            ours_gen.close()
+    # An independent path: the high-level API with logits_all, its own context and tokenizer
+    # call, flash attention set the same way (on or off, llama.cpp's CPU kernels round
+    # differently: P(yes) here moves by ~0.03 between the two)
     ref = llama_cpp.Llama(model_path=str(smollm_path), n_ctx=512, logits_all=True, verbose=False, n_threads=2,
-                          flash_attn=False)
+                          flash_attn=flash_attn)
     try:
         tokens = ref.tokenize(req.raw_prompt.encode(), add_bos=False, special=True)
         ref.eval(tokens)
