@@ -241,6 +241,7 @@ class LlamaCppGenerator:
         self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
         self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
         self.tokens_decoded = 0  # tokens sent through llama_decode (prefix reuse lowers it)
+        self.filler_rows = 0  # throwaway rows added to decode steps (see _decode_step)
         # set to {} to record each generated token and the gap between the top two logits
         # before it (tests of batching)
         self.trace: dict[object, tuple[list[int], list[float]]] | None = None
@@ -421,6 +422,7 @@ class LlamaCppGenerator:
         if not outs:
             return outs
         self.tokens_decoded += len(outs)
+        self.filler_rows += len(fillers)
         try:
             self._llama_decode(n)
         finally:
