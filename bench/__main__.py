@@ -10,6 +10,8 @@ same prompts, same max_tokens, greedy:
 (m) a minimal static batch loop written directly on libllama (the floor to beat);
 (pp) prompt processing speed: the backend's own chunks, and llama.cpp's best (one
      512-token micro-batch, flash attention on); the faster is the compute ceiling;
+(dc) decode only: P sequences, one token each per llama_decode, no prompts, no sampling:
+     what no batched loop can beat on this machine;
 (x) llama.cpp's ``llama-batched-bench``, when that tool is on PATH;
 (d) judge questions per second with and without the prefix cache.
 Ratios are what to compare across machines, not seconds.
@@ -138,6 +140,41 @@ def prompt_processing(model_path: str, tokens: list[int], n_ctx: int, threads: i
     return len(tokens), secs
 
 
+def decode_only(model_path: str, parallel: int, steps: int, context: int, threads: int) -> tuple[int, float]:
+    """Tokens/s of bare decode steps: ``parallel`` sequences holding ``context`` tokens each,
+    then ``steps`` steps of one token per sequence (flash attention on, as in the backend)."""
+    import llama_cpp as lc
+
+    model = lc.llama_model_load_from_file(model_path.encode(), lc.llama_model_default_params())
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = (context + steps + 8) * parallel, 4096, 512, parallel
+    cp.n_threads = cp.n_threads_batch = threads
+    cp.kv_unified, cp.flash_attn_type = False, 1
+    ctx = lc.llama_init_from_model(model, cp)
+    batch = lc.llama_batch_init(4096, 0, 1)
+
+    def put(n: int, tok: int, pos: int, seq: int) -> None:
+        batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = tok, pos, 1, 1
+        batch.seq_id[n][0] = seq
+
+    for s in range(parallel):  # the context, one sequence per call
+        for i in range(context):
+            put(i, 100 + (7 * i + s) % 1000, i, s)
+        batch.n_tokens = context
+        lc.llama_decode(ctx, batch)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        for s in range(parallel):
+            put(s, 200 + s, context + step, s)
+        batch.n_tokens = parallel
+        lc.llama_decode(ctx, batch)
+    secs = time.perf_counter() - t0
+    lc.llama_batch_free(batch)
+    lc.llama_free(ctx)
+    lc.llama_model_free(model)
+    return parallel * steps, secs
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--max-tokens", type=int, default=64)
@@ -223,6 +260,11 @@ def main() -> int:
     n, secs = minimal_batch_loop(model, token_lists, args.max_tokens, P, n_ctx, threads)
     minimal = show(f"(m) minimal libllama batch loop (P={P}, no refill)", n, secs)
 
+    # (dc) bare decode steps at the same P and a typical context (the bench prompts' length)
+    avg = sum(len(t) for t in token_lists) // len(token_lists)
+    ceiling = show(f"(dc) decode only, P={P}, {avg}-token contexts, no sampling",
+                   *decode_only(model, P, args.max_tokens, avg, threads))
+
     # (x) llama.cpp's own tool, if installed
     tool = shutil.which("llama-batched-bench")
     if tool:
@@ -251,6 +293,7 @@ def main() -> int:
     print("\nratios (targets from issue 6 in brackets)")
     print(f"  batched / sequential llama-cpp-python loop   {ours / base:5.2f}x  [>= 2.5x]")
     print(f"  same, flash attention off                    {ours_nofa / base:5.2f}x")
+    print(f"  bare decode steps / sequential loop          {ceiling / base:5.2f}x  (no batched loop can reach this)")
     print(f"  batched / minimal libllama batch loop        {ours / minimal:5.2f}x  [>= 0.9x]")
     print(f"  batched / prompt processing (compute bound)  {ours / pp:5.2f}x  [>= 0.6x]")
     print(f"  judging, prefix cache on / off               {rates[True] / rates[False]:5.2f}x  [>= 6x]")
