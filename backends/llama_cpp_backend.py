@@ -512,8 +512,11 @@ class LlamaCppGenerator:
                 rows = []
                 for slot, req, toks in new:
                     sq = active[slot] = self._start(req, slot, toks)
+                    if cancel is not None and cancel.is_interruption_requested():
+                        break  # the loop's top reports every active request as cancelled
                     rows.append((sq, self._prefill(sq)))
-                yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]), on_token)
+                else:
+                    yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]), on_token)
                 continue  # check for cancel between a long prefill and the next step
             outs = self._decode_step(list(active.values()))
             if outs:

@@ -107,3 +107,24 @@ def test_truncated_gguf_is_named_as_such(tmp_path, smollm_path, cut):
         bad.write_bytes(src.read(keep))
     with pytest.raises(ModelError, match="truncated"):
         read_gguf_info(bad)
+
+
+def test_cancel_between_prompts_stops_before_the_next_prompt_is_read(smollm):
+    class TripsOnCall:
+        """Asks to stop from its n-th question on (the backend asks once per prompt it reads)."""
+
+        def __init__(self, n):
+            self.n, self.calls = n, 0
+
+        def is_interruption_requested(self):
+            self.calls += 1
+            return self.calls >= self.n
+
+    history = "refund invoice payroll receipt " * 60
+    reqs = [_req(i, f"Case {i}. Summarise this account history: {history}", max_tokens=50) for i in range(6)]
+    before = smollm.tokens_decoded
+    results = list(smollm.generate(reqs, cancel=TripsOnCall(3)))
+    assert results and all(r.finish_reason == "cancelled" for r in results)
+    assert all(r.completion_tokens == 0 for r in results)
+    # one prompt was read (~250 tokens); the other five never reached llama_decode
+    assert 100 < smollm.tokens_decoded - before < 400
