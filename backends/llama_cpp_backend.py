@@ -13,9 +13,13 @@ the loop compute-bound. This module owns the loop on the low-level API:
 * only the logits rows that are needed are read (``llama_get_logits_ith``),
   never ``logits_all`` (n_ctx x n_vocab floats).
 
-The KV cache is not unified by default (one stream per sequence): measured, that
-is what lets many sequences decode fast. Each sequence then has ``n_ctx`` cells of
-its own, so P is chosen to keep the cache within a memory budget.
+The KV cache is not unified (one stream per sequence): measured, that is what lets
+many sequences decode fast. Each sequence then has ``n_ctx`` cells of its own, so P
+is chosen to keep the cache within a memory budget.
+
+Results do not depend on P, bit for bit: prompts are decoded one sequence at a time
+in small chunks and decode steps carry one token per sequence, which keeps every row
+on the same llama.cpp kernels (see PREFILL_ROWS).
 """
 
 from __future__ import annotations
@@ -211,9 +215,9 @@ class LlamaCppGenerator:
         # llama.cpp then only puts consecutive sequence ids into one micro-batch
         cparams.kv_unified = False
         cparams.no_perf = False
-        # Flash attention on (llama.cpp's own choice on CPU): 25-35% faster at 16-64 sequences
-        # here. Its kernels round differently by batch shape, which the prefill/decode split
-        # below keeps fixed; off, the same holds (tests run both).
+        # Flash attention on (llama.cpp's own choice on CPU): bare decode steps 20-30% faster
+        # at 16-64 sequences, the whole loop 5-20%. Its kernels round differently by batch
+        # shape, which the prefill/decode split below keeps fixed (tests run it on and off).
         self.flash_attn = bool(flash_attn)
         cparams.flash_attn_type = 1 if flash_attn else 0
         self._ctx = lc.llama_init_from_model(self._model, cparams)
