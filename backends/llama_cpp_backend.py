@@ -61,12 +61,12 @@ N_BATCH = 2048  # tokens per llama_batch
 PREFILL_ROWS = 32
 MAX_PARALLEL = 64  # sequences decoded together; on 2 cores, flash attention on, SmolLM2-135M: 1 -> 105, 32 -> ~210, 64 -> ~225 tok/s
 KV_BUDGET_BYTES = 2 * 2**30  # the KV cache of all slots together
-MIN_COPY_TOKENS = 16
+MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recompute than to copy
 # llama.cpp's split-KV path needs 512+ cells in view, which it reaches once a stream holds
 # more than 256 (it pads the view to 256); a lone sequence this long gets a filler neighbour
 # (below this the filler would only cost time: measured 25% at one sequence)
 LONE_FILLER_FROM = 224
-MERGE_GAP = 1  # free slots between two runs of live ones worth a filler row (one micro-batch instead of two)  # a shared prefix shorter than this is cheaper to recompute than to copy
+MERGE_GAP = 1  # free slots between two runs of live ones worth a filler row (one micro-batch instead of two)
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -402,8 +402,8 @@ class LlamaCppGenerator:
         order = sorted(live)
         fillers = [s + 1 for a, b in zip(order, order[1:]) for s in range(a, b - 1) if b - a - 1 <= MERGE_GAP]
         if self.flash_attn:  # a long run of one live slot: give it a free neighbour
-            runs = sorted(set(order) | set(fillers))
-            for s in runs:
+            runs = set(order) | set(fillers)
+            for s in sorted(runs):
                 if s - 1 not in runs and s + 1 not in runs and (s not in live or live[s].pos >= LONE_FILLER_FROM):
                     fillers.append(s + 1 if s + 1 <= self._spare and s + 1 not in live else s - 1)
         for f in fillers:

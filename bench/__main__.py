@@ -48,6 +48,37 @@ def prompts(n: int) -> list[str]:
     return [KINDS[i % len(KINDS)].format(TOPICS[(i // len(KINDS)) % len(TOPICS)]) for i in range(n)]
 
 
+class RawContext:
+    """A model and a context straight from libllama, for the reference loops below."""
+
+    def __init__(self, model_path: str, threads: int, *, n_ctx: int, n_batch: int, n_ubatch: int = 512,
+                 n_seq: int = 1, flash_attn: bool = True) -> None:
+        import llama_cpp as lc
+
+        self.lc = lc
+        self.model = lc.llama_model_load_from_file(model_path.encode(), lc.llama_model_default_params())
+        cp = lc.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx, n_batch, n_ubatch, n_seq
+        cp.n_threads = cp.n_threads_batch = threads
+        cp.kv_unified, cp.flash_attn_type = False, int(flash_attn)
+        self.ctx = lc.llama_init_from_model(self.model, cp)
+        self.batch = lc.llama_batch_init(n_batch, 0, 1)
+
+    def put(self, n: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self.batch
+        b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = token, pos, 1, int(logits)
+        b.seq_id[n][0] = seq
+
+    def decode(self, n: int) -> None:
+        self.batch.n_tokens = n
+        self.lc.llama_decode(self.ctx, self.batch)
+
+    def close(self) -> None:
+        self.lc.llama_batch_free(self.batch)
+        self.lc.llama_free(self.ctx)
+        self.lc.llama_model_free(self.model)
+
+
 def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens: int, parallel: int,
                        n_ctx: int, threads: int, flash_attn: bool = True) -> tuple[int, float]:
     """The plainest batched loop on libllama: P prompts at a time, prefill, then one
@@ -55,18 +86,11 @@ def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens
     import llama_cpp as lc
     import numpy as np
 
-    mp = lc.llama_model_default_params()
-    model = lc.llama_model_load_from_file(model_path.encode(), mp)
-    cp = lc.llama_context_default_params()
     size = max(2048, max(sum(len(t) for t in token_lists[i : i + parallel]) for i in range(0, len(token_lists), parallel)))
-    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx * parallel, size, 512, parallel
-    cp.n_threads = cp.n_threads_batch = threads
-    cp.kv_unified, cp.flash_attn_type = False, int(flash_attn)
-    ctx = lc.llama_init_from_model(model, cp)
-    mem = lc.llama_get_memory(ctx)
-    vocab = lc.llama_model_get_vocab(model)
+    raw = RawContext(model_path, threads, n_ctx=n_ctx * parallel, n_batch=size, n_seq=parallel, flash_attn=flash_attn)
+    ctx, mem = raw.ctx, lc.llama_get_memory(raw.ctx)
+    vocab = lc.llama_model_get_vocab(raw.model)
     n_vocab = lc.llama_vocab_n_tokens(vocab)
-    batch = lc.llama_batch_init(size, 0, 1)
     generated = 0
     t0 = time.perf_counter()
     for start in range(0, len(token_lists), parallel):
@@ -76,13 +100,10 @@ def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens
         outs = []
         for s, toks in enumerate(group):
             for i, t in enumerate(toks):
-                batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = t, i, 1, 0
-                batch.seq_id[n][0] = s
+                raw.put(n, t, i, s, i == len(toks) - 1)
                 n += 1
-            batch.logits[n - 1] = 1
             outs.append(n - 1)
-        batch.n_tokens = n
-        lc.llama_decode(ctx, batch)
+        raw.decode(n)
         pos = [len(t) for t in group]
         live = list(range(len(group)))
         count = [0] * len(group)
@@ -100,78 +121,45 @@ def minimal_batch_loop(model_path: str, token_lists: list[list[int]], max_tokens
             if not nxt:
                 break
             for i, (s, tok) in enumerate(nxt):
-                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos[s], 1, 1
-                batch.seq_id[i][0] = s
+                raw.put(i, tok, pos[s], s, True)
                 pos[s] += 1
-            batch.n_tokens = len(nxt)
-            lc.llama_decode(ctx, batch)
+            raw.decode(len(nxt))
             live = [s for s, _ in nxt]
             outs = list(range(len(nxt)))
     dt = time.perf_counter() - t0
-    lc.llama_batch_free(batch)
-    lc.llama_free(ctx)
-    lc.llama_model_free(model)
+    raw.close()
     return generated, dt
 
 
 def prompt_processing(model_path: str, tokens: list[int], n_ctx: int, threads: int) -> tuple[int, float]:
     """Seconds to decode ``tokens`` as one prompt in one llama_decode, llama.cpp's defaults
     for prompts (512-token micro-batches, flash attention on)."""
-    import llama_cpp as lc
-
-    model = lc.llama_model_load_from_file(model_path.encode(), lc.llama_model_default_params())
-    cp = lc.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch = n_ctx, 512, 512
-    cp.n_threads = cp.n_threads_batch = threads
-    cp.flash_attn_type = 1
-    ctx = lc.llama_init_from_model(model, cp)
-    batch = lc.llama_batch_init(len(tokens), 0, 1)
+    raw = RawContext(model_path, threads, n_ctx=n_ctx, n_batch=max(512, len(tokens)))
     for i, t in enumerate(tokens):
-        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = t, i, 1, 0
-        batch.seq_id[i][0] = 0
-    batch.logits[len(tokens) - 1] = 1
-    batch.n_tokens = len(tokens)
+        raw.put(i, t, i, 0, i == len(tokens) - 1)
     t0 = time.perf_counter()
-    lc.llama_decode(ctx, batch)
+    raw.decode(len(tokens))
     secs = time.perf_counter() - t0
-    lc.llama_batch_free(batch)
-    lc.llama_free(ctx)
-    lc.llama_model_free(model)
+    raw.close()
     return len(tokens), secs
 
 
 def decode_only(model_path: str, parallel: int, steps: int, context: int, threads: int) -> tuple[int, float]:
     """Tokens/s of bare decode steps: ``parallel`` sequences holding ``context`` tokens each,
     then ``steps`` steps of one token per sequence (flash attention on, as in the backend)."""
-    import llama_cpp as lc
-
-    model = lc.llama_model_load_from_file(model_path.encode(), lc.llama_model_default_params())
-    cp = lc.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = (context + steps + 8) * parallel, 4096, 512, parallel
-    cp.n_threads = cp.n_threads_batch = threads
-    cp.kv_unified, cp.flash_attn_type = False, 1
-    ctx = lc.llama_init_from_model(model, cp)
-    batch = lc.llama_batch_init(4096, 0, 1)
-
-    def put(n: int, tok: int, pos: int, seq: int) -> None:
-        batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = tok, pos, 1, 1
-        batch.seq_id[n][0] = seq
-
+    raw = RawContext(model_path, threads, n_ctx=(context + steps + 8) * parallel,
+                     n_batch=max(parallel, context), n_seq=parallel)
     for s in range(parallel):  # the context, one sequence per call
         for i in range(context):
-            put(i, 100 + (7 * i + s) % 1000, i, s)
-        batch.n_tokens = context
-        lc.llama_decode(ctx, batch)
+            raw.put(i, 100 + (7 * i + s) % 1000, i, s, True)
+        raw.decode(context)
     t0 = time.perf_counter()
     for step in range(steps):
         for s in range(parallel):
-            put(s, 200 + s, context + step, s)
-        batch.n_tokens = parallel
-        lc.llama_decode(ctx, batch)
+            raw.put(s, 200 + s, context + step, s, True)
+        raw.decode(parallel)
     secs = time.perf_counter() - t0
-    lc.llama_batch_free(batch)
-    lc.llama_free(ctx)
-    lc.llama_model_free(model)
+    raw.close()
     return parallel * steps, secs
 
 
