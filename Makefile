@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench screenshots lint clean
+.PHONY: setup run test bench screenshots lint install-desktop clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 run: setup
 	$(VENV)/bin/synth-studio gui --sample
 
-test: setup
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: setup
@@ -34,8 +34,15 @@ bench: setup
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots
 
+# The house rules: import-linter's layers (docs/architecture.md), ruff, and mypy.
 lint: setup
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# the application menu entry and icon, for this user (packaging/README.md)
+install-desktop: setup
+	sh packaging/install-desktop.sh $(abspath $(VENV)/bin/synth-studio)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,16 +10,16 @@ top to bottom and runs one, or all from one downwards, on the compute queue.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.browse import prompt_names
-from app.errors import StudioError
-from app.store.migrations import now
+from app.core.errors import StudioError
+from app.core.tasks import TaskState
+from app.store import cells as cell_table
+from app.store.cells import StoredCell
 from app.store.notebook import Notebook
-from app.tasks import TaskState
+from app.store.queries import prompt_names, run_record_count
 
 KINDS = ("data", "prompt", "generate", "quality", "map", "review", "export")
 TITLES = {"data": "Data", "prompt": "Prompt", "generate": "Generate", "quality": "Quality", "map": "Map",
@@ -52,16 +52,14 @@ class Cell:
         return TITLES[self.kind]
 
 
-def _row(r: Any) -> Cell:
-    settings = copy.deepcopy(DEFAULTS[r[1]]) | json.loads(r[2] or "{}")
-    return Cell(id=r[0], kind=r[1], settings=settings, collapsed=bool(r[3]), position=r[4],
-                last_output=r[5] or "", last_run=r[6])
+def _cell(s: StoredCell) -> Cell:
+    settings = copy.deepcopy(DEFAULTS[s.kind]) | s.settings
+    return Cell(id=s.id, kind=s.kind, settings=settings, collapsed=s.collapsed, position=s.position,
+                last_output=s.last_output, last_run=s.last_run)
 
 
 def list_cells(nb: Notebook) -> list[Cell]:
-    rows = nb.conn.execute("SELECT id, kind, settings, collapsed, position, last_output, last_run "
-                           "FROM cells ORDER BY position, id").fetchall()
-    return [_row(r) for r in rows]
+    return [_cell(s) for s in cell_table.list_cells(nb)]
 
 
 def ensure_cells(nb: Notebook) -> list[Cell]:
@@ -81,23 +79,17 @@ def ensure_cells(nb: Notebook) -> list[Cell]:
 def add_cell(nb: Notebook, kind: str, settings: dict[str, Any] | None = None, position: int | None = None) -> Cell:
     if kind not in KINDS:
         raise StudioError(f"unknown cell kind {kind!r}; kinds: {', '.join(KINDS)}")
-    if position is None:
-        position = (nb.conn.execute("SELECT MAX(position) FROM cells").fetchone()[0] or 0) + 1
-    with nb.transaction() as c:
-        cur = c.execute("INSERT INTO cells (position, kind, settings, collapsed) VALUES (?, ?, ?, 0)",
-                        (position, kind, json.dumps(settings or DEFAULTS[kind])))
-    return next(x for x in list_cells(nb) if x.id == cur.lastrowid)
+    cell_id = cell_table.add_cell(nb, kind, settings or DEFAULTS[kind], position)
+    return next(x for x in list_cells(nb) if x.id == cell_id)
 
 
 def save_cell(nb: Notebook, cell: Cell) -> None:
-    with nb.transaction() as c:
-        c.execute("UPDATE cells SET settings = ?, collapsed = ?, last_output = ?, last_run = ? WHERE id = ?",
-                  (json.dumps(cell.settings), int(cell.collapsed), cell.last_output, cell.last_run, cell.id))
+    cell_table.save_cell(nb, cell.id, settings=cell.settings, collapsed=cell.collapsed,
+                         last_output=cell.last_output, last_run=cell.last_run)
 
 
 def delete_cell(nb: Notebook, cell_id: int) -> None:
-    with nb.transaction() as c:
-        c.execute("DELETE FROM cells WHERE id = ?", (cell_id,))
+    cell_table.delete_cell(nb, cell_id)
 
 
 def move_cell(nb: Notebook, cell_id: int, delta: int) -> list[Cell]:
@@ -106,15 +98,13 @@ def move_cell(nb: Notebook, cell_id: int, delta: int) -> list[Cell]:
     i = next(k for k, c in enumerate(cells) if c.id == cell_id)
     j = max(0, min(len(cells) - 1, i + delta))
     cells.insert(j, cells.pop(i))
-    with nb.transaction() as c:
-        c.executemany("UPDATE cells SET position = ? WHERE id = ?", [(k, x.id) for k, x in enumerate(cells)])
+    cell_table.set_cell_order(nb, [x.id for x in cells])
     return list_cells(nb)
 
 
 def record_output(notebook_path: str | Path, cell_id: int, output: str) -> None:
     with Notebook.open(notebook_path) as nb:
-        with nb.transaction() as c:
-            c.execute("UPDATE cells SET last_output = ?, last_run = ? WHERE id = ?", (output, now(), cell_id))
+        cell_table.record_output(nb, cell_id, output)
 
 
 # -- running ------------------------------------------------------------------------------
@@ -124,7 +114,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
              worker: Any = None) -> str:
     """Run one cell; returns its one-line output (also stored on the cell)."""
     from app import jobs
-    from app.models import job_model_args
+    from app.generate.model_choice import job_model_args
 
     s = cell.settings
     with Notebook.open(notebook_path) as nb:
@@ -134,7 +124,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
             raise StudioError("Data: choose a file to import (CSV, TSV, JSONL, JSON or Parquet)")
         out = jobs.import_job(notebook_path, s["file"], output_column=s.get("output_column") or None, task=task)
     elif cell.kind == "prompt":
-        from app.pipeline.generate import preview
+        from app.generate.runs import preview
 
         with Notebook.open(notebook_path) as nb:
             name = s.get("prompt") or _first_prompt(nb)
@@ -151,13 +141,13 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
             settings=SamplerSettings(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"])),
             backend=backend, task=task, worker=worker, **model)
         with Notebook.open(notebook_path) as nb:
-            made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run.id,)).fetchone()[0]
+            made = run_record_count(nb, run.id)
             out = f"run {run.id} {run.status}: {made} samples from {name}"
             keep = int(s.get("keep_best") or 0)
             if keep and run.status == "completed":
                 if keep >= int(s["samples"]):
                     raise StudioError("Generate: keep best must be smaller than samples (it keeps the best k of n)")
-                from app.quality.select import select_best
+                from app.generate.best_of import select_best
 
                 res = select_best(nb, run.id, "likelihood", keep=keep)
                 out += (f"; best-of by likelihood kept {res.kept}, rejected {res.rejected} "
@@ -179,7 +169,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
     elif cell.kind == "map":
         out = jobs.map_job(notebook_path, method=s.get("method", "auto"), task=task)
     elif cell.kind == "review":
-        from app.browse import review_progress
+        from app.store.queries import review_progress
 
         with Notebook.open(notebook_path) as nb:
             rows = review_progress(nb)

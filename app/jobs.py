@@ -6,46 +6,102 @@ loads the model inside the job, so the window never waits for either.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from app.pipeline.generate import create_run, execute_run, prepare_run
+from app.core.tasks import TaskState
+from app.generate.runs import create_run, execute_run, prepare_run
 from app.store.notebook import Notebook, Run
-from app.tasks import TaskState
-from backends.protocols import SamplerSettings
+from backends.protocols import ModelInfo, SamplerSettings
+
+if TYPE_CHECKING:
+    from app.quality.judge import SanityReport
+
+
+# -- what a job hands the window while it runs (partial results) ----------------------------
+
+
+@dataclass(frozen=True)
+class RecordMade:
+    """A generated record was committed."""
+
+    record_id: int
+
+
+@dataclass(frozen=True)
+class TokenStreamed:
+    """A piece of text a sequence being generated just produced; ``key`` tells the sequences apart."""
+
+    key: Any
+    piece: str
+
+
+@dataclass(frozen=True)
+class SanityReady:
+    """The judges' sanity reports, one per criterion."""
+
+    reports: tuple[SanityReport, ...]
+
+
+JobEvent = RecordMade | TokenStreamed | SanityReady
 
 
 class Emitter(Protocol):
-    def emit(self, item: Any) -> None: ...
+    """Where a job sends its partial results (the window's job runner; None from the CLI)."""
+
+    def emit(self, event: JobEvent) -> None: ...
 
 
 def generate_job(
     notebook_path: str | Path,
     prompt_name: str,
     *,
-    samples: int,
-    limit_rows: int | None,
-    seed: int,
-    settings: SamplerSettings,
+    samples: int = 1,
+    limit_rows: int | None = None,
+    seed: int = 0,
+    settings: SamplerSettings | None = None,
     model_path: str | None = None,
     backend: str = "llama-cpp",
     model_options: dict[str, Any] | None = None,
+    resume: bool = False,
     task: TaskState,
     worker: Emitter | None = None,
 ) -> Run:
+    """Generate (or, with ``resume``, finish the prompt's last unfinished run); the CLI and the window."""
     import backends
+    from app.generate.runs import resumable_run
 
     with Notebook.open(notebook_path) as nb:
-        plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings)
-        task.set_progress(0, len(plan.plan) * samples, "loading model")
-        generator = backends.load_generator(backend, model_path, **(model_options or {}))
+        # Cheap checks first (model file, template, rows): bad input changes nothing and costs no model load.
+        known = _describe_local_model(backend, model_path)
+        run = resumable_run(nb, prompt_name, known) if resume and known else None
+        plan = None if resume else prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed,
+                                               settings=settings)
+        total = len(plan.plan) * samples if plan else 0
+        task.set_progress(0, total, "loading model")
+        generator = backends.load_generator(backend, known.path if known else model_path, **(model_options or {}))
         try:
-            run = create_run(nb, plan, generator.info)
-            on_record = (lambda rid: worker.emit(("record", rid))) if worker else None
-            on_token = (lambda key, piece: worker.emit(("token", key, piece))) if worker else None
+            if plan is not None:
+                run = create_run(nb, plan, generator.info)
+            elif run is None:
+                run = resumable_run(nb, prompt_name, generator.info)
+            on_record = (lambda rid: worker.emit(RecordMade(rid))) if worker else None
+            on_token = (lambda key, piece: worker.emit(TokenStreamed(key, piece))) if worker else None
             return execute_run(nb, run, generator, task, on_record=on_record, on_token=on_token)
         finally:
             generator.close()
+
+
+def _describe_local_model(backend: str, model_path: str | None) -> ModelInfo | None:
+    """A local GGUF checked and hashed without loading it; None for servers and other backends."""
+    from backends import is_server_url
+
+    if backend != "llama-cpp" or is_server_url(model_path):
+        return None
+    from backends.llama_cpp_backend import describe_model
+
+    return describe_model(model_path)
 
 
 def compare_job(
@@ -65,7 +121,7 @@ def compare_job(
     worker: Emitter | None = None,
 ) -> dict[str, Any]:
     import backends
-    from app.compare import compare_runs, run_versions
+    from app.review.compare import compare_runs, run_versions
 
     with Notebook.open(notebook_path) as nb:
         generator = backends.load_generator(backend, model_path, **(model_options or {}))
@@ -79,18 +135,19 @@ def compare_job(
 
 def import_job(notebook_path: str | Path, file: str | Path, *, origin: str = "real",
                output_column: str | None = None, task: TaskState, worker: Emitter | None = None) -> str:
-    from app.importer import import_file
+    from app.data.importer import import_file
 
     task.set_progress(0, 1, "reading")
     with Notebook.open(notebook_path) as nb:
         inputs, samples = import_file(nb, file, origin=origin, output_column=output_column)
     task.set_progress(1, 1, "done")
-    return f"imported {inputs + samples} rows from {Path(file).name}: {inputs} input rows, {samples} records with text"
+    return (f"imported {inputs + samples} rows from {Path(file).name}: {inputs} input rows to generate from, "
+            f"{samples} records with text")
 
 
 def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain", task: TaskState,
                worker: Emitter | None = None) -> str:
-    from app.export import export
+    from app.export.formats import export
 
     with Notebook.open(notebook_path) as nb:
         written, skipped = export(nb, out, fmt=fmt)
@@ -103,19 +160,19 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
                 model_options: dict[str, Any] | None = None, task: TaskState,
                 worker: Emitter | None = None) -> str:
     """One quality step from the window: validate, judge, sanity or dedupe (near duplicates)."""
-    from app.paths import resources_dir
+    from app.core.paths import resources_dir
 
     quality = resources_dir() / "quality"
     with Notebook.open(notebook_path) as nb:
         if step == "validate":
-            from app.quality.run import score_heuristics, validate_file
+            from app.quality.steps import score_heuristics, validate_file
 
             counts = validate_file(nb, rules or quality / "default_rules.toml", task)
             score_heuristics(nb)
             failed = sum(f for _, f in counts.values())
             return f"validated with {len(counts)} rules: {failed} failures"
         if step == "dedupe":
-            from app.quality.run import dedupe
+            from app.quality.steps import dedupe
 
             groups = dedupe(nb, "minhash")
             return f"near-duplicates: {len(groups)} groups, {sum(len(m) - 1 for m in groups.values())} marked"
@@ -131,7 +188,7 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
             if step == "sanity":
                 reports = sanity_notebook(nb, judge, constitution, task)
                 if worker is not None:
-                    worker.emit(("sanity", reports))
+                    worker.emit(SanityReady(tuple(reports)))
                 flagged = [r.criterion for r in reports if r.flagged]
                 return f"sanity: {len(reports) - len(flagged)} ok, flagged: {', '.join(flagged) or 'none'}"
         finally:
@@ -142,8 +199,8 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
 def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: str | None = None,
             task: TaskState, worker: Emitter | None = None) -> str:
     """Embed what is missing, then compute (or fetch from the cache) the map."""
-    from app.pipeline.embed import embed_notebook
-    from app.pipeline.map import compute_map
+    from app.map.embed import embed_notebook
+    from app.map.projection import compute_map
     from backends.embedder import LlamaEmbedder
 
     with Notebook.open(notebook_path) as nb:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from app.errors import ModelError
-
+from app.core.errors import ModelError
 from backends.protocols import (
     GenerationRequest,
     GenerationResult,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ModelError
+from app.core.errors import ModelError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64, "I32": np.int32}
 CONVERTER_VERSION = "2"  # part of the cache key: a fixed converter re-converts
@@ -156,7 +156,7 @@ def _sha256(path: Path) -> str:
 
 def converted_minilm(archive: Path | None = None, cache: Path | None = None) -> Path:
     """The bundled MiniLM as GGUF: converted on first use, then reused (keyed by the archive's hash)."""
-    from app.paths import data_dir
+    from app.core.paths import data_dir
     from backends.bundled import minilm_archive
 
     archive = Path(archive) if archive else minilm_archive()

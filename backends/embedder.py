@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import ModelError
-from app.scheduler import hold_cores
+from app.core.errors import ModelError
+from app.core.scheduler import hold_cores
 from backends.gguf_info import file_sha256, read_gguf_info
 from backends.protocols import CancelCheck
 
@@ -107,7 +107,7 @@ class LlamaEmbedder:
             i = 0
             while i < len(texts):
                 if cancel is not None and cancel.is_interruption_requested():
-                    from app.errors import Cancelled
+                    from app.core.errors import Cancelled
 
                     raise Cancelled()
                 n, group = 0, []

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import ModelError
-from app.paths import cache_dir
+from app.core.errors import ModelError
+from app.core.paths import cache_dir
 
 GGUF_MAGIC = b"GGUF"
 

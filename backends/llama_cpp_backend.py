@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import ModelError
-from app.scheduler import hold_cores
+from app.core.errors import ModelError
+from app.core.scheduler import hold_cores
 from backends.bundled import default_generator_model
 from backends.gguf_info import GGUFInfo, file_sha256, read_gguf_info
 from backends.protocols import (

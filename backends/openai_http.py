@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from app.errors import ModelError
+from app.core.errors import ModelError
 from backends.protocols import (
     CancelCheck,
     ChoiceRequest,

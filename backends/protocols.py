@@ -7,9 +7,9 @@ batching, caching and parallel servers fit without changing the callers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Hashable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SamplerSettings:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SamplerSettings":
+    def from_dict(cls, d: dict[str, Any]) -> SamplerSettings:
         known = {k: d[k] for k in ("temperature", "top_p", "top_k", "max_tokens") if k in d}
         return cls(**known, stop=tuple(d.get("stop", ())))
 

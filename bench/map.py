@@ -45,8 +45,8 @@ def main() -> int:
     emb.close()
     print(f"embedding (all-MiniLM-L6-v2 via llama.cpp)   {len(texts) / dt:8.1f} records/s")
 
-    from app.pipeline.map import _umap_pair, cluster
-    from app.tasks import TaskState
+    from app.core.tasks import TaskState
+    from app.map.projection import _umap_pair, cluster
 
     x = clustered(args.records)
     for label in ("cold (first fit in this process)", "warm"):

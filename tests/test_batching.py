@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.errors import ModelError
+from app.core.errors import ModelError
 from app.quality.judge import Criterion, score_texts
 from backends.protocols import GenerationRequest, SamplerSettings
 

@@ -3,10 +3,10 @@
 import pytest
 
 from app.cells import KINDS, add_cell, delete_cell, ensure_cells, list_cells, move_cell, run_cell, save_cell
-from app.errors import StudioError
-from app.importer import import_file
+from app.core.errors import StudioError
+from app.core.tasks import TaskState
+from app.data.importer import import_file
 from app.store.notebook import Notebook
-from app.tasks import TaskState
 
 
 def test_a_new_notebook_gets_one_cell_of_each_kind_and_keeps_edits(tmp_path):

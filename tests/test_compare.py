@@ -5,11 +5,11 @@ import json
 import pytest
 
 from app.cli import main
-from app.compare import compare_runs, run_versions
-from app.errors import StudioError
-from app.importer import import_file
-from app.quality.run import validate
+from app.core.errors import StudioError
+from app.data.importer import import_file
+from app.quality.steps import validate
 from app.quality.validators import make_rule
+from app.review.compare import compare_runs, run_versions
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_compare_cli(tmp_path, topics_csv, capsys):
 
 
 def test_jobs_use_the_notebooks_whole_model_choice(nb, smollm_path):
-    from app.models import ModelChoice, job_model_args, set_notebook_model
+    from app.generate.model_choice import ModelChoice, job_model_args, set_notebook_model
 
     assert job_model_args(nb) == {"model_path": None,
                                   "model_options": {"n_ctx": 2048, "n_threads": None, "n_gpu_layers": 0, "parallel": None}}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.quality.dedupe import exact_groups, minhash_groups, semantic_groups
-from app.quality.metrics import compression_ratio, distinct_n, pairwise_overlap, text_metrics
+from app.quality.diversity import compression_ratio, distinct_n, pairwise_overlap, text_metrics
 
 VOCAB = ("invoice billing refund account password login bank feed sync payroll export report tax "
          "mobile app crash upload receipt customer support ticket urgent error page settings plan "
@@ -113,7 +113,7 @@ def test_dedupe_metrics_funnel_cli(tmp_path, capsys):
 
 def test_a_dedupe_that_finds_nothing_still_shows_in_the_funnel(nb):
     from app.quality.funnel import funnel
-    from app.quality.run import dedupe
+    from app.quality.steps import dedupe
 
     nb.add_imported_rows([({}, "one text"), ({}, "another text entirely")], origin="synthetic", source="t")
     dedupe(nb, "exact")

@@ -3,10 +3,10 @@ import json
 import pandas as pd
 import pytest
 
-from app.errors import StudioError
-from app.export import export
-from app.importer import import_file
-from app.pipeline.generate import create_run, execute_run, prepare_run
+from app.core.errors import StudioError
+from app.data.importer import import_file
+from app.export.formats import export
+from app.generate.runs import create_run, execute_run, prepare_run
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from app.errors import ModelError, StudioError, TemplateError
-from app.importer import import_file
-from app.pipeline.generate import create_run, execute_run, prepare_run, resumable_run, sample_seed
-from app.tasks import TaskState
+from app.core.errors import ModelError, StudioError, TemplateError
+from app.core.tasks import TaskState
+from app.data.importer import import_file
+from app.generate.runs import create_run, execute_run, prepare_run, resumable_run, sample_seed
 from backends.fake import FakeGenerator
 from backends.protocols import SamplerSettings
 

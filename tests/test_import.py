@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from app.errors import ImportDataError
-from app.importer import import_file
+from app.core.errors import ImportDataError
+from app.data.importer import import_file
 
 
 def test_csv_rows_without_text_become_inputs(nb, topics_csv):

@@ -34,7 +34,7 @@ class OracleJudge:
 
 
 def test_default_constitution_loads():
-    from app.paths import resources_dir
+    from app.core.paths import resources_dir
 
     c = load_criteria(resources_dir() / "quality" / "default_constitution.toml")
     assert c.name == "support-tickets"

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from app.importer import import_file
-from app.pipeline.generate import create_run, execute_run, prepare_run
-from app.tasks import TaskState
+from app.core.tasks import TaskState
+from app.data.importer import import_file
+from app.generate.runs import create_run, execute_run, prepare_run
 from backends.gguf_info import read_gguf_info
 from backends.protocols import GenerationRequest, SamplerSettings
 
@@ -98,7 +98,7 @@ def test_generation_from_another_thread(smollm):
 
 @pytest.mark.parametrize("cut", ["header", "data"])
 def test_truncated_gguf_is_named_as_such(tmp_path, smollm_path, cut):
-    from app.errors import ModelError
+    from app.core.errors import ModelError
 
     size = smollm_path.stat().st_size
     keep = 600_000 if cut == "header" else size - 4096

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from app.errors import StudioError
-from app.metrics import axis_values, extrema
-from app.pipeline.map import cluster, compute_map, ctfidf_labels
+from app.core.errors import StudioError
+from app.map.axes import axis_values, extrema
+from app.map.projection import cluster, compute_map, ctfidf_labels
 from app.store.embeddings import load_embeddings, save_embeddings
 
 
@@ -63,7 +63,7 @@ def test_converting_twice_reuses_the_cache(minilm_gguf, tmp_path_factory):
 
 @pytest.mark.integration
 def test_embed_notebook_computes_only_missing_and_stale_vectors(nb, embedder):
-    from app.pipeline.embed import embed_notebook
+    from app.map.embed import embed_notebook
 
     ids = [_add(nb, t) for t in ["Refund please.", "My invoice is wrong.", "Login fails."]]
     assert embed_notebook(nb, embedder) == (3, 0)
@@ -172,7 +172,7 @@ def test_map_cli_prints_clusters_and_writes_a_png(tmp_path, capsys):
 
 
 def test_without_umap_the_map_falls_back_to_pca_and_says_why(nb, monkeypatch):
-    import app.pipeline.map as mp
+    import app.map.projection as mp
 
     def broken():
         raise StudioError("umap-learn is not usable (ImportError: no module named umap); the map falls back to PCA")

@@ -8,7 +8,7 @@ pytest.importorskip("pyqtgraph")
 
 from PySide6.QtGui import QUndoStack  # noqa: E402
 
-from app.pipeline.map import compute_map  # noqa: E402
+from app.map.projection import compute_map  # noqa: E402
 from app.store.embeddings import save_embeddings  # noqa: E402
 from widgets.map_view import MapView  # noqa: E402
 

@@ -18,7 +18,7 @@ def view(qtbot, nb):
 
 
 def _wait_idle(qtbot, view, timeout=20000):
-    qtbot.waitUntil(lambda: view.worker is None and not view.queue, timeout=timeout)
+    qtbot.waitUntil(lambda: not view.runner.running and not view.queue, timeout=timeout)
 
 
 def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tmp_path):
@@ -77,7 +77,7 @@ def test_collapse_is_saved_and_a_failing_cell_stops_the_run(qtbot, view, nb):
 
 
 def test_stop_cancels_a_running_generation(qtbot, view, nb, topics_csv, monkeypatch):
-    from app.importer import import_file
+    from app.data.importer import import_file
 
     monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.2")
     import_file(nb, topics_csv)
@@ -114,7 +114,7 @@ def test_data_cell_pastes_spreadsheet_rows_and_shows_them(qtbot, view, nb):
 
 
 def test_prompt_cell_holds_the_template_editor(qtbot, view, nb, topics_csv):
-    from app.importer import import_file
+    from app.data.importer import import_file
 
     import_file(nb, topics_csv)
     ed = view.cell_widget("prompt").editor
@@ -143,7 +143,7 @@ def test_input_rows_are_edited_in_the_data_cell_with_history_and_undo(qtbot, vie
 
 
 def test_invalid_actions_show_a_clear_message_in_the_cell_and_change_nothing(qtbot, view, nb, tmp_path, topics_csv):
-    from app.importer import import_file
+    from app.data.importer import import_file
 
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"topic\ncaf\xe9\n")
@@ -163,3 +163,22 @@ def test_invalid_actions_show_a_clear_message_in_the_cell_and_change_nothing(qtb
     _wait_idle(qtbot, view)
     assert gen.output.text().startswith("⚠") and "missing.gguf" in gen.output.text()
     assert nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'sample'").fetchone()[0] == 0
+
+
+def test_running_another_cell_stops_the_running_one_and_drops_its_result(qtbot, view, nb, topics_csv, monkeypatch):
+    from app.data.importer import import_file
+
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.05")
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Write a ticket about {{ topic }}.")
+    view.reload()
+    gen, prompt = view.cell_widget("generate"), view.cell_widget("prompt")
+    gen.editors["rows"].setValue(20)
+    view._run([gen])
+    qtbot.waitUntil(lambda: "writing" in gen.writing.text(), timeout=20000)
+    view._run([prompt])  # no "Stop it first": the generation is cancelled, its samples kept
+    assert gen.output.text().startswith("stopped") and gen.run_button.isEnabled()
+    _wait_idle(qtbot, view)  # the prompt cell queued behind the generation, so that has ended too
+    assert "ticket: renders" in prompt.output.text()
+    assert gen.output.text().startswith("stopped")  # the cancelled run's own summary never reached the cell
+    assert nb.count_records() < 40

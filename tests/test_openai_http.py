@@ -16,11 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.errors import ModelError
-from app.importer import import_file
-from app.pipeline.generate import create_run, execute_run, prepare_run
+from app.core.errors import ModelError
+from app.core.tasks import TaskState
+from app.data.importer import import_file
+from app.generate.runs import create_run, execute_run, prepare_run
 from app.quality.judge import NO, YES, choice_request
-from app.tasks import TaskState
 from backends.protocols import GenerationRequest, SamplerSettings
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ def test_unreachable_server_and_bad_urls_are_clear():
 
 def test_a_server_url_as_the_model_runs_the_cli_and_jobs_against_the_server(server, tmp_path, topics_csv, capsys):
     from app.cli import main
-    from app.models import ModelChoice, job_model_args, set_notebook_model
+    from app.generate.model_choice import ModelChoice, job_model_args, set_notebook_model
     from app.store.notebook import Notebook
     from backends import load_generator
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from app.errors import Cancelled
-from app.scheduler import current_holder, hold_cores
-from app.tasks import TaskState
+from app.core.errors import Cancelled
+from app.core.scheduler import current_holder, hold_cores
+from app.core.tasks import TaskState
 
 
 def test_two_threads_take_turns_and_the_waiter_says_why():
@@ -70,7 +70,7 @@ def test_a_waiting_job_can_be_cancelled():
 def test_another_process_holding_the_cores_makes_us_wait(tmp_path, monkeypatch):
     code = (
         "import time, sys\n"
-        "from app.scheduler import hold_cores\n"
+        "from app.core.scheduler import hold_cores\n"
         "with hold_cores('cli generate'):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(1.0)\n"

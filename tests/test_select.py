@@ -5,18 +5,12 @@ import json
 import pytest
 
 from app.cli import main
-from app.export import export
-from app.importer import import_file
-from app.pipeline.generate import create_run, execute_run, prepare_run
-from app.quality.select import (
-    dpo_pairs,
-    final_answer,
-    majority_vote,
-    pairwise_preference,
-    round_robin,
-    select_best,
-    self_consistency,
-)
+from app.data.importer import import_file
+from app.export.dpo import dpo_pairs
+from app.export.formats import export
+from app.generate.best_of import final_answer, majority_vote, select_best, self_consistency
+from app.generate.runs import create_run, execute_run, prepare_run
+from app.quality.pairwise import pairwise_preference, round_robin
 from backends.protocols import ChoiceResult, ModelInfo
 from tests.conftest import SAMPLE
 
@@ -62,7 +56,7 @@ def test_dpo_pairs_are_best_and_worst_and_load_in_datasets(candidates, tmp_path)
 
 
 def test_ranking_by_a_missing_score_is_a_clear_error(candidates):
-    from app.errors import StudioError
+    from app.core.errors import StudioError
 
     nb, run = candidates
     with pytest.raises(StudioError, match="no 'judge:polite' score yet"):
@@ -71,7 +65,7 @@ def test_ranking_by_a_missing_score_is_a_clear_error(candidates):
 
 
 def test_gated_ranking_puts_validator_failures_last(candidates):
-    from app.quality.run import validate
+    from app.quality.steps import validate
     from app.quality.validators import make_rule
 
     nb, run = candidates

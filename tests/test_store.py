@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from app.errors import NotebookError, StudioError
+from app.core.errors import NotebookError, StudioError
 from app.store.migrations import MIGRATIONS
 from app.store.notebook import Notebook
 

@@ -1,7 +1,7 @@
 import pytest
 
-from app.errors import TemplateError
-from app.templates import check_rows, parse_template, render
+from app.core.errors import TemplateError
+from app.prompts.templates import check_rows, parse_template, render
 
 FRONT = """---
 personas: [a nurse, a pilot, a chef]

@@ -3,10 +3,10 @@
 import pytest
 
 from app.cli import main
-from app.pipeline.generate import resumable_run, execute_run
-from app.quality.transform import bucket_difficulty, rewrite
+from app.core.tasks import TaskState
+from app.generate.runs import execute_run, resumable_run
+from app.generate.transform import bucket_difficulty, rewrite
 from app.store.scores import scores_for
-from app.tasks import TaskState
 from backends.fake import FakeGenerator
 
 

@@ -67,7 +67,7 @@ def test_scorers_count_steps_and_explanations():
 
 
 def test_default_rules_file_loads():
-    from app.paths import resources_dir
+    from app.core.paths import resources_dir
 
     rules = load_rules(resources_dir() / "quality" / "default_rules.toml")
     assert [r.type for r in rules] == ["length", "banned_phrases", "repetition", "regex"]

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from app.importer import import_file  # noqa: E402
-from app.pipeline.generate import create_run, execute_run, prepare_run  # noqa: E402
+from app.data.importer import import_file  # noqa: E402
+from app.generate.runs import create_run, execute_run, prepare_run  # noqa: E402
 
 
 @pytest.fixture
@@ -122,16 +122,17 @@ def test_choosing_a_bad_model_file_says_why(qtbot, window, tmp_path):
 
 @pytest.mark.integration
 def test_cancel_during_a_real_generation_in_the_window(qtbot, window):
+    from app.jobs import TokenStreamed
+
     bar = window.generate_bar
     bar.prompt.setCurrentText("ticket")
     bar.samples.setValue(3)
     bar.rows.setValue(3)
     bar.max_tokens.setValue(200)
     tokens = []
-    bar.worker = None
+    bar.runner.sig_partial.connect(lambda event: tokens.append(event) if isinstance(event, TokenStreamed) else None)
     with qtbot.waitSignal(bar.sig_run_finished, timeout=120000) as blocker:
         bar.start_generation()
-        bar.worker.signals.sig_yielded.connect(lambda item: tokens.append(item) if item[0] == "token" else None)
         qtbot.waitUntil(lambda: len(tokens) >= 3, timeout=60000)
         bar.cancel()
     assert blocker.args[0].status == "cancelled"
@@ -189,7 +190,7 @@ def test_status_keys_accept_reject_flag_with_undo(qtbot, filled):
 
 
 def test_filters_run_in_sql_and_page(qtbot, nb):
-    from app.browse import RecordFilter, count_records, record_page
+    from app.store.queries import RecordFilter, count_records, record_page
     from widgets.main_window import MainWindow
     from widgets.records_table import PAGE
 
@@ -272,7 +273,7 @@ def test_review_queue_is_keyboard_first(qtbot, filled):
 
 def test_model_manager_reads_real_gguf_metadata_and_sets_the_notebook_default(qtbot, nb, tmp_path, monkeypatch,
                                                                              smollm_path):
-    from app.models import find_models, notebook_model
+    from app.generate.model_choice import find_models, notebook_model
     from widgets.main_window import MainWindow
     from widgets.model_manager import COLUMNS, ModelManager
 
@@ -338,7 +339,7 @@ def test_compare_tab_runs_two_versions_side_by_side(qtbot, nb, topics_csv):
 def test_sorting_is_done_in_sql_across_all_pages(qtbot, nb):
     from PySide6.QtCore import Qt
 
-    from app.browse import RECORD_COLUMNS
+    from app.store.queries import RECORD_COLUMNS
     from widgets.main_window import MainWindow
     from widgets.records_table import PAGE
 
@@ -363,21 +364,21 @@ def test_import_export_new_and_open_from_the_window(qtbot, nb, tmp_path, topics_
 
     win = MainWindow(nb)
     qtbot.addWidget(win)
-    with qtbot.waitSignal(win.import_data(str(topics_csv)).signals.sig_finished, timeout=10000):
-        pass
+    with qtbot.waitSignal(win.runner.sig_done, timeout=10000):
+        win.import_data(str(topics_csv))
     assert "imported 20 rows" in win.statusBar().currentMessage()
     assert "20 input rows" in win.summary_label.text()
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"topic\ncaf\xe9\n")
-    with qtbot.waitSignal(win.import_data(str(bad)).signals.sig_finished, timeout=10000):
-        pass
+    with qtbot.waitSignal(win.runner.sig_done, timeout=10000):
+        win.import_data(str(bad))
     assert win.statusBar().currentMessage().startswith("error: ") and "not valid UTF-8" in win.statusBar().currentMessage()
     assert nb.count_records("input") == 20  # nothing half-imported
 
     nb.add_imported_rows([({"q": "hi"}, "hello there")], origin="real", source="t")
     out = tmp_path / "out.jsonl"
-    with qtbot.waitSignal(win.export_records(str(out)).signals.sig_finished, timeout=10000):
-        pass
+    with qtbot.waitSignal(win.runner.sig_done, timeout=10000):
+        win.export_records(str(out))
     assert "wrote 1 records" in win.statusBar().currentMessage()
     assert json.loads(out.read_text().splitlines()[0])["output"] == "hello there"
 
@@ -438,7 +439,7 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
     assert [s["stage"] for s in q.stages] == ["generated", "review"]
     for step in ("validate", "dedupe", "judge", "sanity"):
         with qtbot.waitSignal(q.sig_step_finished, timeout=30000):
-            assert q.run_step(step) is not None
+            q.run_step(step)
         assert not q.status.styleSheet(), q.status.text()
     stages = {s["stage"]: s for s in q.stages}
     assert stages["validator:length"]["dropped"] == 1 and stages["validator:banned_phrases"]["dropped"] == 1
@@ -458,13 +459,13 @@ def test_compute_jobs_queue_one_after_the_other(qtbot, window, monkeypatch):
     bar.rows.setValue(5)
     window.nb.add_imported_rows([({}, "an existing record to judge")], origin="synthetic", source="t")
     events = []
+    bar.runner.sig_started.connect(lambda: events.append("generate started"))
+    bar.runner.sig_finished.connect(lambda _r: events.append("generate finished"))
+    q.runner.sig_started.connect(lambda: events.append("judge started"))
     with qtbot.waitSignals([bar.sig_run_finished, q.sig_step_finished], timeout=60000):
         bar.start_generation()
-        bar.worker.signals.sig_started.connect(lambda: events.append("generate started"))
-        bar.worker.signals.sig_finished.connect(lambda _r: events.append("generate finished"))
-        worker = q.run_step("judge")
-        worker.signals.sig_started.connect(lambda: events.append("judge started"))
-        assert "queued" in q.status.text() or events  # generation already holds the cores
+        q.run_step("judge")
+        assert q.runner.queued and "queued" in q.status.text()  # the generation holds the compute lane
     assert events.index("judge started") > events.index("generate finished")
 
 
@@ -479,7 +480,7 @@ def test_history_shows_the_changed_stretch_of_a_long_text():
 
 
 def test_filter_by_prompt_version_run_and_score_range(qtbot, nb, topics_csv, fake):
-    from app.browse import RecordFilter, count_records
+    from app.store.queries import RecordFilter, count_records
     from app.store.scores import Score, save_scores
     from widgets.main_window import MainWindow
 
@@ -508,13 +509,9 @@ def test_filter_by_prompt_version_run_and_score_range(qtbot, nb, topics_csv, fak
 
 
 def test_file_open_recent_lists_and_opens_notebooks(qtbot, tmp_path):
-    from PySide6.QtCore import QSettings
-
     from app.store.notebook import Notebook
     from widgets.main_window import MainWindow, recent_notebooks
 
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # keep the user's real settings out of it
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     Notebook.create(a).close()
     Notebook.create(b).close()
@@ -532,7 +529,7 @@ def test_file_open_recent_lists_and_opens_notebooks(qtbot, tmp_path):
 
 
 def test_model_manager_can_point_the_notebook_at_a_server(qtbot, nb):
-    from app.models import notebook_model
+    from app.generate.model_choice import notebook_model
     from widgets.model_manager import ModelManager
 
     dialog = ModelManager(nb)
@@ -545,3 +542,37 @@ def test_model_manager_can_point_the_notebook_at_a_server(qtbot, nb):
     dialog.use_server()
     choice = notebook_model(nb)
     assert choice.is_server and choice.path == "http://127.0.0.1:8080/v1#qwen"
+
+
+def test_the_window_reopens_the_last_notebook_at_its_size(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    import app.map.projection
+    from app.core.settings import load_settings
+    from app.store.notebook import Notebook
+    from widgets.main_window import MainWindow, run_gui
+
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    Notebook.create(a).close()
+    Notebook.create(b).close()
+    first = MainWindow(Notebook.open(b))
+    qtbot.addWidget(first)
+    first.open_notebook(str(a))
+    first.resize(1234, 777)
+    geometry = first.saveGeometry().data()
+    first.close()  # keeps its geometry in the settings file
+    settings, warnings = load_settings()
+    assert warnings == [] and settings.last_notebook == str(a.resolve()) and settings.window_geometry
+
+    # start the studio again, without its event loop, font or UMAP warm-up; the offscreen
+    # screen clamps sizes, so check what the window is asked to restore, not its size
+    monkeypatch.setattr(QApplication, "exec", lambda *args: 0)
+    monkeypatch.setattr(QApplication, "setFont", lambda *args: None)
+    monkeypatch.setattr(app.map.projection, "warm_up", lambda: None)
+    restored = []
+    monkeypatch.setattr(MainWindow, "restoreGeometry", lambda self, g: restored.append(g.data()) or True)
+    assert run_gui() == 0
+    (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    qtbot.addWidget(win)
+    assert win.nb.path.resolve() == a.resolve()
+    assert restored == [geometry]

@@ -1,7 +1,7 @@
 """Prompt iteration: two versions side by side on the same rows and seeds.
 
 The template diff on top, the outputs in pairs, metric deltas below. The runs
-happen in a worker through ``app.jobs.compare_job``.
+run through ``app.jobs.compare_job`` on the view's job runner.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.jobs import compare_job
-from app.models import job_model_args
+from app.generate.model_choice import job_model_args
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
-from widgets.workers import Worker, compute_busy, start
+from widgets.job_runner import JobRunner
 
 METRICS = (("mean_words", "mean words", "{:.1f}"), ("distinct_2", "distinct-2", "{:.3f}"),
            ("pairwise_overlap_2", "pairwise overlap", "{:.3f}"), ("unique_per_input", "unique per input", "{:.2f}"),
@@ -43,7 +43,12 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.backend = "llama-cpp"
-        self.worker: Worker | None = None
+        self.runner = JobRunner(self)
+        self.runner.sig_started.connect(lambda: self.status.setText("running…"))
+        self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"running {d}/{t}…"))
+        self.runner.sig_errored.connect(self._on_error)
+        self.runner.sig_finished.connect(self._on_finished)
+        self.runner.sig_cancelled.connect(lambda: self._on_finished(None))
         self.prompt = QComboBox()
         self.version_a, self.version_b = QComboBox(), QComboBox()
         self.rows = QSpinBox(minimum=1, maximum=10_000, value=4)
@@ -99,33 +104,27 @@ class CompareView(QWidget):
             if len(versions) >= 2:
                 combo.setCurrentIndex(len(versions) + pick)
         enough = len(versions) >= 2
-        self.run_button.setEnabled(enough and self.worker is None)
+        self.run_button.setEnabled(enough and not self.runner.running)
         self.status.setText("" if enough else "save a second version of this prompt to compare")
 
     def start(self) -> None:
-        if self.worker is not None:
-            return
+        """Run both versions; a comparison still running is cancelled and its result dropped."""
         a, b = int(self.version_a.currentText()), int(self.version_b.currentText())
-        self.worker = Worker(compare_job, self.nb.path, self.prompt.currentText(), a, b,
-                             samples=self.samples.value(), limit_rows=self.rows.value(), seed=0,
-                             settings=SamplerSettings(temperature=0.8, max_tokens=160), backend=self.backend,
-                             **job_model_args(self.nb))
-        self.worker.signals.sig_progress.connect(
-            lambda d, t, m: self.status.setText(f"running {d}/{t}…"))
-        self.worker.signals.sig_errored.connect(self._on_error)
-        self.worker.signals.sig_finished.connect(self._on_finished)
+        self.runner.start(compare_job, self.nb.path, self.prompt.currentText(), a, b,
+                          samples=self.samples.value(), limit_rows=self.rows.value(), seed=0,
+                          settings=SamplerSettings(temperature=0.8, max_tokens=160), backend=self.backend,
+                          compute=True, **job_model_args(self.nb))
         self.run_button.setEnabled(False)
         self.status.setStyleSheet("")
-        self.status.setText("queued: waiting for the job that is using the cores" if compute_busy() else "starting…")
-        self.worker.signals.sig_started.connect(lambda: self.status.setText("running…"))
-        start(self.worker, compute=True)
+        self.status.setText("queued: waiting for the job that is using the cores" if self.runner.queued
+                            else "starting…")
 
     def _on_error(self, message: str) -> None:
+        self._on_finished(None)
         self.status.setStyleSheet("color: #b3261e;")
         self.status.setText(message.splitlines()[0])
 
     def _on_finished(self, cmp: dict | None) -> None:
-        self.worker = None
         self.run_button.setEnabled(True)
         if cmp is not None:
             self.show_comparison(cmp)

@@ -1,7 +1,7 @@
 """The generate bar: pick a prompt and settings, run on the model, watch it stream, cancel.
 
-All work goes through ``app.jobs.generate_job`` in a worker; this widget only
-collects intent and shows progress, streaming text and errors.
+All work goes through ``app.jobs.generate_job`` on the bar's job runner; this widget
+only collects intent and shows progress, streaming text and errors.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import StudioError
-from app.jobs import generate_job
+from app.core.errors import StudioError
+from app.core.settings import load_settings
+from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
 from backends.protocols import SamplerSettings
-from widgets.workers import Worker, compute_busy, start
+from widgets.job_runner import JobRunner
 
 
 class GenerateBar(QWidget):
@@ -35,14 +36,22 @@ class GenerateBar(QWidget):
         self.notebook_path = notebook_path
         self.backend = "llama-cpp"
         self.model_path: str | None = None
-        self.worker: Worker | None = None
+        self.runner = JobRunner(self)
+        self.runner.sig_started.connect(lambda: self.status.setText("running…"))
+        self.runner.sig_progress.connect(self._on_progress)
+        self.runner.sig_partial.connect(self._on_partial)
+        self.runner.sig_errored.connect(self._on_error)
+        self.runner.sig_finished.connect(self._on_finished)
+        self.runner.sig_cancelled.connect(self._on_cancelled)
         self._stream = ""
 
         self.prompt = QComboBox()
         self.prompt.addItems(prompt_names)
-        self.samples = QSpinBox(minimum=1, maximum=100, value=2)
-        self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=5, specialValueText="all")
-        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=120, singleStep=32)
+        defaults = load_settings()[0].generate  # the user's preferences, app.core.settings
+        self.samples = QSpinBox(minimum=1, maximum=100, value=defaults.samples)
+        self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=defaults.rows, specialValueText="all")
+        self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=defaults.max_tokens, singleStep=32)
+        self.temperature = defaults.temperature
         self.model_button = QPushButton("SmolLM2-135M (bundled)")
         self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
@@ -87,7 +96,7 @@ class GenerateBar(QWidget):
         self.sig_manage_models.emit()
 
     def apply_choice(self, choice) -> None:
-        """Use a notebook's model choice (app.models.ModelChoice)."""
+        """Use a notebook's model choice (app.generate.model_choice.ModelChoice)."""
         self.model_path = choice.path
         self.n_ctx, self.threads, self.n_gpu_layers = choice.n_ctx, choice.threads, choice.n_gpu_layers
         self.parallel = choice.parallel
@@ -109,54 +118,54 @@ class GenerateBar(QWidget):
         self.status.setText(f"model: {info.description}")
 
     def start_generation(self) -> None:
-        if self.worker is not None:
-            self._show_error("a generation is already running; cancel it or wait for it to finish")
-            return
+        """Generate with the bar's settings; a generation still running is cancelled (its samples kept)."""
         if not self.prompt.currentText():
             self._show_error("this notebook has no prompts yet: add one (synth-studio prompt add)")
             return
         self._stream = ""
         self.status.setStyleSheet("")
         self.status.setText("starting…")
-        self.worker = Worker(
+        self.runner.start(
             generate_job, self.notebook_path, self.prompt.currentText(), samples=self.samples.value(),
             limit_rows=self.rows.value() or None, seed=0,
-            settings=SamplerSettings(temperature=0.8, max_tokens=self.max_tokens.value()),
+            settings=SamplerSettings(temperature=self.temperature, max_tokens=self.max_tokens.value()),
             model_path=self.model_path, backend=self.backend,
             model_options={"n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers,
                            "parallel": self.parallel},
+            compute=True,
         )
-        s = self.worker.signals
-        s.sig_progress.connect(self._on_progress)
-        s.sig_yielded.connect(self._on_yielded)
-        s.sig_errored.connect(self._show_error)
-        s.sig_finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        if compute_busy():
+        if self.runner.queued:
             self.status.setText("queued: waiting for the job that is using the cores to finish")
-        s.sig_started.connect(lambda: self.status.setText("running…"))
-        start(self.worker, compute=True)
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        if self.runner.running:
             self.status.setText("cancelling… (finished samples are kept)")
+            self.runner.cancel()
 
-    # -- what the worker reports ---------------------------------------------------------------
+    # -- what the job reports ------------------------------------------------------------------
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"{done}/{total} samples" if message != "loading model" else "loading model…")
 
-    def _on_yielded(self, item: tuple) -> None:
-        if item[0] == "token":
-            self._stream = (self._stream + item[2])[-300:]
+    def _on_partial(self, event: JobEvent) -> None:
+        if isinstance(event, TokenStreamed):
+            self._stream = (self._stream + event.piece)[-300:]
             self.status.setText("writing: " + self._stream.replace("\n", " "))
-        elif item[0] == "record":
+        elif isinstance(event, RecordMade):
             self._stream = ""
-            self.sig_record_added.emit(item[1])
+            self.sig_record_added.emit(event.record_id)
+
+    def _on_error(self, message: str) -> None:
+        self._show_error(message)
+        self._on_finished(None)
+
+    def _on_cancelled(self) -> None:  # stopped before a run existed (e.g. while the model loaded)
+        self.status.setText("cancelled")
+        self._on_finished(None)
 
     def _show_error(self, message: str) -> None:
         self.status.setStyleSheet("color: #b3261e;")
@@ -164,7 +173,6 @@ class GenerateBar(QWidget):
         self.status.setToolTip(message)
 
     def _on_finished(self, run: object) -> None:
-        self.worker = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if run is not None:

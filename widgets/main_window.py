@@ -10,7 +10,7 @@ import html
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QDoubleValidator, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -31,11 +31,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
 )
 
-from app.browse import RecordFilter, filter_choices, lineage, prompt_names, summary
+from app.store.queries import RecordFilter, filter_choices, lineage, prompt_names, summary
 from app.jobs import export_job, import_job
-from app.models import notebook_model
-from app.errors import StudioError
-from app.paths import resources_dir
+from app.generate.model_choice import notebook_model
+from app.core.errors import StudioError
+from app.core.paths import resources_dir
+from app.core.settings import edit_settings, load_settings
 from app.store.notebook import Notebook
 from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
@@ -45,7 +46,7 @@ from widgets.records_table import RecordsModel
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
 from widgets.review_queue import ReviewQueue
-from widgets.workers import Worker, start
+from widgets.job_runner import JobRunner, compute_busy
 
 APP_NAME = "Synth Studio"
 
@@ -79,7 +80,10 @@ class MainWindow(QMainWindow):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.setContentsMargins(8, 6, 8, 6)
 
-        self._jobs: list[Worker] = []
+        self.runner = JobRunner(self)  # File > Import / Export
+        self.runner.sig_errored.connect(lambda msg: self.show_message(msg, error=True))
+        self.runner.sig_finished.connect(self._on_job_finished)
+        self.warm_up_runner = JobRunner(self)
         self.generate_bar = GenerateBar(nb.path, prompt_names(nb))
         self.generate_bar.sig_record_added.connect(self._on_record_added)
         self.generate_bar.sig_manage_models.connect(self.open_model_manager)
@@ -407,7 +411,6 @@ class MainWindow(QMainWindow):
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         self.notebook_view.nb = nb
         self.notebook_view.reload()
-        QSettings().setValue("last_notebook", str(path))
         remember_recent(path)
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")
@@ -422,8 +425,8 @@ class MainWindow(QMainWindow):
         if path:
             self.import_data(path)
 
-    def import_data(self, path: str, output_column: str | None = None) -> Worker:
-        return self._run_job(import_job, self.nb.path, path, output_column=output_column)
+    def import_data(self, path: str, output_column: str | None = None) -> None:
+        self.runner.start(import_job, self.nb.path, path, output_column=output_column)
 
     def _on_export(self) -> None:
         fmt, ok = QInputDialog.getItem(self, "Export", "Format", ["plain", "sft", "dpo"], 0, False)
@@ -434,23 +437,23 @@ class MainWindow(QMainWindow):
         if path:
             self.export_records(path, fmt)
 
-    def export_records(self, path: str, fmt: str = "plain") -> Worker:
-        return self._run_job(export_job, self.nb.path, path, fmt=fmt)
+    def export_records(self, path: str, fmt: str = "plain") -> None:
+        self.runner.start(export_job, self.nb.path, path, fmt=fmt)
 
-    def _run_job(self, fn, *args, **kwargs) -> Worker:
-        worker = Worker(fn, *args, **kwargs)
-        worker.signals.sig_errored.connect(lambda msg: self.show_message(msg, error=True))
-        worker.signals.sig_finished.connect(lambda result, w=worker: self._on_job_finished(w, result))
-        self._jobs.append(worker)
-        start(worker)
-        return worker
-
-    def _on_job_finished(self, worker: Worker, result) -> None:
-        self._jobs.remove(worker)
+    def _on_job_finished(self, result) -> None:
         if isinstance(result, str):
             self.show_message(result)
             self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
             self.refresh()
+
+    def warm_up_map(self) -> None:
+        """Compile UMAP's numba code on a tiny set in the background, so the first real map is not ~4x slower.
+
+        It runs beside the compute lane, never in it (a generation never waits for it), and not
+        at all while a compute job runs or waits: it must not take a core from the user's work.
+        """
+        if not compute_busy():
+            self.warm_up_runner.start(_warm_up_map)
 
     def show_message(self, text: str, error: bool = False) -> None:
         first = text.splitlines()[0] if text else ""
@@ -462,24 +465,25 @@ class MainWindow(QMainWindow):
         self.notebook_view.stop()
         self.generate_bar.cancel()
         self.prompt_editor.stop()
-        QSettings().setValue("geometry", self.saveGeometry())
+        with edit_settings() as s:
+            s.window_geometry = self.saveGeometry().toBase64().data().decode("ascii")
         super().closeEvent(event)
 
 
-MAX_RECENT = 8
+def _warm_up_map(*, task, worker) -> None:
+    from app.map.projection import warm_up
+
+    warm_up()
 
 
 def recent_notebooks() -> list[str]:
     """Notebooks opened lately, newest first, that still exist."""
-    raw = QSettings().value("recent_notebooks") or []
-    paths = [raw] if isinstance(raw, str) else list(raw)
-    return [p for p in paths if Path(p).exists()]
+    return load_settings()[0].existing_recent()
 
 
 def remember_recent(path: str | Path) -> None:
-    p = str(Path(path).resolve())
-    paths = [p] + [x for x in recent_notebooks() if x != p]
-    QSettings().setValue("recent_notebooks", paths[:MAX_RECENT])
+    with edit_settings() as s:
+        s.remember_notebook(path)
 
 
 def _clip(text: str | None, n: int = 240) -> str | None:
@@ -545,34 +549,32 @@ def render_lineage_html(info: dict) -> str:
 
 
 def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
-    from app.sample import open_sample_notebook
+    from app.data.demo import open_sample_notebook
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("synth-studio")
     app.setFont(QFont(app.font().family(), 10))
+    settings, problems = load_settings()
     try:
         if notebook:
             nb = Notebook.open(notebook)
         else:
-            last = QSettings().value("last_notebook")
-            nb = Notebook.open(last) if (last and not sample and Path(str(last)).exists()) else open_sample_notebook()
+            last = settings.last_notebook
+            nb = Notebook.open(last) if (last and not sample and Path(last).exists()) else open_sample_notebook()
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     win = MainWindow(nb)
     remember_recent(nb.path)
-    geometry = QSettings().value("geometry")
-    if geometry is not None:
-        win.restoreGeometry(geometry)
+    if settings.window_geometry:
+        win.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode("ascii")))
     else:
         win.resize(1400, 860)
     win.show()
-    # a new process's first UMAP fit is ~4x slower than a warm one (numba): warm it up on a
-    # tiny set in the background, a few seconds after start (it compiles on one core)
-    import threading
-
-    from app.pipeline.map import warm_up
-
-    QTimer.singleShot(3000, lambda: threading.Thread(target=warm_up, name="umap-warm-up", daemon=True).start())
+    if problems:  # e.g. an unreadable settings file: the defaults are in use, and a copy was kept
+        win.show_message(problems[0], error=True)
+    # a new process's first UMAP fit is ~4x slower than a warm one (numba): warm it up a few
+    # seconds after start (it compiles on one core)
+    QTimer.singleShot(3000, win.warm_up_map)
     return app.exec()

@@ -10,8 +10,6 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyqtgraph as pg
 from matplotlib.path import Path as MplPath
@@ -32,13 +30,15 @@ from PySide6.QtWidgets import (
 )
 from scipy.spatial import cKDTree
 
-from app.errors import StudioError
+from app.core.errors import StudioError
 from app.jobs import map_job
-from app.metrics import axis_values, extrema
-from app.pipeline.map import MapResult, latest_map
+from app.map.axes import axis_values, extrema
+from app.map.projection import MapResult, latest_map
 from app.store.notebook import Notebook
+from app.store.queries import map_values, record_text
+from app.store.scores import score_names
 from widgets.edit_commands import EditRecordCommand
-from widgets.workers import Worker, compute_busy, start
+from widgets.job_runner import JobRunner
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
@@ -90,7 +90,11 @@ class MapView(QWidget):
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
         self.map: MapResult | None = None
-        self.worker: Worker | None = None
+        self.runner = JobRunner(self)
+        self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}" if t else m))
+        self.runner.sig_errored.connect(self._on_error)
+        self.runner.sig_finished.connect(self._on_finished)
+        self.runner.sig_cancelled.connect(self._on_cancelled)
         self.tree: cKDTree | None = None
         self.selected: np.ndarray = np.zeros(0, dtype=int)
         self._hovered: int | None = None
@@ -100,7 +104,7 @@ class MapView(QWidget):
         self.run_button.clicked.connect(self.compute)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(lambda: self.worker and self.worker.cancel())
+        self.cancel_button.clicked.connect(self.runner.cancel)
         self.method = QComboBox()
         self.method.addItems(["auto", "umap", "pca"])
         self.colour_by = QComboBox()
@@ -239,7 +243,7 @@ class MapView(QWidget):
         self.colour_by.blockSignals(True)
         self.colour_by.clear()
         names = ["cluster", "status", "run", "prompt version", "likelihood", "length"]
-        names += [f"score:{r[0]}" for r in self.nb.conn.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+        names += [f"score:{name}" for name in score_names(self.nb)]
         self.colour_by.addItems(names)
         if current in names:
             self.colour_by.setCurrentText(current)
@@ -249,8 +253,7 @@ class MapView(QWidget):
         current = self.axis.currentText()
         self.axis.blockSignals(True)
         self.axis.clear()
-        self.axis.addItems(AXES + [f"score:{r[0]}" for r in
-                                   self.nb.conn.execute("SELECT DISTINCT name FROM scores ORDER BY name")])
+        self.axis.addItems(AXES + [f"score:{name}" for name in score_names(self.nb)])
         self.axis.setCurrentText(current or "likelihood")
         self.axis.blockSignals(False)
         self.show_extrema()
@@ -261,16 +264,8 @@ class MapView(QWidget):
         ids = self.map.record_ids
         if what == "cluster":
             return [int(c) for c in self.map.clusters], False
-        # ids as one JSON parameter: a map can hold more records than SQLite allows "?" placeholders
-        q, packed = "SELECT value FROM json_each(?)", json.dumps(ids)
-        if what.startswith("score:"):
-            got = dict(self.nb.conn.execute(f"SELECT record_id, value FROM scores WHERE name = ? AND record_id IN ({q})",
-                                            [what[6:], packed]).fetchall())
-            return [got.get(i) for i in ids], True
-        col = {"status": "status", "run": "run_id", "prompt version": "prompt_version_id",
-               "likelihood": "mean_logprob", "length": "LENGTH(output)"}[what]
-        got = dict(self.nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN ({q})", [packed]).fetchall())
-        return [got.get(i) for i in ids], what in ("likelihood", "length")
+        got = map_values(self.nb, what, ids)
+        return [got.get(i) for i in ids], what.startswith("score:") or what in ("likelihood", "length")
 
     def recolour(self) -> None:
         if self.map is None or not self.map.record_ids:
@@ -335,8 +330,7 @@ class MapView(QWidget):
             return  # the mouse moved within the same point: no query, no relayout
         self._hovered = i
         rid = self.map.record_ids[i]
-        row = self.nb.conn.execute("SELECT output FROM records WHERE id = ?", (rid,)).fetchone()
-        text = " ".join((row[0] if row else "").split())
+        text = " ".join((record_text(self.nb, rid) or "").split())
         self.hover.setText(f"#{rid} · cluster {int(self.map.clusters[i])}\n{text[:280]}")
         self.hover.setPos(*self.map.xy[i])
         self.hover.show()
@@ -427,17 +421,21 @@ class MapView(QWidget):
 
     # -- computing --------------------------------------------------------------------------
 
-    def compute(self) -> Worker:
-        w = Worker(map_job, self.nb.path, method=self.method.currentText())
-        self.worker = w
+    def compute(self) -> None:
+        """Embed what is missing and map; a map still being computed is cancelled and its result dropped."""
+        self.runner.start(map_job, self.nb.path, method=self.method.currentText(), compute=True)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        if compute_busy():
+        if self.runner.queued:
             self.status.setText("queued: waiting for the job that is using the cores")
-        w.signals.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}" if t else m))
-        w.signals.sig_errored.connect(lambda msg: self.status.setText(f"⚠ {msg.splitlines()[0]}"))
-        w.signals.sig_finished.connect(self._on_finished)
-        return start(w, compute=True)
+
+    def _on_error(self, message: str) -> None:
+        self.status.setText(f"⚠ {message.splitlines()[0]}")
+        self._on_finished(None)
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("cancelled")
+        self._on_finished(None)
 
     def _on_finished(self, result) -> None:
         self.run_button.setEnabled(True)

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.errors import StudioError
-from app.models import ModelChoice, ModelEntry, find_models, is_server_url, notebook_model, set_notebook_model
+from app.core.errors import StudioError
+from app.generate.model_choice import ModelChoice, ModelEntry, find_models, is_server_url, notebook_model, set_notebook_model
 from app.store.notebook import Notebook
 
 COLUMNS = ("name", "architecture", "parameters", "quantisation", "context", "chat template", "size", "found in", "path")
@@ -102,7 +102,7 @@ class ModelManager(QDialog):
     def _on_add(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF (*.gguf)")
         if path:
-            from app.models import ModelEntry
+            from app.generate.model_choice import ModelEntry
             from backends.gguf_info import read_gguf_info
 
             try:

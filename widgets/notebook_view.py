@@ -3,7 +3,8 @@
 Each cell shows its settings (saved in the notebook as they change), its last
 output, and Run / Run all below; the header collapses it and moves it. Runs go to
 the compute queue one cell after another; Stop cancels the running cell and drops
-the rest. All the work is ``app.cells.run_cell``; this only presents and asks.
+the rest, and running another cell meanwhile does the same before it starts. All
+the work is ``app.cells.run_cell``; this only presents and asks.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.browse import prompt_names
+from app.store.queries import generated_record, prompt_names, record_variables
 from app.cells import CHOICES, Cell, ensure_cells, move_cell, run_cell, save_cell
+from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
-from widgets.workers import Worker, compute_busy, start
+from widgets.job_runner import JobRunner
 
 HINTS = {
     "data": "Import a table: rows without text are inputs to generate from.",
@@ -320,10 +322,16 @@ class NotebookView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.undo_stack = undo_stack or QUndoStack(self)
-        self.undo_stack.indexChanged.connect(lambda _i: self.worker is None and self._draw_charts())
         self.backend = "llama-cpp"
-        self.worker: Worker | None = None
+        self.runner = JobRunner(self)
+        self.runner.sig_progress.connect(lambda d, t, m: self.running_cell and self.running_cell.set_progress(d, t, m))
+        self.runner.sig_partial.connect(self._on_partial)
+        self.runner.sig_errored.connect(self._on_error)
+        self.runner.sig_finished.connect(self._on_finished)
+        self.runner.sig_cancelled.connect(self._on_cancelled)
+        self.running_cell: CellWidget | None = None
         self.queue: list[CellWidget] = []
+        self.undo_stack.indexChanged.connect(lambda _i: self.runner.running or self._draw_charts())
         self.cells: list[CellWidget] = []
         self.run_all = QPushButton("Run all")
         self.run_all.clicked.connect(lambda: self.cells and self.run_from(self.cells[0]))
@@ -350,8 +358,7 @@ class NotebookView(QWidget):
         self.reload()
 
     def reload(self) -> None:
-        if self.worker is not None or any(w.map_view is not None and w.map_view.worker is not None
-                                          and w.map_view.cancel_button.isEnabled() for w in self.cells):
+        if self.runner.running or any(w.map_view is not None and w.map_view.runner.running for w in self.cells):
             return  # never rebuild under a running cell
         for w in self.cells:
             if getattr(w, "editor", None) is not None:
@@ -385,7 +392,7 @@ class NotebookView(QWidget):
                 w.review.reload()
                 w.body.layout().addRow(w.review)
             if cell.kind == "generate":  # which model runs (File > Models… changes it)
-                from app.models import notebook_model
+                from app.generate.model_choice import notebook_model
 
                 choice = notebook_model(self.nb)
                 name = choice.path or "SmolLM2-135M-Instruct Q4_1 (bundled)"
@@ -411,7 +418,7 @@ class NotebookView(QWidget):
         if self.nb.closed:  # e.g. the undo stack cleared while switching notebooks
             return
         stages = funnel(self.nb)
-        total = self.nb.conn.execute("SELECT COUNT(*) FROM records WHERE role = 'input'").fetchone()[0]
+        total = self.nb.count_records("input")
         rows = self.nb.input_rows(limit=8)
         for w in self.cells:
             w.draw_funnel(stages)
@@ -422,12 +429,9 @@ class NotebookView(QWidget):
         """One input variable changed in the Data cell: an edit with history, undoable."""
         from widgets.edit_commands import EditRecordCommand
 
-        row = self.nb.conn.execute("SELECT variables FROM records WHERE id = ?", (record_id,)).fetchone()
-        if row is None:
+        variables = record_variables(self.nb, record_id)
+        if variables is None:
             return
-        import json
-
-        variables = json.loads(row[0] or "{}")
         if str(variables.get(variable, "")) == value:
             return
         variables[variable] = value
@@ -436,8 +440,8 @@ class NotebookView(QWidget):
 
     def paste_rows(self, cw: CellWidget, text: str | None = None) -> None:
         """Import what is on the clipboard (or ``text``) as rows; a bad paste changes nothing."""
-        from app.errors import StudioError
-        from app.importer import import_text
+        from app.core.errors import StudioError
+        from app.data.importer import import_text
 
         if text is None:
             text = QApplication.clipboard().text()
@@ -470,59 +474,72 @@ class NotebookView(QWidget):
         self._run(self.cells[i:])
 
     def _run(self, cells: list[CellWidget]) -> None:
-        if self.worker is not None:
-            self.status.setText("a cell is already running: Stop it first")
+        """Run ``cells`` in order; a cell still running is stopped first (what it finished is kept)."""
+        if not cells:
             return
+        old = self.running_cell
         self.queue = list(cells)
         self._next()
+        if old is not None and old is not self.running_cell:  # its end is never reported: the runner forgot it
+            old.set_running(False)
+            old.set_output("stopped: what was finished is kept", error=True)
 
     def _next(self) -> None:
         if not self.queue:
-            self.worker = None
+            self.running_cell = None
             self.stop_button.setEnabled(False)
             self.run_all.setEnabled(True)
             return
         cw = self.queue.pop(0)
-        w = Worker(run_cell, self.nb.path, cw.cell, backend=self.backend)
-        self.worker = w
+        self.running_cell = cw
+        self.runner.start(run_cell, self.nb.path, cw.cell, backend=self.backend, compute=True)
         self.stop_button.setEnabled(True)
         self.run_all.setEnabled(False)
         cw.set_running(True)
-        self.status.setText(f"running {cw.cell.title}" + (" (queued behind another job)" if compute_busy() else ""))
-        w.signals.sig_progress.connect(cw.set_progress)
-        w.signals.sig_yielded.connect(lambda item, c=cw: self._on_item(c, item))
-        w.signals.sig_errored.connect(lambda msg, c=cw: self._on_error(c, msg))
-        w.signals.sig_finished.connect(lambda result, c=cw: self._on_finished(c, result))
-        start(w, compute=True)
+        self.status.setText(f"running {cw.cell.title}" + (" (queued behind another job)" if self.runner.queued else ""))
 
-    def _on_item(self, cw: CellWidget, item: tuple) -> None:
-        if item[0] == "token":
-            cw.on_token(item[1], item[2])
-        elif item[0] == "record":
-            row = self.nb.conn.execute("SELECT output, row_index, sample_index FROM records WHERE id = ?",
-                                       (item[1],)).fetchone()
-            if row is not None:
-                cw.on_record((row[1], row[2]), item[1], row[0] or "")
+    def _on_partial(self, event: JobEvent) -> None:
+        cw = self.running_cell
+        if cw is None:
+            return
+        if isinstance(event, TokenStreamed):
+            cw.on_token(event.key, event.piece)
+        elif isinstance(event, RecordMade):
+            made = generated_record(self.nb, event.record_id)
+            if made is not None:
+                text, key = made
+                cw.on_record(key, event.record_id, text)
 
-    def _on_error(self, cw: CellWidget, msg: str) -> None:
-        cw.set_output(f"⚠ {msg.splitlines()[0]}", error=True)
+    def _on_error(self, msg: str) -> None:
+        cw = self.running_cell
         self.queue.clear()  # a failed cell stops "run all below"
+        if cw is not None:
+            cw.set_output(f"⚠ {msg.splitlines()[0]}", error=True)
+        self._ended(None)
 
-    def _on_finished(self, cw: CellWidget, result: Any) -> None:
-        cw.set_running(False)
-        if result is not None:
+    def _on_cancelled(self) -> None:
+        if self.running_cell is not None:
+            self.running_cell.set_output("stopped: what was finished is kept", error=True)
+        self._ended(None)
+
+    def _on_finished(self, result: Any) -> None:
+        cw = self.running_cell
+        if cw is not None and result is not None:
             cw.set_output(str(result))
             if cw.cell.kind in ("quality", "data", "generate", "map"):
                 self._draw_charts()
             self.sig_ran.emit(cw.cell.kind)
-        elif self.worker is not None and self.worker.task.is_interruption_requested():
-            cw.set_output("stopped: what was finished is kept", error=True)
-        self.status.setText(f"{cw.cell.title}: done" if result is not None else f"{cw.cell.title}: not finished")
-        self.worker = None
+        self._ended(result)
+
+    def _ended(self, result: Any) -> None:
+        cw = self.running_cell
+        if cw is not None:
+            cw.set_running(False)
+            self.status.setText(f"{cw.cell.title}: done" if result is not None else f"{cw.cell.title}: not finished")
         self._next()
 
     def stop(self) -> None:
         self.queue.clear()
-        if self.worker is not None:
-            self.worker.cancel()
+        if self.runner.running:
+            self.runner.cancel()
             self.status.setText("stopping…")

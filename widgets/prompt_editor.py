@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import StudioError
-from app.pipeline.generate import preview_text
+from app.core.errors import StudioError
+from app.generate.runs import preview_text
 from app.store.notebook import Notebook
-from app.templates import parse_template
+from app.prompts.templates import parse_template
 
 
 def _fmt(colour: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:

@@ -1,6 +1,6 @@
 """The Quality tab: run the funnel's steps and see where records fall out.
 
-Buttons run ``app.jobs.quality_job`` in a worker; the funnel (kept per stage) and
+Buttons run ``app.jobs.quality_job`` on the view's job runner; the funnel (kept per stage) and
 the length histogram are matplotlib charts redrawn from what the notebook stores.
 """
 
@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import quality_job
-from app.models import job_model_args
+from app.jobs import JobEvent, SanityReady, quality_job
+from app.generate.model_choice import job_model_args
 from app.quality.funnel import funnel
-from app.quality.metrics import notebook_metrics
+from app.quality.diversity import notebook_metrics
 from app.store.notebook import Notebook
-from widgets.workers import Worker, compute_busy, start
+from widgets.job_runner import JobRunner
 
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"))
 
@@ -48,7 +48,14 @@ class QualityView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.backend = "llama-cpp"
-        self.worker: Worker | None = None
+        self.step = ""  # the step running, or that ran last
+        self.runner = JobRunner(self)
+        self.runner.sig_started.connect(lambda: self._set_status(f"{self.step}…"))
+        self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}"))
+        self.runner.sig_partial.connect(self._on_partial)
+        self.runner.sig_errored.connect(self._on_error)
+        self.runner.sig_finished.connect(self._on_finished)
+        self.runner.sig_cancelled.connect(lambda: self._on_finished(None))
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
         for step, label in STEPS:
@@ -73,32 +80,23 @@ class QualityView(QWidget):
         lay.addWidget(self.sanity)
         self.refresh()
 
-    def run_step(self, step: str) -> Worker | None:
-        if self.worker is not None:
-            self.status.setText("a quality step is already running")
-            return None
-        self.worker = Worker(quality_job, self.nb.path, step, backend=self.backend,
-                             **job_model_args(self.nb))
-        self.worker.signals.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}"))
-        self.worker.signals.sig_yielded.connect(self._on_yielded)
-        self.worker.signals.sig_errored.connect(lambda msg: self._set_status(msg.splitlines()[0], error=True))
-        self.worker.signals.sig_finished.connect(lambda result, s=step: self._on_finished(s, result))
+    def run_step(self, step: str) -> None:
+        """Run one step; a step still running is cancelled and its result dropped."""
+        uses_model = step in ("judge", "sanity")
+        self.step = step
+        self.runner.start(quality_job, self.nb.path, step, backend=self.backend, compute=uses_model,
+                          **job_model_args(self.nb))
         for b in self.buttons.values():
             b.setEnabled(False)
-        uses_model = step in ("judge", "sanity")
-        queued = uses_model and compute_busy()
-        self._set_status(f"{step}: queued behind the job using the cores" if queued else f"{step}…")
-        self.worker.signals.sig_started.connect(lambda s=step: self._set_status(f"{s}…"))
-        start(self.worker, compute=uses_model)
-        return self.worker
+        self._set_status(f"{step}: queued behind the job using the cores" if self.runner.queued else f"{step}…")
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet("color: #b3261e;" if error else "")
         self.status.setText(text)
 
-    def _on_yielded(self, item: tuple) -> None:
-        if item[0] == "sanity":
-            reports = item[1]
+    def _on_partial(self, event: JobEvent) -> None:
+        if isinstance(event, SanityReady):
+            reports = event.reports
             self.sanity.setRowCount(len(reports))
             for r, rep in enumerate(reports):
                 cells = [rep.criterion, ("FLAGGED: " if rep.flagged else "ok: ") + rep.verdict,
@@ -107,14 +105,17 @@ class QualityView(QWidget):
                     self.sanity.setItem(r, c, QTableWidgetItem(text))
             self.sanity.resizeColumnsToContents()
 
-    def _on_finished(self, step: str, result: object) -> None:
-        self.worker = None
+    def _on_error(self, message: str) -> None:
+        self._set_status(message.splitlines()[0], error=True)
+        self._on_finished(None)
+
+    def _on_finished(self, result: object) -> None:
         for b in self.buttons.values():
             b.setEnabled(True)
         if isinstance(result, str):
             self._set_status(result)
         self.refresh()
-        self.sig_step_finished.emit(step)
+        self.sig_step_finished.emit(self.step)
 
     def refresh(self) -> None:
         stages = funnel(self.nb)

@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QUndoStack
 
-from app.browse import RECORD_COLUMNS, RecordFilter, count_records, record_page
+from app.store.queries import RECORD_COLUMNS, RecordFilter, count_records, record_page
 from app.store.notebook import Notebook
 
 PAGE = 200
@@ -60,7 +60,7 @@ class RecordsModel(QAbstractTableModel):
         return self.edit(self._rows[index.row()]["id"], field, value)
 
     def edit(self, record_id: int, field: str, value: Any) -> bool:
-        from app.errors import StudioError
+        from app.core.errors import StudioError
         from widgets.edit_commands import EditRecordCommand
 
         current = next((r for r in self._rows if r["id"] == record_id), None)
@@ -81,7 +81,7 @@ class RecordsModel(QAbstractTableModel):
         """Re-read one record after an edit/undo and repaint its row."""
         for i, r in enumerate(self._rows):
             if r["id"] == record_id:
-                from app.browse import record_row
+                from app.store.queries import record_row
 
                 self._rows[i] = record_row(self._nb, record_id)
                 self.dataChanged.emit(self.index(i, 0), self.index(i, len(RECORD_COLUMNS) - 1))

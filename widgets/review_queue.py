@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QShortcut, QUndoStack
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget
 
-from app.browse import review_card, review_ids, review_progress
+from app.store.queries import review_card, review_ids, review_progress
 from app.store.notebook import Notebook
 from widgets.edit_commands import EditRecordCommand
 

@@ -18,8 +18,8 @@ def main(out_dir: str = "screenshots") -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.pipeline.generate import create_run, execute_run, prepare_run
-    from app.sample import create_sample_notebook
+    from app.generate.runs import create_run, execute_run, prepare_run
+    from app.data.demo import create_sample_notebook
     from backends.llama_cpp_backend import LlamaCppGenerator
     from backends.protocols import SamplerSettings
     from widgets.main_window import MainWindow
@@ -32,7 +32,7 @@ def main(out_dir: str = "screenshots") -> int:
     plan = prepare_run(nb, "support-ticket", samples=2, limit_rows=6, seed=1, prompt_version=1,
                        settings=SamplerSettings(temperature=0.8, max_tokens=80))
     execute_run(nb, create_run(nb, plan, gen.info), gen)
-    from app.compare import compare_runs, run_versions
+    from app.review.compare import compare_runs, run_versions
 
     ra, rb = run_versions(nb, "support-ticket", 1, 2, gen, limit_rows=3, seed=2,
                           settings=SamplerSettings(temperature=0.8, max_tokens=80))
@@ -42,8 +42,8 @@ def main(out_dir: str = "screenshots") -> int:
                        settings=SamplerSettings(temperature=0.9, max_tokens=60))
     execute_run(nb, create_run(nb, plan, gen.info), gen)
     gen.close()
-    from app.pipeline.embed import embed_notebook
-    from app.pipeline.map import compute_map
+    from app.map.embed import embed_notebook
+    from app.map.projection import compute_map
     from backends.embedder import LlamaEmbedder
 
     emb = LlamaEmbedder()
@@ -67,13 +67,14 @@ def main(out_dir: str = "screenshots") -> int:
         print(f"saved {path}")
 
     from app.cells import list_cells, record_output, run_cell
-    from app.tasks import TaskState
+    from app.core.tasks import TaskState
+    from app.store.queries import run_record_count
 
     for cell in list_cells(nb):
         if cell.kind in ("prompt", "quality", "map", "review"):
             run_cell(nb.path, cell, task=TaskState())
         elif cell.kind == "generate":
-            made = nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = 4").fetchone()[0]
+            made = run_record_count(nb, 4)
             record_output(nb.path, cell.id, f"run 4 completed: {made} samples from support-ticket")
         elif cell.kind == "data":
             cell.settings["file"] = "resources/sample/support_topics.csv"
@@ -99,8 +100,8 @@ def main(out_dir: str = "screenshots") -> int:
     win.tabs.setCurrentWidget(win.review)
     win.review.move(1)
     shot("review-queue")
-    from app.quality.run import dedupe, score_heuristics, validate_file
-    from app.paths import resources_dir
+    from app.quality.steps import dedupe, score_heuristics, validate_file
+    from app.core.paths import resources_dir
 
     validate_file(nb, resources_dir() / "quality" / "default_rules.toml")
     score_heuristics(nb)

@@ -1,1 +1,1 @@
-"""The quality funnel: validators, scorers, judges, dedupe and metrics (all headless)."""
+"""Stage 4, quality: validators, judges, pairwise preference, dedupe, diversity and the funnel."""

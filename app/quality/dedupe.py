@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 
 
-
 def normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 

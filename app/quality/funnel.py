@@ -12,11 +12,20 @@ from collections import Counter
 from typing import Any
 
 from app.store.notebook import Notebook
+from app.store.records import rejected_sample_ids, sample_ids
+from app.store.scores import (
+    duplicate_members,
+    duplicate_methods,
+    failed_scores,
+    latest_step_id,
+    score_names,
+    score_step,
+    step_names,
+)
 
 
 def funnel(nb: Notebook) -> list[dict[str, Any]]:
-    c = nb.conn
-    alive = {r[0] for r in c.execute("SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL")}
+    alive = set(sample_ids(nb))
     stages: list[dict[str, Any]] = [{"stage": "generated", "kind": "all", "kept": len(alive), "dropped": 0,
                                      "reasons": []}]
 
@@ -29,23 +38,14 @@ def funnel(nb: Notebook) -> list[dict[str, Any]]:
                        "reasons": [f"{why} ({n})" for why, n in reasons], "step_id": step_id})
 
     for kind in ("validator", "judge", "rubric", "additive"):
-        names = [r[0] for r in c.execute(
-            "SELECT DISTINCT name FROM scores WHERE kind = ? ORDER BY name", (kind,))]
-        for name in names:
-            failing = {rid: _reason_key(kind, why) for rid, why in c.execute(
-                "SELECT record_id, reason FROM scores WHERE name = ? AND passed = 0", (name,))}
-            step = c.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
-            stage(name, kind, failing, step)
-    methods = {r[0] for r in c.execute("SELECT DISTINCT method FROM duplicates")}
-    methods |= {r[0] for r in c.execute("SELECT DISTINCT name FROM steps WHERE kind = 'dedupe'")}
+        for name in score_names(nb, kind):
+            failing = {rid: _reason_key(kind, why) for rid, why in failed_scores(nb, name)}
+            stage(name, kind, failing, score_step(nb, name))
+    methods = set(duplicate_methods(nb)) | set(step_names(nb, "dedupe"))
     for method in sorted(methods):  # a dedupe that found nothing still shows, with 0 dropped
-        failing = {rid: f"{method} duplicate" for rid, _rep in c.execute(
-            "SELECT record_id, representative_id FROM duplicates WHERE method = ? AND record_id != representative_id",
-            (method,))}
-        step = c.execute("SELECT MAX(id) FROM steps WHERE kind = 'dedupe' AND name = ?", (method,)).fetchone()[0]
-        stage(f"dedupe:{method}", "dedupe", failing, step)
-    rejected = {r[0]: "rejected in review" for r in c.execute(
-        "SELECT id FROM records WHERE role = 'sample' AND status = 'rejected'")}
+        failing = {rid: f"{method} duplicate" for rid, _rep in duplicate_members(nb, method)}
+        stage(f"dedupe:{method}", "dedupe", failing, latest_step_id(nb, "dedupe", method))
+    rejected = {rid: "rejected in review" for rid in rejected_sample_ids(nb)}
     stage("review", "human", rejected)
     return stages
 

@@ -23,16 +23,17 @@ Criteria file (TOML or YAML)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any
 
-from app.errors import StudioError
+from app.core.errors import StudioError
+from app.core.tasks import TaskState
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
 from app.store.notebook import Notebook
+from app.store.records import samples_with_status
 from app.store.scores import Score, add_step, sample_texts, save_scores
-from app.tasks import TaskState
 from backends.protocols import ChoiceRequest, Judge
 
 YES = ("Yes", " Yes", "yes", " yes", "YES")
@@ -84,8 +85,8 @@ def load_criteria(path: str | Path) -> Constitution:
     for i, spec in enumerate(specs):
         line = line_of(text, "[[criterion]]" if path.suffix == ".toml" else "name:", i)
 
-        def err(msg: str, _line: int | None = line) -> RuleFileError:
-            return RuleFileError(path, f"criterion {i + 1}: {msg}", _line)
+        def err(msg: str, _line: int | None = line, _i: int = i) -> RuleFileError:
+            return RuleFileError(path, f"criterion {_i + 1}: {msg}", _line)
 
         if not isinstance(spec, dict):
             raise err("must be a table of settings")
@@ -317,10 +318,7 @@ def _best_threshold(good: list[float], bad: list[float]) -> float | None:
 def user_labels(nb: Notebook, limit: int = 50) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The user's accepted / rejected samples, used as extra good / bad examples."""
     def fetch(status: str) -> list[tuple[str, str]]:
-        rows = nb.conn.execute(
-            "SELECT id, output FROM records WHERE role = 'sample' AND status = ? AND output IS NOT NULL "
-            "ORDER BY id LIMIT ?", (status, limit)).fetchall()
-        return [(f"record {r[0]}", r[1]) for r in rows]
+        return [(f"record {rid}", output) for rid, output in samples_with_status(nb, status, limit)]
     return fetch("accepted"), fetch("rejected")
 
 

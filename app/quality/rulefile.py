@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from app.errors import StudioError
+from app.core.errors import StudioError
 
 
 class RuleFileError(StudioError):

@@ -224,8 +224,8 @@ def load_rules(path: str | Path) -> list[Rule]:
         anchor = "[[rule]]" if path.suffix == ".toml" else "type:"
         line = line_of(text, anchor, i)
 
-        def where(msg: str, _line: int | None = line) -> RuleFileError:
-            return RuleFileError(path, f"rule {i + 1}: {msg}", _line)
+        def where(msg: str, _line: int | None = line, _i: int = i) -> RuleFileError:
+            return RuleFileError(path, f"rule {_i + 1}: {msg}", _line)
 
         if not isinstance(spec, dict):
             raise where("must be a table of settings")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.errors import StudioError
+from app.core.errors import StudioError
 from app.store.migrations import now
 from app.store.notebook import Notebook
 
@@ -59,3 +59,10 @@ def load_embeddings(nb: Notebook, record_ids: Sequence[int], embedder_sha: str |
     if missing:
         raise StudioError(f"{missing} records have no embedding yet: run synth-studio embed NB.db first")
     return ids, np.vstack(vecs) if vecs else np.zeros((0, 0), np.float32)
+
+
+def embedded_sample_ids(nb: Notebook, embedder_sha: str) -> list[int]:
+    """Ids of the samples that have a vector from this embedder, in id order."""
+    return [r[0] for r in nb.conn.execute(
+        "SELECT e.record_id FROM embeddings e JOIN records r ON r.id = e.record_id "
+        "WHERE e.embedder_sha256 = ? AND r.role = 'sample' ORDER BY e.record_id", (embedder_sha,))]

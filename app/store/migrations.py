@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -211,7 +211,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:
@@ -223,7 +223,7 @@ def applied(conn: sqlite3.Connection) -> list[str]:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
-    from app.errors import NotebookError
+    from app.core.errors import NotebookError
 
     done = applied(conn)
     known = [name for name, _ in MIGRATIONS]

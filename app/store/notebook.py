@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from app.errors import NotebookError, StudioError
+from app.core.errors import NotebookError, StudioError
 from app.store.migrations import migrate, now
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -118,7 +118,7 @@ class Notebook:
         return conn
 
     @classmethod
-    def create(cls, path: str | Path, *, exist_ok: bool = False) -> "Notebook":
+    def create(cls, path: str | Path, *, exist_ok: bool = False) -> Notebook:
         path = Path(path)
         if path.exists() and path.stat().st_size > 0:
             if not exist_ok:
@@ -133,7 +133,7 @@ class Notebook:
         return nb
 
     @classmethod
-    def open(cls, path: str | Path) -> "Notebook":
+    def open(cls, path: str | Path) -> Notebook:
         path = Path(path)
         _check_is_notebook_file(path)
         conn = cls._connect(path)
@@ -154,7 +154,7 @@ class Notebook:
 
     closed = False
 
-    def __enter__(self) -> "Notebook":
+    def __enter__(self) -> Notebook:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -58,12 +58,73 @@ def scores_for(nb: Notebook, record_id: int) -> list[Score]:
     ]
 
 
-def score_values(nb: Notebook, name: str) -> dict[int, float]:
-    return {r[0]: r[1] for r in nb.conn.execute("SELECT record_id, value FROM scores WHERE name = ?", (name,))}
+def score_values(nb: Notebook, name: str, record_ids: Sequence[int] | None = None) -> dict[int, float]:
+    """The ``name`` score of every record that has one (of ``record_ids`` only, if given)."""
+    if record_ids is None:
+        return {r[0]: r[1] for r in nb.conn.execute("SELECT record_id, value FROM scores WHERE name = ?", (name,))}
+    ids = list(record_ids)
+    return {r[0]: r[1] for r in nb.conn.execute(
+        f"SELECT record_id, value FROM scores WHERE name = ? AND record_id IN ({','.join('?' * len(ids))})",
+        [name, *ids])}
 
 
-def score_names(nb: Notebook) -> list[str]:
-    return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+def score_names(nb: Notebook, kind: str | None = None) -> list[str]:
+    """The stored score names (of one kind, if given), sorted."""
+    if kind is None:
+        return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
+    return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM scores WHERE kind = ? ORDER BY name", (kind,))]
+
+
+def failed_scores(nb: Notebook, name: str) -> list[tuple[int, str | None]]:
+    """(record id, reason) of every record that failed the ``name`` score."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        "SELECT record_id, reason FROM scores WHERE name = ? AND passed = 0", (name,))]
+
+
+def score_step(nb: Notebook, name: str) -> int | None:
+    """The latest step that wrote a ``name`` score."""
+    return nb.conn.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
+
+
+def sample_score_values(nb: Notebook, name: str) -> list[tuple[int, float]]:
+    """(record id, value) of the samples with a non-empty ``name`` score."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        "SELECT s.record_id, s.value FROM scores s JOIN records r ON r.id = s.record_id "
+        "WHERE s.name = ? AND s.value IS NOT NULL AND r.role = 'sample'", (name,))]
+
+
+def judge_score_totals(nb: Notebook, record_ids: Sequence[int]) -> dict[int, float | None]:
+    """Sum of the judge, rubric and additive scores of each of ``record_ids`` that has any."""
+    ids = list(record_ids)
+    return {r[0]: r[1] for r in nb.conn.execute(
+        f"SELECT record_id, SUM(value) FROM scores WHERE kind IN ('judge', 'rubric', 'additive') "
+        f"AND record_id IN ({','.join('?' * len(ids))}) GROUP BY record_id", ids)}
+
+
+def failed_validator_ids(nb: Notebook, record_ids: Sequence[int]) -> set[int]:
+    """Those of ``record_ids`` that failed any validator."""
+    ids = list(record_ids)
+    return {r[0] for r in nb.conn.execute(
+        f"SELECT DISTINCT record_id FROM scores WHERE kind = 'validator' AND passed = 0 "
+        f"AND record_id IN ({','.join('?' * len(ids))})", ids)}
+
+
+def pass_rates(nb: Notebook, record_ids: Sequence[int]) -> dict[str, float]:
+    """Share of ``record_ids`` that passed, per pass/fail score name."""
+    ids = list(record_ids)
+    return {r[0]: r[1] for r in nb.conn.execute(
+        f"SELECT name, AVG(passed) FROM scores WHERE passed IS NOT NULL AND record_id IN ({','.join('?' * len(ids))}) "
+        "GROUP BY name", ids)}
+
+
+def step_names(nb: Notebook, kind: str) -> list[str]:
+    """The names of the steps of one kind that ever ran."""
+    return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM steps WHERE kind = ?", (kind,))]
+
+
+def latest_step_id(nb: Notebook, kind: str, name: str) -> int | None:
+    """The latest step of this kind and name."""
+    return nb.conn.execute("SELECT MAX(id) FROM steps WHERE kind = ? AND name = ?", (kind, name)).fetchone()[0]
 
 
 def sample_texts(nb: Notebook, record_ids: Sequence[int] | None = None) -> list[tuple[int, str, int | None]]:
@@ -84,3 +145,23 @@ def save_duplicates(nb: Notebook, method: str, groups: dict[int, list[int]], ste
             "INSERT INTO duplicates (record_id, method, group_id, representative_id, step_id) VALUES (?, ?, ?, ?, ?)",
             [(m, method, rep, rep, step_id) for rep, members in groups.items() for m in members],
         )
+
+
+def duplicate_methods(nb: Notebook) -> list[str]:
+    """The dedupe methods that have stored groups."""
+    return [r[0] for r in nb.conn.execute("SELECT DISTINCT method FROM duplicates")]
+
+
+def duplicate_members(nb: Notebook, method: str) -> list[tuple[int, int]]:
+    """(record id, representative id) of the records ``method`` found to duplicate another."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        "SELECT record_id, representative_id FROM duplicates WHERE method = ? AND record_id != representative_id",
+        (method,))]
+
+
+def duplicate_group_sizes(nb: Notebook) -> list[tuple[int, int]]:
+    """(id, size of its largest duplicate group over all methods; 1 if none) of every sample with text."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        "SELECT r.id, COALESCE((SELECT MAX(cnt) FROM (SELECT d.method, COUNT(*) AS cnt FROM duplicates d "
+        "JOIN duplicates m ON m.method = d.method AND m.group_id = d.group_id WHERE d.record_id = r.id "
+        "GROUP BY d.method)), 1) FROM records r WHERE r.role = 'sample' AND r.output IS NOT NULL")]

@@ -1,0 +1,116 @@
+"""What every CLI module shares: exit codes, output helpers, model arguments and loading,
+and one cancellable run (a tqdm bar plus Ctrl-C wired to the task's cancel flag)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.core.tasks import TaskState
+from backends.protocols import SamplerSettings
+
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def short(text: str | None, width: int = 70) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def sampler_settings(args: argparse.Namespace) -> SamplerSettings:
+    return SamplerSettings(
+        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        max_tokens=args.max_tokens, stop=tuple(args.stop or ()),
+    )
+
+
+@contextmanager
+def cancellable(desc: str, *, quiet: bool = False, unit: str = "item") -> Iterator[TaskState]:
+    """A task whose progress draws a tqdm bar on stderr and whose cancel flag Ctrl-C sets.
+
+    The work stops cleanly at its next check and keeps what it committed; the
+    previous SIGINT handler is restored afterwards.
+    """
+    from tqdm import tqdm
+
+    bars: list[Any] = []  # drawn at the first progress report, so a bad input's error stays one line
+
+    def progress(done: int, total: int, message: str) -> None:
+        if quiet:
+            return
+        if not bars:
+            bars.append(tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False))
+        bar = bars[0]
+        bar.total = total or None
+        bar.n = done
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    task = TaskState(progress)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: task.request_interruption()) if in_main else None
+    try:
+        yield task
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+        for bar in bars:
+            bar.close()
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def add_model_args(s: argparse.ArgumentParser, what: str = "model") -> None:
+    s.add_argument("--model", metavar="PATH", help=f"{what} GGUF file (default: the bundled SmolLM2-135M-Instruct)")
+    s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default), openai (any OpenAI-compatible server with logprobs: --model http://HOST:PORT/v1[#name]) or fake (deterministic, for tests)")
+    s.add_argument("--n-ctx", type=int, default=2048)
+    s.add_argument("--threads", type=int, default=None, help="compute threads (default: every core)")
+
+
+def add_sampler_args(s: argparse.ArgumentParser, temperature: float) -> None:
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=temperature)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--top-k", type=int, default=40)
+    s.add_argument("--max-tokens", type=int, default=256)
+    s.add_argument("--stop", action="append", metavar="TEXT")
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Backend options from the model arguments (only those the command has)."""
+    opts = {"n_ctx": getattr(args, "n_ctx", None), "n_threads": getattr(args, "threads", None),
+            "n_gpu_layers": getattr(args, "n_gpu_layers", None)}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def check_model(args: argparse.Namespace) -> str | None:
+    """A clear error for a bad model file before any model load; returns the resolved path."""
+    from app.generate.model_choice import is_server_url
+
+    if args.backend == "llama-cpp" and not is_server_url(args.model):
+        from backends.llama_cpp_backend import describe_model
+
+        return describe_model(args.model).path
+    return args.model
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The generator/judge the command's model arguments name, checked first."""
+    import backends
+
+    path = check_model(args)
+    return backends.load_generator(args.backend, path, **model_options(args))

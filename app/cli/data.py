@@ -1,0 +1,36 @@
+"""CLI, stage 1 (data): ``new`` and ``import``."""
+
+from __future__ import annotations
+
+import argparse
+
+from app.jobs import import_job
+from app.store.notebook import Notebook
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    nb = Notebook.create(args.notebook)
+    nb.close()
+    print(f"created notebook {args.notebook}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.core.tasks import TaskState
+
+    print(import_job(args.notebook, args.file, origin=args.origin, output_column=args.output_column,
+                     task=TaskState()))
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("new", help="create an empty notebook file")
+    s.add_argument("notebook")
+    s.set_defaults(func=cmd_new)
+
+    s = sub.add_parser("import", help="import a CSV/TSV/JSONL/JSON/Parquet table as records")
+    s.add_argument("notebook")
+    s.add_argument("file")
+    s.add_argument("--origin", choices=["real", "synthetic"], default="real")
+    s.add_argument("--output-column", metavar="NAME", help="the column holding each record's text (default: output)")
+    s.set_defaults(func=cmd_import)

@@ -1,0 +1,178 @@
+"""CLI, stage 3 (generate): ``generate``, ``runs``, ``best-of``, ``transform``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.cli.common import (
+    EXIT_CANCELLED,
+    add_model_args,
+    add_sampler_args,
+    cancellable,
+    check_model,
+    load_model,
+    model_options,
+    print_json,
+    sampler_settings,
+)
+from app.core.errors import StudioError
+from app.jobs import generate_job
+from app.store.notebook import Notebook
+from app.store.queries import run_record_count, run_record_ids
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    with cancellable("generate", quiet=args.quiet, unit="sample") as task:
+        run = generate_job(args.notebook, args.prompt, samples=args.samples, limit_rows=args.limit_rows,
+                           seed=args.seed, settings=sampler_settings(args), model_path=args.model,
+                           backend=args.backend, model_options=model_options(args), resume=args.resume, task=task)
+    with Notebook.open(args.notebook) as nb:
+        made = run_record_count(nb, run.id)
+    total = len(run.plan) * run.samples_per_row
+    if run.status == "cancelled":
+        print(f"run {run.id} cancelled: {made} of {total} samples kept; finish it with --resume", file=sys.stderr)
+        return EXIT_CANCELLED
+    print(f"run {run.id} complete: {made} samples from {run.model_path or run.backend}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with Notebook.open(args.notebook) as nb:
+        rows = []
+        for r in nb.runs():
+            pv = nb.prompt_version_by_id(r.prompt_version_id)
+            rows.append({**r.__dict__, "prompt": pv.label, "made": run_record_count(nb, r.id),
+                         "planned": len(r.plan) * r.samples_per_row})
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        print(f"run {r['id']:<4} {r['prompt']:<20} {r['status']:<10} {r['made']}/{r['planned']} samples  "
+              f"seed {r['seed']}  model {str(r['model_sha256'])[:12]}  {r['created']}")
+    if not rows:
+        print("no runs yet")
+    return 0
+
+
+def cmd_best_of(args: argparse.Namespace) -> int:
+    from app.generate.best_of import select_best
+    from app.generate.runs import create_run, execute_run, prepare_run
+    from app.quality.pairwise import pairwise_scores
+    from app.quality.steps import validate
+    from app.quality.validators import load_rules
+
+    if args.n < 2:
+        raise StudioError("--n must be at least 2 (candidates per input row)")
+    if args.keep >= args.n:
+        raise StudioError("--keep must be smaller than --n")
+    by = args.by.removeprefix("gated:")
+    needs_constitution = by.startswith("judge:") or by == "constitution"
+    rules = load_rules(args.rules) if args.rules else None
+    constitution = None
+    if needs_constitution:
+        from app.cli.quality import criteria_path
+        from app.quality.judge import load_criteria
+
+        constitution = load_criteria(criteria_path(args))
+        wanted = by.removeprefix("judge:")
+        if by.startswith("judge:") and wanted not in [c.name for c in constitution.criteria]:
+            raise StudioError(f"no criterion named {wanted!r} in {criteria_path(args)}")
+    with Notebook.open(args.notebook) as nb:
+        check_model(args)
+        plan = prepare_run(nb, args.prompt, samples=args.n, limit_rows=args.limit_rows, seed=args.seed,
+                           settings=sampler_settings(args))
+        model = load_model(args)
+        try:
+            with cancellable("best-of", quiet=args.quiet, unit="sample") as task:
+                run = execute_run(nb, create_run(nb, plan, model.info), model, task)
+                if run.status != "completed":
+                    raise StudioError(f"run {run.id} did not complete ({run.status}); finish it with generate --resume")
+                ids = run_record_ids(nb, run.id)
+                if rules:
+                    validate(nb, rules, source=args.rules)
+                if constitution is not None:
+                    from app.quality.judge import judge_notebook
+
+                    judge_notebook(nb, model, constitution, task, record_ids=ids)
+                rank_by = args.by
+                if rank_by == "pairwise":
+                    pairwise_scores(nb, run.id, model)
+                    rank_by = "pairwise:winrate"
+                result = select_best(nb, run.id, rank_by, keep=args.keep)
+        finally:
+            model.close()
+    print(f"run {run.id}: {result.rows} rows x {args.n} candidates; kept {result.kept}, "
+          f"rejected {result.rejected} (linked to their row's winner). Export pairs: "
+          f"synth-studio export {args.notebook} pairs.jsonl --format dpo")
+    return 0
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from app.generate.transform import bucket_difficulty, rewrite, source_records
+
+    with Notebook.open(args.notebook) as nb:
+        ids = source_records(nb, args.op, args.limit)
+        if not ids:
+            raise StudioError("no records to transform (generate or import some first)")
+        model = load_model(args)
+        try:
+            with cancellable(f"transform:{args.op}", quiet=args.quiet, unit="record") as task:
+                if args.op == "difficulty":
+                    counts = bucket_difficulty(nb, model, record_ids=ids, task=task)
+                    print("difficulty: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+                    return 0
+                run = rewrite(nb, model, args.op, record_ids=ids, tone=args.tone, seed=args.seed, task=task)
+        finally:
+            model.close()
+        made = run_record_count(nb, run.id)
+    if run.status == "cancelled":
+        print(f"run {run.id} cancelled after {made} of {len(ids)}; finish with: synth-studio generate "
+              f"{args.notebook} --prompt transform:{args.op} --resume", file=sys.stderr)
+        return EXIT_CANCELLED
+    print(f"run {run.id}: {made} new records (transform:{args.op}), each linked to its source")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("generate", help="generate samples from a prompt over the input rows")
+    s.add_argument("notebook")
+    s.add_argument("--prompt", required=True, metavar="NAME")
+    s.add_argument("--samples", type=int, default=1, metavar="K", help="samples per input row")
+    s.add_argument("--limit-rows", type=int, metavar="N")
+    add_sampler_args(s, temperature=0.8)
+    add_model_args(s)
+    s.add_argument("--n-gpu-layers", type=int, default=0)
+    s.add_argument("--resume", action="store_true", help="finish the prompt's last unfinished run")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("runs", help="list generation runs with their lineage")
+    s.add_argument("notebook")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("best-of", help="generate N candidates per row and keep the best K by a score")
+    s.add_argument("notebook")
+    s.add_argument("--prompt", required=True, metavar="NAME")
+    s.add_argument("--n", type=int, default=4)
+    s.add_argument("--keep", type=int, default=1)
+    s.add_argument("--by", default="likelihood", metavar="SCORE",
+                   help="likelihood | judge:NAME | constitution | pairwise | score:NAME | validator:NAME | gated:<any of these>")
+    s.add_argument("--criteria", metavar="FILE", help="criteria for judge:/constitution ranking")
+    s.add_argument("--rules", metavar="FILE", help="validators to run first (needed for gated:)")
+    s.add_argument("--limit-rows", type=int, metavar="N")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampler_args(s, temperature=0.9)
+    add_model_args(s)
+    s.set_defaults(func=cmd_best_of)
+
+    s = sub.add_parser("transform", help="rewrite records (succinct, tone, steps) or bucket them by difficulty")
+    s.add_argument("notebook")
+    s.add_argument("--op", required=True, choices=["succinct", "tone", "steps", "difficulty"])
+    s.add_argument("--tone", default="friendly, professional", help="for --op tone")
+    s.add_argument("--limit", type=int, default=None, help="at most N source records")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_args(s)
+    s.set_defaults(func=cmd_transform)

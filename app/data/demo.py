@@ -1,0 +1,33 @@
+"""The sample notebook that ``make run`` opens: a seed table and two prompts from ``resources/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.core.paths import data_dir, resources_dir
+from app.data.importer import import_file
+from app.store.notebook import Notebook
+
+SAMPLE_PROMPTS = {"support-ticket": "support_ticket.j2", "agent-reply": "agent_reply.j2"}
+
+
+def sample_dir() -> Path:
+    return resources_dir() / "sample"
+
+
+def create_sample_notebook(path: str | Path) -> Notebook:
+    """Create a notebook holding the sample topics table and both sample prompts."""
+    nb = Notebook.create(path)
+    import_file(nb, sample_dir() / "support_topics.csv", origin="real")
+    for name, file in SAMPLE_PROMPTS.items():
+        nb.add_prompt_version(name, (sample_dir() / file).read_text(encoding="utf-8"))
+    nb.set_meta("title", "Support tickets (sample)")
+    return nb
+
+
+def open_sample_notebook() -> Notebook:
+    """The user's copy of the sample notebook, created on first use."""
+    path = data_dir() / "sample-notebook.db"
+    if path.exists():
+        return Notebook.open(path)
+    return create_sample_notebook(path)

@@ -1,0 +1,1 @@
+"""Stage 3, generate: runs of a prompt over input rows, best-of-N, transforms, model choice."""

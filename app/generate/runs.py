@@ -1,0 +1,264 @@
+"""Generation runs: every input row x K samples, each record committed as it finishes.
+
+A run is planned once (which input rows, how many samples, which seed, which
+model file and settings) and that plan is stored before any model call. Each
+slot (row, sample) then becomes one record the moment it is complete, so a run
+stopped in any way (cancel, crash, kill -9) keeps every finished record, and
+``resume`` fills in exactly the slots that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.core.errors import Cancelled, ModelError, StudioError, TemplateError
+from app.core.tasks import TaskState
+from app.prompts.templates import PromptTemplate, check_rows, parse_template, render
+from app.store.notebook import Notebook, PromptVersion, Run
+from app.store.records import few_shot_samples, plan_records
+from app.store.runs import run_slot_record_ids
+from backends.protocols import (
+    GenerationRequest,
+    ModelInfo,
+    SamplerSettings,
+    TextGenerator,
+)
+
+CHUNK = 256  # requests handed to the backend at a time (it batches them and streams results back)
+
+
+def sample_seed(run_seed: int, input_id: int | None, sample_index: int) -> int:
+    """The seed of one sample: stable for (run seed, input row, sample number).
+
+    Keyed by the input record's id rather than its position, so two prompt
+    versions run with the same seed see the same seeds for the same rows.
+    """
+    digest = hashlib.sha256(f"{run_seed}:{input_id}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def few_shot_pool(nb: Notebook, pt: PromptTemplate, limit: int = 200) -> list[dict[str, Any]]:
+    if pt.few_shot_k <= 0 and "examples" not in pt.body and "few_shot" not in pt.body:
+        return []
+    return [{"id": rid, "output": output, **variables}
+            for rid, output, variables in few_shot_samples(nb, pt.few_shot_from, limit)]
+
+
+def preview(
+    nb: Notebook, prompt_name: str, *, row: int = 1, seed: int = 0, version: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Render a saved prompt against the ``row``-th input row (1-based) exactly as sample 0 of a run would."""
+    pv = nb.prompt_version(prompt_name, version)
+    return preview_text(nb, pv.template, row=row, seed=seed)
+
+
+def preview_text(nb: Notebook, template: str, *, row: int = 1, seed: int = 0) -> tuple[str, dict[str, Any]]:
+    """Render any template text (e.g. unsaved edits) against an input row, without the model."""
+    pt = parse_template(template)
+    inputs = nb.input_rows()
+    if inputs:
+        if not 1 <= row <= len(inputs):
+            raise StudioError(f"row {row} does not exist (the notebook has {len(inputs)} input rows)")
+        input_id, variables = inputs[row - 1]
+    else:
+        input_id, variables = None, {}
+    missing = pt.required_variables - set(variables)
+    if missing:
+        have = ", ".join(sorted(variables)) or "none"
+        where = f"input row {row}" if inputs else "the notebook (no input rows yet)"
+        raise TemplateError(f"the template uses {', '.join(sorted(missing))} but {where} has no such column "
+                            f"(its columns: {have})")
+    return render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=few_shot_pool(nb, pt)), variables
+
+
+def plan_variables(nb: Notebook, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Variables of each planned record. Input rows give their columns; a sample (the
+    source of a transform) also gives its text as ``text``."""
+    out: dict[int, dict[str, Any]] = {}
+    for rid, role, variables, output in plan_records(nb, ids):
+        if role == "sample":
+            variables = {**variables, "text": output or ""}
+        out[rid] = variables
+    return out
+
+
+@dataclass
+class _Slot:
+    row_index: int
+    sample_index: int
+    input_id: int | None
+    variables: dict[str, Any]
+    seed: int
+    prompt: str
+
+
+def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
+    pt = parse_template(pv.template)
+    inputs = plan_variables(nb, [i for i in run.plan if i is not None])
+    rows = []
+    for i in run.plan:
+        if i is not None and i not in inputs:
+            raise StudioError(f"input row {i} of run {run.id} no longer exists")
+        rows.append(inputs.get(i, {}) if i is not None else {})
+    check_rows(pt, rows)
+    examples = few_shot_pool(nb, pt)
+    done = nb.done_slots(run.id)
+    slots = []
+    for row_index, (input_id, variables) in enumerate(zip(run.plan, rows)):
+        for s in range(run.samples_per_row):
+            if (row_index, s) in done:
+                continue
+            seed = sample_seed(run.seed, input_id, s)
+            prompt = render(pt, variables, seed=seed, examples=examples)
+            slots.append(_Slot(row_index, s, input_id, variables, seed, prompt))
+    return slots
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, checked, but not yet written to the notebook."""
+
+    prompt_version_id: int
+    settings: SamplerSettings
+    seed: int
+    samples_per_row: int
+    plan: list[int | None]
+
+
+def prepare_run(
+    nb: Notebook,
+    prompt_name: str,
+    *,
+    samples: int = 1,
+    limit_rows: int | None = None,
+    seed: int = 0,
+    settings: SamplerSettings | None = None,
+    prompt_version: int | None = None,
+) -> RunPlan:
+    """Check everything a run needs without writing anything (template, rows, settings)."""
+    if samples < 1:
+        raise StudioError("--samples must be at least 1")
+    if limit_rows is not None and limit_rows < 1:
+        raise StudioError("--limit-rows must be at least 1")
+    settings = settings or SamplerSettings()
+    if settings.max_tokens < 1:
+        raise StudioError("--max-tokens must be at least 1")
+    if not 0 <= settings.temperature <= 5:
+        raise StudioError("--temperature must be between 0 and 5")
+    pv = nb.prompt_version(prompt_name, prompt_version)
+    pt = parse_template(pv.template)
+    inputs = nb.input_rows(limit_rows)
+    if not inputs and pt.required_variables:
+        raise StudioError(
+            f"the template uses {', '.join(sorted(pt.required_variables))} but the notebook has no "
+            "input rows; import a table first (synth-studio import NB.db FILE)"
+        )
+    plan: list[int | None] = [i for i, _ in inputs] or [None]
+    rows = [v for _, v in inputs] or [{}]
+    check_rows(pt, rows)
+    # Render one sample per row now so a template error surfaces before the run exists.
+    examples = few_shot_pool(nb, pt)
+    for input_id, variables in zip(plan, rows):
+        render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=examples)
+    return RunPlan(pv.id, settings, seed, samples, plan)
+
+
+def create_run(nb: Notebook, plan: RunPlan, model: ModelInfo) -> Run:
+    """Store a checked plan as a new run (status ``running``) before any model call."""
+    return nb.create_run(
+        prompt_version_id=plan.prompt_version_id,
+        backend=model.backend,
+        model_path=model.path,
+        model_sha256=model.sha256,
+        settings=plan.settings.to_dict(),
+        seed=plan.seed,
+        samples_per_row=plan.samples_per_row,
+        plan=plan.plan,
+    )
+
+
+def resumable_run(nb: Notebook, prompt_name: str, model: ModelInfo) -> Run:
+    nb.prompt_version(prompt_name)  # a clear error if the prompt does not exist
+    run = nb.latest_unfinished_run(prompt_name)
+    if run is None:
+        raise StudioError(f"nothing to resume: every run of prompt {prompt_name!r} is complete")
+    if run.model_sha256 != model.sha256:
+        raise ModelError(
+            f"run {run.id} was made with a different model file (sha256 {str(run.model_sha256)[:12]}..., "
+            f"{run.model_path}); resume it with that model so its records stay comparable"
+        )
+    return run
+
+
+def execute_run(
+    nb: Notebook,
+    run: Run,
+    generator: TextGenerator,
+    task: TaskState | None = None,
+    on_record: Callable[[int], None] | None = None,
+    on_token: Callable[[Any, str], None] | None = None,
+) -> Run:
+    """Generate every missing slot of ``run``; returns the run with its final status."""
+    task = task or TaskState()
+    pv = nb.prompt_version_by_id(run.prompt_version_id)
+    settings = SamplerSettings.from_dict(run.settings)
+    derivation = pv.name if pv.name.startswith("transform:") else None
+    total = len(run.plan) * run.samples_per_row
+    slots = _slots(nb, run, pv)
+    done = total - len(slots)
+    nb.set_run_status(run.id, "running")
+    task.set_progress(done, total, f"run {run.id}")
+    try:
+        for start in range(0, len(slots), CHUNK):
+            task.check()
+            chunk = {(s.row_index, s.sample_index): s for s in slots[start : start + CHUNK]}
+            requests = [
+                GenerationRequest(
+                    key=key,
+                    messages=({"role": "user", "content": s.prompt},),
+                    seed=s.seed,
+                    settings=settings,
+                )
+                for key, s in chunk.items()
+            ]
+            for result in generator.generate(requests, cancel=task, on_token=on_token):
+                if result.finish_reason == "cancelled":
+                    break
+                s = chunk[result.key]
+                record_id = nb.add_generated_record(
+                    run_id=run.id,
+                    prompt_version_id=pv.id,
+                    input_record_id=s.input_id,
+                    row_index=s.row_index,
+                    sample_index=s.sample_index,
+                    seed=s.seed,
+                    variables=s.variables,
+                    prompt=s.prompt,
+                    output=result.text,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    token_logprobs=result.token_logprobs,
+                    finish_reason=result.finish_reason,
+                    derivation=derivation,
+                )
+                done += 1
+                task.set_progress(done, total, f"run {run.id}")
+                if on_record is not None:
+                    on_record(record_id)
+            task.check()
+    except Cancelled:
+        nb.set_run_status(run.id, "cancelled")
+        return nb.run(run.id)
+    except BaseException as exc:
+        nb.set_run_status(run.id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    nb.set_run_status(run.id, "completed")
+    return nb.run(run.id)
+
+
+def iter_run_records(nb: Notebook, run_id: int) -> Iterator[dict[str, Any]]:
+    for record_id in run_slot_record_ids(nb, run_id):
+        yield nb.record(record_id)

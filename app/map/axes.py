@@ -1,0 +1,90 @@
+"""Axes over a notebook's samples, and the records at either end of one.
+
+An axis gives each sample a number: ``length`` (characters), ``tokens`` (completion
+tokens), ``likelihood`` (mean token log-probability), ``perplexity``, ``score:NAME``
+(any stored validator/judge/scorer value, e.g. ``score:judge:rude``), ``outlier``
+(HDBSCAN outlier score from the latest map), ``centroid`` (cosine distance to its
+cluster's centroid) and ``dupes`` (size of its duplicate group, any method).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.core.errors import StudioError
+from app.store.maps import latest_map_id, map_point_values
+from app.store.notebook import Notebook
+from app.store.records import (
+    outputs_by_id,
+    sample_completion_tokens,
+    sample_lengths,
+    sample_mean_logprobs,
+)
+from app.store.scores import duplicate_group_sizes, sample_score_values, score_names
+
+AXES = ("length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "score:NAME")
+
+
+def axis_values(nb: Notebook, axis: str) -> list[tuple[int, float]]:
+    """(record id, value) for every sample that has a value on ``axis``."""
+    rows: list[tuple[int, Any]]
+    if axis == "length":
+        rows = sample_lengths(nb)
+    elif axis == "tokens":
+        rows = sample_completion_tokens(nb)
+    elif axis in ("likelihood", "perplexity"):
+        rows = sample_mean_logprobs(nb)
+    elif axis in ("outlier", "centroid"):
+        map_id = latest_map_id(nb)
+        if map_id is None:
+            raise StudioError(f"axis {axis!r} needs a map: run synth-studio map NB.db first")
+        rows = map_point_values(nb, map_id, "outlier" if axis == "outlier" else "centroid_distance")
+    elif axis == "dupes":
+        rows = duplicate_group_sizes(nb)
+    elif axis.startswith("score:"):
+        name = axis[len("score:"):]
+        known = score_names(nb)
+        if name not in known:
+            # accept the short form (score:rude for judge:rude) when it is unambiguous
+            matches = [k for k in known if k.split(":", 1)[-1] == name]
+            if len(matches) != 1:
+                raise StudioError(f"no score named {name!r}; stored scores: {', '.join(known) or 'none yet'}")
+            name = matches[0]
+        return [(rid, float(v)) for rid, v in sample_score_values(nb, name)]
+    else:
+        raise StudioError(f"unknown axis {axis!r}; axes: {', '.join(AXES)}")
+    out = [(rid, float(v)) for rid, v in rows if v is not None]
+    if axis == "perplexity":
+        out = [(rid, math.exp(-v)) for rid, v in out]
+    return out
+
+
+@dataclass(frozen=True)
+class Extreme:
+    record_id: int
+    value: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "value": self.value, "text": self.text}
+
+
+def extrema(nb: Notebook, axis: str, k: int = 5) -> tuple[list[Extreme], list[Extreme]]:
+    """(top k, bottom k) records on ``axis``: highest first, lowest first; ties by record id."""
+    vals = axis_values(nb, axis)
+    if not vals:
+        raise StudioError(f"no sample has a value on axis {axis!r} yet")
+    top = sorted(vals, key=lambda t: (-t[1], t[0]))[:k]
+    bottom = sorted(vals, key=lambda t: (t[1], t[0]))[:k]
+    ids = {rid for rid, _ in top + bottom}
+    texts = outputs_by_id(nb, ids)
+    return ([Extreme(rid, v, texts.get(rid) or "") for rid, v in top],
+            [Extreme(rid, v, texts.get(rid) or "") for rid, v in bottom])
+
+
+def histogram(values: list[float], bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    return np.histogram(np.asarray(values, dtype=float), bins=bins)

@@ -1,1 +1,0 @@
-"""Pipeline steps: plain functions that read from the notebook and write back to it."""

@@ -1,0 +1,1 @@
+"""Stage 2, prompts: templates with front matter, variables and their sandboxed rendering."""

@@ -1,0 +1,231 @@
+"""Prompt templates: sandboxed Jinja2 with strict variables and diversity helpers.
+
+A template file is an optional YAML front matter block followed by the Jinja2
+body that becomes the user message::
+
+    ---
+    personas: [a nurse on night shift, a retired teacher]   # `persona`: one per sample
+    lists:
+      features: [login, billing, exports, search]           # any named list
+    context: |                                              # `context`: domain text
+      Acme sells accounting software to small businesses.
+    glossary: {SLA: service level agreement}                # `glossary_block()`
+    few_shot: {k: 2, from: accepted}                        # `few_shot()` / `examples`
+    ---
+    You are {{ persona }}. Write a support ticket about {{ topic }},
+    mentioning {{ sample(features, 2) | join(" and ") }}.
+
+Helpers: ``sample(list, k)`` (a seeded, shuffled subsample), ``pick(list)`` (one
+item), ``few_shot(k)`` (a block of example records), ``glossary_block()``. All
+randomness comes from the per-sample seed, so a record can be re-rendered exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from app.core.errors import TemplateError
+
+TEMPLATE_FILENAME = "<template>"
+FEW_SHOT_SOURCES = ("accepted", "real", "any")
+_HELPERS = ("sample", "pick", "few_shot", "glossary_block")
+_PROVIDED = ("persona", "context", "glossary", "examples", *_HELPERS)
+
+_env = SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    source: str
+    body: str
+    line_offset: int  # lines of front matter before the body
+    lists: dict[str, list[Any]] = field(default_factory=dict)
+    personas: list[str] = field(default_factory=list)
+    context: str = ""
+    glossary: dict[str, str] = field(default_factory=dict)
+    few_shot_k: int = 0
+    few_shot_from: str = "accepted"
+
+    @property
+    def required_variables(self) -> set[str]:
+        """Variables the body uses that must come from each input row."""
+        ast = _env.parse(self.body)
+        return set(meta.find_undeclared_variables(ast)) - set(_PROVIDED) - set(self.lists)
+
+
+def _split_front_matter(text: str) -> tuple[str | None, str, int]:
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None, text, 0
+    for i in range(1, len(lines)):
+        if lines[i].strip() == "---":
+            return "".join(lines[1:i]), "".join(lines[i + 1 :]), i + 1
+    raise TemplateError("front matter starts with '---' on line 1 but is never closed by another '---'", 1)
+
+
+def _as_str_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise TemplateError(f"front matter: {what} must be a non-empty list")
+    return value
+
+
+def parse_template(text: str) -> PromptTemplate:
+    """Parse front matter and compile the body; raise :class:`TemplateError` naming the line."""
+    fm_text, body, offset = _split_front_matter(text)
+    fm: dict[str, Any] = {}
+    if fm_text is not None:
+        try:
+            loaded = yaml.safe_load(fm_text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 2 if mark is not None else 1
+            raise TemplateError(f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
+        if not isinstance(loaded, dict):
+            raise TemplateError("front matter must be a mapping of settings (personas, lists, ...)", 2)
+        fm = loaded
+    unknown = set(fm) - {"personas", "lists", "context", "glossary", "few_shot"}
+    if unknown:
+        raise TemplateError(
+            f"front matter: unknown setting(s) {', '.join(sorted(unknown))} "
+            "(known: personas, lists, context, glossary, few_shot)"
+        )
+    lists = fm.get("lists") or {}
+    if not isinstance(lists, dict):
+        raise TemplateError("front matter: lists must map names to lists")
+    lists = {str(k): _as_str_list(v, f"lists.{k}") for k, v in lists.items()}
+    personas = [str(p) for p in _as_str_list(fm["personas"], "personas")] if "personas" in fm else []
+    glossary = fm.get("glossary") or {}
+    if not isinstance(glossary, dict):
+        raise TemplateError("front matter: glossary must map terms to definitions")
+    few = fm.get("few_shot") or {}
+    if isinstance(few, int):
+        few = {"k": few}
+    if not isinstance(few, dict):
+        raise TemplateError("front matter: few_shot must be a number or {k: N, from: accepted|real|any}")
+    few_from = str(few.get("from", "accepted"))
+    if few_from not in FEW_SHOT_SOURCES:
+        raise TemplateError(f"front matter: few_shot.from must be one of {', '.join(FEW_SHOT_SOURCES)}")
+    try:
+        _env.parse(body)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", (exc.lineno or 0) + offset) from None
+    return PromptTemplate(
+        source=text,
+        body=body,
+        line_offset=offset,
+        lists=lists,
+        personas=personas,
+        context=str(fm.get("context") or ""),
+        glossary={str(k): str(v) for k, v in glossary.items()},
+        few_shot_k=int(few.get("k", 0)),
+        few_shot_from=few_from,
+    )
+
+
+def _template_line(tb: Any) -> int | None:
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == TEMPLATE_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _as_list(value: Any, helper: str) -> list[Any]:
+    if isinstance(value, str):
+        sep = ";" if ";" in value else ","
+        return [v.strip() for v in value.split(sep) if v.strip()]
+    try:
+        return list(value)
+    except TypeError:
+        raise TemplateError(f"{helper}() needs a list, got {type(value).__name__}") from None
+
+
+def render(
+    pt: PromptTemplate,
+    variables: dict[str, Any],
+    seed: int = 0,
+    examples: list[dict[str, Any]] | None = None,
+) -> str:
+    """Render the body for one sample. ``examples`` are few-shot candidates: dicts with ``output``."""
+    rng = random.Random(seed)
+    examples = list(examples or [])
+
+    def sample(items: Any, k: int = 1) -> list[Any]:
+        pool = _as_list(items, "sample")
+        return rng.sample(pool, min(int(k), len(pool)))
+
+    def pick(items: Any) -> Any:
+        pool = _as_list(items, "pick")
+        if not pool:
+            raise TemplateError("pick() was given an empty list")
+        return rng.choice(pool)
+
+    def few_shot(k: int | None = None) -> str:
+        n = pt.few_shot_k if k is None else int(k)
+        chosen = rng.sample(examples, min(n, len(examples)))
+        return "\n\n".join(f"Example {i}:\n{ex['output']}" for i, ex in enumerate(chosen, 1))
+
+    def glossary_block() -> str:
+        return "\n".join(f"- {term}: {definition}" for term, definition in pt.glossary.items())
+
+    ctx: dict[str, Any] = {
+        "context": pt.context,
+        "glossary": pt.glossary,
+        "examples": examples,
+        "sample": sample,
+        "pick": pick,
+        "few_shot": few_shot,
+        "glossary_block": glossary_block,
+        **pt.lists,
+    }
+    if pt.personas:
+        ctx["persona"] = rng.choice(pt.personas)
+    ctx.update(variables)  # a row's own column wins over a declared list of the same name
+    try:
+        template = _env.from_string(pt.body)
+        template.filename = TEMPLATE_FILENAME
+        return template.render(ctx).strip()
+    except TemplateError:
+        raise
+    except jinja2.UndefinedError as exc:
+        line = _template_line(sys.exc_info()[2])
+        have = ", ".join(sorted(variables)) or "none"
+        msg = str(exc.message or exc).replace(" is undefined", " is not defined")
+        raise TemplateError(f"{msg} (this row's variables: {have})", line and line + pt.line_offset) from None
+    except SecurityError as exc:
+        raise TemplateError(f"the template tried an unsafe operation: {exc}") from None
+    except jinja2.TemplateError as exc:
+        line = _template_line(sys.exc_info()[2])
+        raise TemplateError(f"template error: {exc}", line and line + pt.line_offset) from None
+    except Exception as exc:  # e.g. a filter given the wrong type
+        line = _template_line(sys.exc_info()[2])
+        raise TemplateError(f"template error: {type(exc).__name__}: {exc}", line and line + pt.line_offset) from None
+
+
+def check_rows(pt: PromptTemplate, rows: list[dict[str, Any]]) -> None:
+    """Fail before a run starts if any row lacks a variable the template needs."""
+    needed = pt.required_variables
+    for i, row in enumerate(rows):
+        missing = needed - set(row)
+        if missing:
+            have = ", ".join(sorted(row)) or "none"
+            where = f"input row {i + 1}" if rows else "the notebook"
+            raise TemplateError(
+                f"the template uses {', '.join(sorted(missing))} but {where} has no such column "
+                f"(its columns: {have})"
+            )

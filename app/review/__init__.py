@@ -1,0 +1,1 @@
+"""Stage 6, review: the review queue and prompt versions compared side by side."""

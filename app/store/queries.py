@@ -1,0 +1,253 @@
+"""Read-side queries the window uses (the window never runs SQL itself)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from app.store.notebook import Notebook, record_dict
+
+RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """What the records table shows; turned into SQL so 1M rows never load at once."""
+
+    status: str | None = None
+    origin: str | None = None
+    prompt: str | None = None  # a prompt name (any version)
+    text: str = ""  # substring of the output, case-insensitive
+    prompt_version_id: int | None = None
+    run_id: int | None = None
+    score: str | None = None  # a score name, e.g. judge:not-rude; with score_min/score_max
+    score_min: float | None = None
+    score_max: float | None = None
+    cluster: int | None = None  # a cluster of the latest map (-1 = noise)
+    record_ids: tuple[int, ...] | None = None  # e.g. a lasso selection on the map
+    order_by: str = "id"  # a column of SORTABLE
+    descending: bool = False
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, params = ["r.role = 'sample'"], []
+        if self.status:
+            clauses.append("r.status = ?")
+            params.append(self.status)
+        if self.origin:
+            clauses.append("r.origin = ?")
+            params.append(self.origin)
+        if self.prompt:
+            clauses.append("p.name = ?")
+            params.append(self.prompt)
+        if self.prompt_version_id is not None:
+            clauses.append("r.prompt_version_id = ?")
+            params.append(self.prompt_version_id)
+        if self.run_id is not None:
+            clauses.append("r.run_id = ?")
+            params.append(self.run_id)
+        if self.cluster is not None:
+            clauses.append("EXISTS (SELECT 1 FROM map_points mp WHERE mp.record_id = r.id AND mp.cluster = ? "
+                           "AND mp.map_id = (SELECT MAX(id) FROM maps))")
+            params.append(self.cluster)
+        if self.record_ids is not None:
+            clauses.append("r.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(self.record_ids)))
+        if self.score:
+            cond, sp = ["s.name = ?", "s.record_id = r.id"], [self.score]
+            if self.score_min is not None:
+                cond.append("s.value >= ?")
+                sp.append(self.score_min)
+            if self.score_max is not None:
+                cond.append("s.value <= ?")
+                sp.append(self.score_max)
+            clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(cond)})")
+            params.extend(sp)
+        if self.text:
+            clauses.append("r.output LIKE ? ESCAPE '\\'")
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{escaped}%")
+        return " AND ".join(clauses), params
+
+
+_FROM = "FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
+# table column -> SQL expression it sorts by (whitelisted: never interpolate user text)
+SORTABLE = {
+    "id": "r.id", "status": "r.status", "origin": "r.origin", "prompt": "p.name, p.version",
+    "output": "r.output", "tokens": "r.completion_tokens", "mean logprob": "r.mean_logprob", "run": "r.run_id",
+}
+
+
+def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
+    where, params = flt.where()
+    return nb.conn.execute(f"SELECT COUNT(*) {_FROM} WHERE {where}", params).fetchone()[0]
+
+
+def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:
+    where, params = flt.where()
+    direction = "DESC" if flt.descending else "ASC"
+    order = ", ".join(f"{col} {direction}" for col in SORTABLE.get(flt.order_by, "r.id").split(", "))
+    rows = nb.conn.execute(
+        f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {_FROM} WHERE {where} "
+        f"ORDER BY {order}, r.id LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    ).fetchall()
+    out = []
+    for row in rows:
+        d = record_dict(row)
+        d["prompt_label"] = f"{d['prompt_name']} v{d['prompt_version']}" if d.get("prompt_name") else ""
+        out.append(d)
+    return out
+
+
+def record_row(nb: Notebook, record_id: int) -> dict[str, Any]:
+    """One record as :func:`record_page` returns it."""
+    row = nb.conn.execute(
+        "SELECT r.*, p.name AS prompt_name, p.version AS prompt_version FROM records r "
+        "LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id WHERE r.id = ?", (record_id,)
+    ).fetchone()
+    d = record_dict(row)
+    d["prompt_label"] = f"{d['prompt_name']} v{d['prompt_version']}" if d.get("prompt_name") else ""
+    return d
+
+
+def lineage(nb: Notebook, record_id: int) -> dict[str, Any]:
+    """Everything that explains where one record came from."""
+    rec = nb.record(record_id)
+    out: dict[str, Any] = {"record": rec}
+    if rec["prompt_version_id"]:
+        out["prompt_version"] = nb.prompt_version_by_id(rec["prompt_version_id"])
+    if rec["run_id"]:
+        out["run"] = nb.run(rec["run_id"])
+    out["history"] = nb.history(record_id)
+    return out
+
+
+def summary(nb: Notebook) -> dict[str, Any]:
+    c = nb.conn
+    return {
+        "inputs": nb.count_records("input"),
+        "samples": nb.count_records("sample"),
+        "prompts": len(nb.prompt_versions(latest_only=True)),
+        "runs": c.execute("SELECT COUNT(*) FROM runs").fetchone()[0],
+        "by_status": dict(c.execute("SELECT status, COUNT(*) FROM records WHERE role='sample' GROUP BY status").fetchall()),
+    }
+
+
+def prompt_names(nb: Notebook) -> list[str]:
+    """The user's prompts (latest version of each), without the transforms' internal ones."""
+    return [p.name for p in nb.prompt_versions(latest_only=True) if not p.name.startswith("transform:")]
+
+
+def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
+    """Labels and values for the filter menus: prompt versions, runs, score names."""
+    from app.store.scores import score_names
+
+    return {
+        "prompt_versions": [(p.label, p.id) for p in nb.prompt_versions()],
+        "runs": [(f"run {r.id} ({nb.prompt_version_by_id(r.prompt_version_id).label}, {r.status})", r.id)
+                 for r in nb.runs()],
+        "scores": [(n, n) for n in score_names(nb)],
+        "clusters": _cluster_choices(nb),
+    }
+
+
+def _cluster_choices(nb: Notebook) -> list[tuple[str, Any]]:
+    """Clusters of the latest map, biggest first, with their labels."""
+    row = nb.conn.execute("SELECT id, labels FROM maps ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return []
+    labels = json.loads(row[1])
+    sizes = nb.conn.execute("SELECT cluster, COUNT(*) FROM map_points WHERE map_id = ? GROUP BY cluster "
+                            "ORDER BY COUNT(*) DESC, cluster", (row[0],)).fetchall()
+    return [(f"noise ({n})" if c < 0 else f"cluster {c}: {labels.get(str(c), '')} ({n})", c) for c, n in sizes]
+
+
+def review_ids(nb: Notebook, only_unreviewed: bool = False) -> list[int]:
+    """The review queue: samples in id order (only status 'new' ones if asked)."""
+    sql = "SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL"
+    if only_unreviewed:
+        sql += " AND status = 'new'"
+    return [r[0] for r in nb.conn.execute(sql + " ORDER BY id")]
+
+
+def review_progress(nb: Notebook) -> list[dict[str, Any]]:
+    """Per run: samples, how many were reviewed (status other than new), and the share."""
+    rows = nb.conn.execute(
+        "SELECT run_id, COUNT(*) AS n, SUM(status != 'new') AS reviewed FROM records "
+        "WHERE role = 'sample' GROUP BY run_id ORDER BY run_id"
+    ).fetchall()
+    return [{"run_id": r["run_id"], "samples": r["n"], "reviewed": r["reviewed"],
+             "share": r["reviewed"] / r["n"] if r["n"] else 0.0} for r in rows]
+
+
+def review_card(nb: Notebook, record_id: int) -> dict[str, Any]:
+    """What the review queue shows for one record: text, scores, failures, duplicates, lineage."""
+    from app.store.scores import scores_for
+
+    info = lineage(nb, record_id)
+    scores = scores_for(nb, record_id)
+    dups = nb.conn.execute(
+        "SELECT d.method, d.representative_id, (SELECT COUNT(*) FROM duplicates e WHERE e.method = d.method "
+        "AND e.group_id = d.group_id) AS size FROM duplicates d WHERE d.record_id = ?", (record_id,)
+    ).fetchall()
+    info["scores"] = [s for s in scores if s.kind != "validator"]
+    info["failures"] = [s for s in scores if s.kind == "validator" and s.passed is False]
+    info["duplicates"] = [dict(d) for d in dups]
+    return info
+
+
+def run_record_count(nb: Notebook, run_id: int) -> int:
+    """How many records a run has made so far."""
+    return int(nb.conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+
+def run_record_ids(nb: Notebook, run_id: int) -> list[int]:
+    return [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE run_id = ? ORDER BY id", (run_id,))]
+
+
+def records_per_prompt_version(nb: Notebook) -> dict[int, int]:
+    """Sample records per prompt version id."""
+    return dict(nb.conn.execute(
+        "SELECT prompt_version_id, COUNT(*) FROM records WHERE role = 'sample' GROUP BY prompt_version_id"
+    ).fetchall())
+
+
+# -- what the notebook and map views read (they run no SQL themselves) ------------------------
+
+
+def record_text(nb: Notebook, record_id: int) -> str | None:
+    """A record's output text; None if there is no such record or it has no text yet."""
+    row = nb.conn.execute("SELECT output FROM records WHERE id = ?", (record_id,)).fetchone()
+    return row[0] if row else None
+
+
+def record_variables(nb: Notebook, record_id: int) -> dict[str, Any] | None:
+    """A record's input variables; None if there is no such record."""
+    row = nb.conn.execute("SELECT variables FROM records WHERE id = ?", (record_id,)).fetchone()
+    return None if row is None else json.loads(row[0] or "{}")
+
+
+def generated_record(nb: Notebook, record_id: int) -> tuple[str, tuple[int, int]] | None:
+    """A generated record's text and its (row index, sample index): the key its tokens streamed under."""
+    row = nb.conn.execute("SELECT output, row_index, sample_index FROM records WHERE id = ?", (record_id,)).fetchone()
+    return None if row is None else (row[0] or "", (row[1], row[2]))
+
+
+# what a map point can be coloured by -> the records column it reads (whitelisted: never interpolate user text)
+MAP_RECORD_VALUES = {"status": "status", "run": "run_id", "prompt version": "prompt_version_id",
+                     "likelihood": "mean_logprob", "length": "LENGTH(output)"}
+
+
+def map_values(nb: Notebook, what: str, record_ids: list[int]) -> dict[int, Any]:
+    """Per record id: the value of ``what`` (a key of MAP_RECORD_VALUES, or ``score:NAME``); missing ones left out.
+
+    The ids go in as one JSON parameter: a map can hold more records than SQLite allows ``?`` placeholders.
+    """
+    packed = json.dumps(list(record_ids))
+    if what.startswith("score:"):
+        return dict(nb.conn.execute("SELECT record_id, value FROM scores WHERE name = ? AND record_id IN "
+                                    "(SELECT value FROM json_each(?))", (what[6:], packed)).fetchall())
+    col = MAP_RECORD_VALUES[what]
+    return dict(nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN (SELECT value FROM json_each(?))",
+                                (packed,)).fetchall())

@@ -1,0 +1,134 @@
+"""Reads and writes of records that the stages need beyond :class:`Notebook`'s own methods:
+samples by status or origin, their texts and measures, what a run is planned from, and
+what an export writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from app.store.notebook import Notebook
+
+_SAMPLES = "FROM records r WHERE r.role = 'sample' AND r.output IS NOT NULL"
+# where few-shot examples may come from -> which samples that means
+FEW_SHOT_SOURCES = {
+    "accepted": "status = 'accepted'",
+    "real": "origin = 'real'",
+    "any": "status != 'rejected'",
+}
+
+
+def sample_ids(nb: Notebook) -> list[int]:
+    """Ids of the samples that have text."""
+    return [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL")]
+
+
+def rejected_sample_ids(nb: Notebook) -> list[int]:
+    """Ids of the samples a reviewer (or best-of) rejected."""
+    return [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE role = 'sample' AND status = 'rejected'")]
+
+
+def outputs_by_id(nb: Notebook, record_ids: Iterable[int]) -> dict[int, str | None]:
+    """The text of each of ``record_ids`` that exists."""
+    # json_each rather than one "?" per id: a map can hold more ids than SQLite allows variables
+    return dict(nb.conn.execute("SELECT id, output FROM records WHERE id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(record_ids)),)).fetchall())
+
+
+def sample_lengths(nb: Notebook) -> list[tuple[int, int]]:
+    """(id, characters) of every sample that has text."""
+    return [(r[0], r[1]) for r in nb.conn.execute(f"SELECT r.id, LENGTH(r.output) {_SAMPLES}")]
+
+
+def sample_completion_tokens(nb: Notebook) -> list[tuple[int, int]]:
+    """(id, completion tokens) of every sample with text whose token count is known."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        f"SELECT r.id, r.completion_tokens {_SAMPLES} AND r.completion_tokens IS NOT NULL")]
+
+
+def sample_mean_logprobs(nb: Notebook) -> list[tuple[int, float]]:
+    """(id, mean token log-probability) of every sample with text that has one."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        f"SELECT r.id, r.mean_logprob {_SAMPLES} AND r.mean_logprob IS NOT NULL")]
+
+
+def mean_logprobs(nb: Notebook, record_ids: Sequence[int]) -> dict[int, float]:
+    """Mean token log-probability of each of ``record_ids`` that has one."""
+    ids = list(record_ids)
+    return {r[0]: r[1] for r in nb.conn.execute(
+        f"SELECT id, mean_logprob FROM records WHERE id IN ({','.join('?' * len(ids))})", ids) if r[1] is not None}
+
+
+def few_shot_samples(nb: Notebook, source: str, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+    """(id, output, variables) of up to ``limit`` samples usable as examples; ``source`` is a FEW_SHOT_SOURCES key."""
+    where = FEW_SHOT_SOURCES[source]
+    rows = nb.conn.execute(
+        f"SELECT id, output, variables FROM records WHERE role = 'sample' AND output IS NOT NULL "
+        f"AND {where} ORDER BY id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [(r["id"], r["output"], json.loads(r["variables"])) for r in rows]
+
+
+def plan_records(nb: Notebook, record_ids: Sequence[int]) -> list[tuple[int, str, dict[str, Any], str | None]]:
+    """(id, role, variables, output) of each of ``record_ids`` that exists: what a run is planned from."""
+    out = []
+    for start in range(0, len(record_ids), 500):  # SQLite caps the variables of one statement
+        chunk = list(record_ids[start : start + 500])
+        for r in nb.conn.execute(
+            f"SELECT id, role, variables, output FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            out.append((r["id"], r["role"], json.loads(r["variables"]), r["output"]))
+    return out
+
+
+def untransformed_samples(nb: Notebook, derivation: str) -> list[int]:
+    """Ids of the samples with text that are not rejected and were not made by ``derivation``."""
+    return [r[0] for r in nb.conn.execute(
+        "SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL AND status != 'rejected' "
+        "AND (derivation IS NULL OR derivation != ?) ORDER BY id", (derivation,))]
+
+
+def samples_with_status(nb: Notebook, status: str, limit: int) -> list[tuple[int, str]]:
+    """(id, output) of the first ``limit`` samples with text and this status."""
+    rows = nb.conn.execute(
+        "SELECT id, output FROM records WHERE role = 'sample' AND status = ? AND output IS NOT NULL "
+        "ORDER BY id LIMIT ?", (status, limit)).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def samples_with_prompt_version(nb: Notebook) -> list[tuple[str, int | None, str | None, int | None]]:
+    """(output, input record id, prompt name, prompt version) of every sample with text, by prompt version."""
+    rows = nb.conn.execute(
+        "SELECT r.output, r.input_record_id, p.name, p.version FROM records r "
+        "LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
+        "WHERE r.role = 'sample' AND r.output IS NOT NULL ORDER BY p.name, p.version, r.id"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def export_rows(nb: Notebook, statuses: Iterable[str]) -> list[dict[str, Any]]:
+    """Samples with text and one of ``statuses``, with their prompt version and model, in id order."""
+    statuses = list(statuses)
+    q = (
+        "SELECT r.id, r.output, r.prompt, r.variables, r.status, r.origin, r.run_id, r.seed, "
+        "r.mean_logprob, r.completion_tokens, p.name AS prompt_name, p.version AS prompt_version, "
+        "u.model_sha256 FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
+        "LEFT JOIN runs u ON u.id = r.run_id "
+        f"WHERE r.role = 'sample' AND r.output IS NOT NULL AND r.status IN ({','.join('?' * len(statuses))}) "
+        "ORDER BY r.id"
+    )
+    rows = []
+    for r in nb.conn.execute(q, statuses):
+        d = dict(r)
+        d["variables"] = json.loads(d["variables"] or "{}")
+        rows.append(d)
+    return rows
+
+
+def set_derivation(nb: Notebook, record_id: int, derivation: str, parent_record_id: int | None) -> None:
+    """Record how a record was derived and from which parent."""
+    with nb.transaction() as c:
+        c.execute("UPDATE records SET derivation = ?, parent_record_id = ? WHERE id = ?",
+                  (derivation, parent_record_id, record_id))
