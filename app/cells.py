@@ -34,7 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "review": {},
     "export": {"file": "", "format": "plain"},
 }
-CHOICES = {"format": ("plain", "sft", "dpo"), "method": ("auto", "umap", "pca")}
+CHOICES = {"format": ("plain", "sft", "dpo", "dpo-chat"), "method": ("auto", "umap", "pca")}
 
 
 @dataclass

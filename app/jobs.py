@@ -152,7 +152,8 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
     with Notebook.open(notebook_path) as nb:
         written, skipped = export(nb, out, fmt=fmt)
     note = f" ({skipped} without a prompt skipped)" if skipped else ""
-    return f"wrote {written} records to {Path(out).name}{note}"
+    what = "records" if fmt in ("plain", "sft") else "preference pairs"
+    return f"wrote {written} {what} (the funnel's kept set) to {Path(out).name}{note}"
 
 
 def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | None = None,

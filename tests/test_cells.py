@@ -86,7 +86,7 @@ def test_generate_cell_best_of_keeps_the_most_likely_per_row(tmp_path, topics_cs
             assert [r[0] for r in recs] == ["new", "rejected", "rejected"]  # the most likely one is kept
     exp = cells["export"]
     exp.settings.update(file=str(tmp_path / "pairs.jsonl"), format="dpo")
-    assert "wrote 2 records" in run_cell(path, exp, task=TaskState())  # one (chosen, rejected) pair per row
+    assert "wrote 2 preference pairs" in run_cell(path, exp, task=TaskState())  # one (chosen, rejected) pair per row
     gen.settings.update(keep_best=3)
     with pytest.raises(StudioError, match="smaller than samples"):
         run_cell(path, gen, backend="fake", task=TaskState())

@@ -105,7 +105,7 @@ def _get_relay() -> _Relay:
     global _relay
     if _relay is None:
         app = QCoreApplication.instance()
-        if app is None or QThread.currentThread() is not app.thread():
+        if app is None or shiboken6.getCppPointer(QThread.currentThread()) != shiboken6.getCppPointer(app.thread()):
             raise RuntimeError("create JobRunners on the UI thread, after the QApplication")
         _relay = _Relay()
     return _relay

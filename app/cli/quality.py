@@ -114,7 +114,14 @@ def cmd_funnel(args: argparse.Namespace) -> int:
         return 0
     for st in stages:
         why = f"  ({'; '.join(st['reasons'])})" if st["reasons"] else ""
-        print(f"{st['stage']:<28} {st['kept']:>7} kept {st['dropped']:>7} dropped{why}")
+        if st.get("rescued"):
+            print(f"{st['stage']:<28} {st['kept']:>7} kept {st['rescued']:>7} rescued{why}")
+        elif not st["active"]:
+            print(f"{st['stage']:<28} {st['kept']:>7} kept       - dropped  [{st['trust']}: would drop "
+                  f"{st['would_drop']}; {st['note']}]")
+        else:
+            trust = f"  [{st['trust']}]" if st.get("trust") else ""
+            print(f"{st['stage']:<28} {st['kept']:>7} kept {st['dropped']:>7} dropped{why}{trust}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Exporting what the user trusts: plain tables or chat-format SFT data.
+"""Exporting what the user trusts: the funnel's kept set as plain tables (scores as columns),
+chat-format SFT data or DPO preference pairs.
 
 Files are written to a temporary name and renamed into place, so a failed export
 never leaves half a file where the user expects a whole one.
@@ -15,23 +16,16 @@ from typing import Any
 import pandas as pd
 
 from app.core.errors import StudioError
+from app.export.dpo import as_layout, dpo_pairs, user_text
+from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
 from app.store.records import export_rows
+from app.store.trust import score_table
 
 EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
-FORMATS = ("plain", "sft", "dpo")
-DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected
-_PROMPT_KEYS = ("prompt", "instruction", "input", "question")
-
-
-def _user_text(row: dict[str, Any]) -> str | None:
-    if row["prompt"]:
-        return row["prompt"]
-    for k in _PROMPT_KEYS:
-        v = row["variables"].get(k)
-        if isinstance(v, str) and v.strip():
-            return v
-    return None
+FORMATS = ("plain", "sft", "dpo", "dpo-chat")
+SELECTIONS = ("kept", "all")
+DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected (for --status)
 
 
 def export(
@@ -39,33 +33,46 @@ def export(
     out: str | Path,
     *,
     fmt: str = "plain",
-    statuses: Iterable[str] = DEFAULT_STATUSES,
+    statuses: Iterable[str] | None = None,
+    select: str = "kept",
 ) -> tuple[int, int]:
-    """Write records to ``out``; returns (written, skipped). The file type follows the extension."""
+    """Write records to ``out``; returns (written, skipped). The file type follows the extension.
+
+    By default the funnel's kept set is what ships; ``select="all"`` writes every sample with
+    text (with its verdict as columns), ``statuses`` every sample of those statuses.
+    """
     out = Path(out)
     ext = out.suffix.lower()
     if ext not in EXPORT_TYPES:
         raise StudioError(f"cannot export to {out.name}: use a {', '.join(EXPORT_TYPES)} file name")
     if fmt not in FORMATS:
         raise StudioError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
-    statuses = list(statuses)
-    bad = [s for s in statuses if s not in RECORD_STATUSES]
+    if select not in SELECTIONS:
+        raise StudioError(f"unknown selection {select!r} (use {', '.join(SELECTIONS)})")
+    status_list = list(statuses) if statuses is not None else list(RECORD_STATUSES)
+    bad = [s for s in status_list if s not in RECORD_STATUSES]
     if bad:
         raise StudioError(f"unknown status {bad[0]!r} (use {', '.join(RECORD_STATUSES)})")
     if not out.parent.exists():
         raise StudioError(f"folder {out.parent} does not exist")
-    rows = export_rows(nb, statuses)
+    result = compute_funnel(nb)
+    rows = export_rows(nb, status_list)
+    if select == "kept" and statuses is None:
+        kept = set(result.kept_ids)
+        rows = [r for r in rows if r["id"] in kept]
+    chosen_from = {r["id"] for r in rows}
     skipped = 0
-    if fmt == "dpo":
-        from app.export.dpo import dpo_pairs
-
-        items = dpo_pairs(nb)  # rejected candidates are the point here, whatever the status filter
-        if not items:
-            raise StudioError("no preference pairs yet: run synth-studio best-of first")
+    items: list[dict[str, Any]]
+    if fmt in ("dpo", "dpo-chat"):
+        pairs = dpo_pairs(nb, keep=chosen_from)
+        if not pairs:
+            raise StudioError("no preference pairs among these records: run best-of, edit records, or accept and "
+                              "reject samples of the same input row in review")
+        items = [as_layout(p, "conversational" if fmt == "dpo-chat" else "string") for p in pairs]
     elif fmt == "sft":
         items = []
         for r in rows:
-            user = _user_text(r)
+            user = user_text(r["prompt"], r["variables"])
             if user is None:
                 skipped += 1
                 continue
@@ -77,7 +84,15 @@ def export(
                 "id": r["id"],
             })
     else:
-        items = rows
+        scores = score_table(nb, [r["id"] for r in rows])
+        names = sorted({n for s in scores.values() for n in s})
+        items = []
+        for r in rows:
+            v = result.verdicts.get(r["id"])
+            item = {**r, "kept": bool(v and v.kept), "dropped_at": None if v is None or v.kept else v.stage,
+                    "reason": v.reason if v else None}
+            item.update({n: scores.get(r["id"], {}).get(n) for n in names})
+            items.append(item)
     tmp = out.with_name(out.name + ".partial")
     try:
         if ext == ".jsonl":
@@ -87,9 +102,10 @@ def export(
         else:
             df = pd.DataFrame(items)
             if ext == ".csv":
-                for col in ("variables", "messages"):
+                for col in ("variables", "messages", "prompt", "chosen", "rejected"):
                     if col in df.columns:
-                        df[col] = df[col].map(lambda v: json.dumps(v, ensure_ascii=False))
+                        df[col] = df[col].map(lambda v: v if isinstance(v, str) or v is None
+                                              else json.dumps(v, ensure_ascii=False))
                 df.to_csv(tmp, index=False)
             else:
                 if "variables" in df.columns:

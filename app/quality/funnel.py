@@ -1,16 +1,22 @@
-"""The funnel: how many records survive each stage, and why the others fell out.
+"""The funnel decides the dataset: which records are kept, and where and why the others fell out.
 
-Stages, cheapest first: code validators, LLM judges, duplicates (a group keeps
-its representative), then the human review (rejected records). Everything is
-computed from what the notebook stores, so the same notebook gives the same
-funnel, and each stage names the step (with its stored settings) that made it.
+One definition of *kept*, used by the funnel view, the Records filter, export and the map:
+a sample with text is kept when it passes every active stage and no person rejected it.
+Stages, cheapest first: code validators, LLM judges (only those shown to beat chance, or
+trusted by the person; the others are listed with what they would drop), duplicates (a
+group keeps its representative), then the person's review: a rejection drops a record, an
+accept keeps it whatever an automatic stage said, and the verdict records which drop the
+person overrode. Everything is computed from what the notebook stores, and each run writes
+the verdicts back so the window can filter by them in SQL.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+from app.quality.trust import JUDGE_KINDS, criterion_of, judge_trust
 from app.store.notebook import Notebook
 from app.store.records import rejected_sample_ids, sample_ids
 from app.store.scores import (
@@ -22,32 +28,98 @@ from app.store.scores import (
     score_step,
     step_names,
 )
+from app.store.trust import accepted_sample_ids, save_verdicts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    record_id: int
+    kept: bool
+    stage: str | None  # the stage that dropped it (for a kept record: the drop a person overrode)
+    reason: str | None
+
+
+@dataclass
+class FunnelResult:
+    stages: list[dict[str, Any]]
+    verdicts: dict[int, Verdict]
+
+    @property
+    def kept_ids(self) -> list[int]:
+        return sorted(rid for rid, v in self.verdicts.items() if v.kept)
+
+
+def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
+    """Every stage's counts and every sample's verdict (written to the notebook when ``save``)."""
+    alive = set(sample_ids(nb))
+    dropped_at: dict[int, tuple[str, str]] = {}
+    stages: list[dict[str, Any]] = [{"stage": "generated", "kind": "all", "kept": len(alive), "dropped": 0,
+                                     "reasons": [], "active": True}]
+
+    def stage(name: str, kind: str, failing: dict[int, str], step_id: Any = None, *,
+              active: bool = True, trust: str | None = None, note: str = "",
+              details: dict[int, str] | None = None) -> None:
+        nonlocal alive
+        hit = {rid: why for rid, why in failing.items() if rid in alive}
+        if active:
+            alive = alive - set(hit)
+            for rid, why in hit.items():
+                dropped_at[rid] = (name, (details or {}).get(rid, why))
+        reasons = Counter(hit.values()).most_common(3)
+        stages.append({"stage": name, "kind": kind, "kept": len(alive), "dropped": len(hit) if active else 0,
+                       "would_drop": 0 if active else len(hit), "active": active, "trust": trust, "note": note,
+                       "reasons": [f"{why} ({n})" for why, n in reasons], "step_id": step_id})
+
+    for name in score_names(nb, "validator"):
+        stage(name, "validator", {rid: _reason_key("validator", why) for rid, why in failed_scores(nb, name)},
+              score_step(nb, name))
+    for kind in JUDGE_KINDS:
+        for name in score_names(nb, kind):
+            t = judge_trust(nb, criterion_of(name))
+            stage(name, kind, {rid: _reason_key(kind, why) for rid, why in failed_scores(nb, name)},
+                  score_step(nb, name), active=t.decides, trust=t.label,
+                  note="" if t.decides else f"not filtering: {t.detail}")
+    for name in score_names(nb, "rank"):  # best-of: the candidates ranked below the kept k of their row
+        stage("best-of", "best-of", {rid: "ranked below the kept candidates" for rid, _ in failed_scores(nb, name)},
+              score_step(nb, name))
+    methods = set(duplicate_methods(nb)) | set(step_names(nb, "dedupe"))
+    for method in sorted(methods):  # a dedupe that found nothing still shows, with 0 dropped
+        members = duplicate_members(nb, method)
+        stage(f"dedupe:{method}", "dedupe", {rid: f"{method} duplicate" for rid, _rep in members},
+              latest_step_id(nb, "dedupe", method),
+              details={rid: f"{method} duplicate of #{rep}" for rid, rep in members})
+    stage("review", "human", {rid: "rejected in review" for rid in rejected_sample_ids(nb)})
+    dropped_at.update({rid: ("review", "rejected in review") for rid in rejected_sample_ids(nb)
+                       if rid not in dropped_at})
+    rescued = [rid for rid in accepted_sample_ids(nb) if rid in dropped_at]
+    if rescued:
+        alive |= set(rescued)
+        stages.append({"stage": "accepted by a person", "kind": "human", "kept": len(alive), "dropped": 0,
+                       "rescued": len(rescued), "active": True, "trust": None, "note": "",
+                       "reasons": [f"kept over {s} ({n})" for s, n in
+                                   Counter(dropped_at[r][0] for r in rescued).most_common(3)], "step_id": None})
+    verdicts: dict[int, Verdict] = {}
+    for rid in sample_ids(nb):
+        where = dropped_at.get(rid)
+        if rid in alive:
+            verdicts[rid] = Verdict(rid, True, where[0] if where else None,
+                                    f"accepted by a person over {where[0]}: {where[1]}" if where else None)
+        else:
+            assert where is not None
+            verdicts[rid] = Verdict(rid, False, where[0], where[1])
+    if save:
+        save_verdicts(nb, [(v.record_id, v.kept, v.stage, v.reason) for v in verdicts.values()])
+    return FunnelResult(stages, verdicts)
 
 
 def funnel(nb: Notebook) -> list[dict[str, Any]]:
-    alive = set(sample_ids(nb))
-    stages: list[dict[str, Any]] = [{"stage": "generated", "kind": "all", "kept": len(alive), "dropped": 0,
-                                     "reasons": []}]
+    """The funnel's stages with kept/dropped counts (and the verdicts written to the notebook)."""
+    return compute_funnel(nb).stages
 
-    def stage(name: str, kind: str, failing: dict[int, str], step_id: Any = None) -> None:
-        nonlocal alive
-        dropped = {rid: why for rid, why in failing.items() if rid in alive}
-        alive = alive - set(dropped)
-        reasons = Counter(dropped.values()).most_common(3)
-        stages.append({"stage": name, "kind": kind, "kept": len(alive), "dropped": len(dropped),
-                       "reasons": [f"{why} ({n})" for why, n in reasons], "step_id": step_id})
 
-    for kind in ("validator", "judge", "rubric", "additive"):
-        for name in score_names(nb, kind):
-            failing = {rid: _reason_key(kind, why) for rid, why in failed_scores(nb, name)}
-            stage(name, kind, failing, score_step(nb, name))
-    methods = set(duplicate_methods(nb)) | set(step_names(nb, "dedupe"))
-    for method in sorted(methods):  # a dedupe that found nothing still shows, with 0 dropped
-        failing = {rid: f"{method} duplicate" for rid, _rep in duplicate_members(nb, method)}
-        stage(f"dedupe:{method}", "dedupe", failing, latest_step_id(nb, "dedupe", method))
-    rejected = {rid: "rejected in review" for rid in rejected_sample_ids(nb)}
-    stage("review", "human", rejected)
-    return stages
+def kept_ids(nb: Notebook) -> list[int]:
+    """The dataset: the ids of the samples the funnel keeps."""
+    return compute_funnel(nb).kept_ids
 
 
 def _reason_key(kind: str, reason: str | None) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.store.migrations import now
-from app.store.notebook import Notebook
+from app.store.notebook import Notebook, inserted_id
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def add_cell(nb: Notebook, kind: str, settings: dict[str, Any], position: int | 
     with nb.transaction() as c:
         cur = c.execute("INSERT INTO cells (position, kind, settings, collapsed) VALUES (?, ?, ?, 0)",
                         (position, kind, json.dumps(settings)))
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def save_cell(nb: Notebook, cell_id: int, *, settings: dict[str, Any], collapsed: bool, last_output: str,

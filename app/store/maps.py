@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.store.migrations import now
-from app.store.notebook import Notebook
+from app.store.notebook import Notebook, inserted_id
 
 MapPoint = tuple[int, float, float, int, float, float]  # record_id, x, y, cluster, outlier, centroid_distance
 POINT_COLUMNS = ("outlier", "centroid_distance")
@@ -68,6 +68,6 @@ def save_map(nb: Notebook, cache_key: str, embedder_sha: str, method: str, param
         cur = c.execute("INSERT INTO maps (cache_key, embedder_sha256, method, params, labels, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (cache_key, embedder_sha, method, json.dumps(params),
                                                       json.dumps({str(k): v for k, v in labels.items()}), now()))
-        map_id = int(cur.lastrowid)
+        map_id = inserted_id(cur)
         c.executemany("INSERT INTO map_points VALUES (?, ?, ?, ?, ?, ?, ?)", [(map_id, *p) for p in points])
     return map_id

@@ -202,11 +202,70 @@ def _m004_cells(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m005_trust(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        -- criteria (LLM judges) and validator rules kept in the notebook, versioned like prompts
+        CREATE TABLE criteria_versions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('criterion', 'rule')),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            spec TEXT NOT NULL,              -- JSON: the [[criterion]] / [[rule]] table's settings
+            hash TEXT NOT NULL,
+            parent_id INTEGER REFERENCES criteria_versions(id),
+            active INTEGER NOT NULL DEFAULT 1,
+            created TEXT NOT NULL,
+            UNIQUE (kind, name, version)
+        );
+        -- a person's answer to one criterion's question about one record (never automatic)
+        CREATE TABLE labels (
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            criterion TEXT NOT NULL,
+            value INTEGER NOT NULL CHECK (value IN (0, 1)),   -- 1 = yes, the record passes
+            author TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (record_id, criterion)
+        );
+        -- a judge checked against known examples and the person's labels, per criterion version and model
+        CREATE TABLE sanity_results (
+            id INTEGER PRIMARY KEY,
+            criterion TEXT NOT NULL,
+            criterion_version_id INTEGER REFERENCES criteria_versions(id),
+            model_sha256 TEXT,
+            trusted INTEGER NOT NULL,        -- 1 = shown to beat chance
+            result TEXT NOT NULL,            -- JSON: auc, p, confusion matrix, kappa, suggested threshold
+            created TEXT NOT NULL
+        );
+        -- a person's decision to let an untrusted judge filter anyway (or to stop a trusted one)
+        CREATE TABLE trust_overrides (
+            criterion TEXT PRIMARY KEY,
+            trusted INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            reason TEXT,
+            created TEXT NOT NULL
+        );
+        -- the funnel's verdict per sample, written each time the funnel is computed
+        CREATE TABLE verdicts (
+            record_id INTEGER PRIMARY KEY REFERENCES records(id),
+            kept INTEGER NOT NULL,
+            stage TEXT,                      -- where it was dropped (or the drop a person overrode)
+            reason TEXT
+        );
+        ALTER TABLE scores ADD COLUMN stale INTEGER NOT NULL DEFAULT 0;   -- the text changed after scoring
+        ALTER TABLE scores ADD COLUMN criterion_version_id INTEGER REFERENCES criteria_versions(id);
+        ALTER TABLE records ADD COLUMN likelihood_stale INTEGER NOT NULL DEFAULT 0;  -- mean_logprob is of older text
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
     ("003_map", _m003_map),
     ("004_cells", _m004_cells),
+    ("005_trust", _m005_trust),
 ]
 
 

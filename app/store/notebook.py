@@ -302,7 +302,7 @@ class Notebook:
                     json.dumps(settings, sort_keys=True), seed, samples_per_row, json.dumps(plan), now(),
                 ),
             )
-        return self.run(cur.lastrowid)
+        return self.run(inserted_id(cur))
 
     def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
         finished = None if status == "running" else now()
@@ -383,7 +383,7 @@ class Notebook:
                     input_record_id if derivation else None, derivation,
                 ),
             )
-        return int(cur.lastrowid)
+        return inserted_id(cur)
 
     def record(self, record_id: int) -> dict[str, Any]:
         row = self.conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
@@ -399,7 +399,8 @@ class Notebook:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if role is not None:
             where.append("role = ?")
             params.append(role)
@@ -417,9 +418,12 @@ class Notebook:
         return [record_dict(r) for r in self.conn.execute(sql, params)]
 
     def count_records(self, role: str | None = "sample") -> int:
+        count: int
         if role is None:
-            return self.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM records WHERE role = ?", (role,)).fetchone()[0]
+            count = self.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        else:
+            count = self.conn.execute("SELECT COUNT(*) FROM records WHERE role = ?", (role,)).fetchone()[0]
+        return count
 
     # -- edits -----------------------------------------------------------------------------
 
@@ -458,10 +462,14 @@ class Notebook:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (record_id, field, old, new_text, author, ts, reverts),
             )
-            edit_id = cur.lastrowid
+            edit_id = inserted_id(cur)
             c.execute(f"UPDATE records SET {field} = ?, updated = ? WHERE id = ?", (new_text, ts, record_id))
             if field in TEXT_FIELDS:
                 self._update_origin(c, record_id, row["origin"], author, ts)
+            if field == "output":  # scores and likelihood now describe the old text until recomputed
+                c.execute("UPDATE scores SET stale = 1 WHERE record_id = ?", (record_id,))
+                c.execute("UPDATE records SET likelihood_stale = 1 WHERE id = ? AND mean_logprob IS NOT NULL",
+                          (record_id,))
         return self.edit(edit_id)
 
     @staticmethod
@@ -512,6 +520,13 @@ class Notebook:
         if e.field == "variables" and old is not None:
             old = json.loads(old)
         return self.edit_record(e.record_id, e.field, old, author=author, reverts=e.id)
+
+
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT on ``cur`` just made."""
+    if cur.lastrowid is None:  # sqlite3 always sets it after a successful INSERT
+        raise RuntimeError("the INSERT did not report the id of the row it made")
+    return cur.lastrowid
 
 
 def record_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -30,7 +30,8 @@ class RecordFilter:
     descending: bool = False
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses, params = ["r.role = 'sample'"], []
+        clauses = ["r.role = 'sample'"]
+        params: list[Any] = []
         if self.status:
             clauses.append("r.status = ?")
             params.append(self.status)
@@ -54,7 +55,8 @@ class RecordFilter:
             clauses.append("r.id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(self.record_ids)))
         if self.score:
-            cond, sp = ["s.name = ?", "s.record_id = r.id"], [self.score]
+            cond = ["s.name = ?", "s.record_id = r.id"]
+            sp: list[Any] = [self.score]
             if self.score_min is not None:
                 cond.append("s.value >= ?")
                 sp.append(self.score_min)
@@ -80,7 +82,8 @@ SORTABLE = {
 
 def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
     where, params = flt.where()
-    return nb.conn.execute(f"SELECT COUNT(*) {_FROM} WHERE {where}", params).fetchone()[0]
+    count: int = nb.conn.execute(f"SELECT COUNT(*) {_FROM} WHERE {where}", params).fetchone()[0]
+    return count
 
 
 def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:

@@ -132,3 +132,26 @@ def set_derivation(nb: Notebook, record_id: int, derivation: str, parent_record_
     with nb.transaction() as c:
         c.execute("UPDATE records SET derivation = ?, parent_record_id = ? WHERE id = ?",
                   (derivation, parent_record_id, record_id))
+
+
+def edited_outputs(nb: Notebook) -> list[dict[str, Any]]:
+    """Samples whose text a person changed: id, prompt, the text as made (``original``) and as it is now."""
+    rows = nb.conn.execute(
+        "SELECT r.id, r.prompt, r.variables, r.output, (SELECT e.old FROM edits e WHERE e.record_id = r.id "
+        "AND e.field = 'output' ORDER BY e.id LIMIT 1) AS original FROM records r "
+        "WHERE r.role = 'sample' AND r.output IS NOT NULL AND EXISTS (SELECT 1 FROM edits e "
+        "WHERE e.record_id = r.id AND e.field = 'output' AND e.author NOT IN ('best-of', 'transform')) ORDER BY r.id"
+    ).fetchall()
+    return [{**dict(r), "variables": json.loads(r["variables"] or "{}")} for r in rows
+            if r["original"] is not None and r["original"] != r["output"]]
+
+
+def reviewed_siblings(nb: Notebook) -> list[dict[str, Any]]:
+    """Accepted and rejected samples that share an input row and prompt version (for preference pairs)."""
+    rows = nb.conn.execute(
+        "SELECT id, prompt, variables, output, status, input_record_id, prompt_version_id FROM records "
+        "WHERE role = 'sample' AND output IS NOT NULL AND status IN ('accepted', 'rejected') "
+        "AND input_record_id IS NOT NULL AND (status = 'accepted' OR COALESCE(derivation, '') != 'best-of:rejected') "
+        "ORDER BY input_record_id, prompt_version_id, id"
+    ).fetchall()
+    return [{**dict(r), "variables": json.loads(r["variables"] or "{}")} for r in rows]

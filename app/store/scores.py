@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.store.migrations import now
-from app.store.notebook import Notebook
+from app.store.notebook import Notebook, inserted_id
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def add_step(nb: Notebook, kind: str, name: str, settings: dict[str, Any], model
             "INSERT INTO steps (kind, name, settings, model_sha256, created) VALUES (?, ?, ?, ?, ?)",
             (kind, name, json.dumps(settings, sort_keys=True, default=str), model_sha256, now()),
         )
-    return int(cur.lastrowid)
+    return inserted_id(cur)
 
 
 def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> int:
@@ -44,7 +44,8 @@ def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> i
             "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, name) DO UPDATE SET "
             "kind = excluded.kind, value = excluded.value, passed = excluded.passed, reason = excluded.reason, "
-            "step_id = excluded.step_id, model_sha256 = excluded.model_sha256, created = excluded.created",
+            "step_id = excluded.step_id, model_sha256 = excluded.model_sha256, created = excluded.created, "
+            "stale = 0",
             rows,
         )
     return len(rows)
@@ -83,7 +84,8 @@ def failed_scores(nb: Notebook, name: str) -> list[tuple[int, str | None]]:
 
 def score_step(nb: Notebook, name: str) -> int | None:
     """The latest step that wrote a ``name`` score."""
-    return nb.conn.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
+    step_id: int | None = nb.conn.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
+    return step_id
 
 
 def sample_score_values(nb: Notebook, name: str) -> list[tuple[int, float]]:
@@ -124,7 +126,9 @@ def step_names(nb: Notebook, kind: str) -> list[str]:
 
 def latest_step_id(nb: Notebook, kind: str, name: str) -> int | None:
     """The latest step of this kind and name."""
-    return nb.conn.execute("SELECT MAX(id) FROM steps WHERE kind = ? AND name = ?", (kind, name)).fetchone()[0]
+    step_id: int | None = nb.conn.execute(
+        "SELECT MAX(id) FROM steps WHERE kind = ? AND name = ?", (kind, name)).fetchone()[0]
+    return step_id
 
 
 def sample_texts(nb: Notebook, record_ids: Sequence[int] | None = None) -> list[tuple[int, str, int | None]]:
