@@ -39,7 +39,7 @@ CHOICES = {"format": ("plain", "sft", "dpo", "dpo-chat"), "method": ("auto", "um
 
 @dataclass
 class Cell:
-    id: int | None
+    id: int  # always a stored cell's id (cells are made with add_cell)
     kind: str
     settings: dict[str, Any] = field(default_factory=dict)
     collapsed: bool = False

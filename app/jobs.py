@@ -160,9 +160,12 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
                 rules: str | Path | None = None, model_path: str | None = None, backend: str = "llama-cpp",
                 model_options: dict[str, Any] | None = None, task: TaskState,
                 worker: Emitter | None = None) -> str:
-    """One quality step from the window: validate, judge, sanity or dedupe (near duplicates)."""
+    """One quality step from the window: validate, judge, sanity, dedupe (near duplicates) or rescore (stale)."""
     from app.core.paths import resources_dir
 
+    if step == "rescore":
+        return rescore_job(notebook_path, criteria=criteria, rules=rules, model_path=model_path, backend=backend,
+                           model_options=model_options, task=task)
     quality = resources_dir() / "quality"
     with Notebook.open(notebook_path) as nb:
         if step == "validate":
@@ -181,7 +184,7 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
         from app.quality.judge import judge_notebook, load_criteria, sanity_notebook
 
         constitution = load_criteria(criteria or quality / "default_constitution.toml")
-        judge = backends.load_generator(backend, model_path, **(model_options or {}))
+        judge = backends.load_judge(backend, model_path, **(model_options or {}))
         try:
             if step == "judge":
                 counts = judge_notebook(nb, judge, constitution, task)
@@ -215,3 +218,31 @@ def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: s
         n_clusters = sum(1 for c in m.sizes() if c >= 0)
         return (f"{len(m.record_ids)} samples ({done} newly embedded), {m.method.upper()}, "
                 f"{n_clusters} clusters{' (cached)' if m.cached else ''}")
+
+
+def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None, rules: str | Path | None = None,
+                model_path: str | None = None, backend: str = "llama-cpp", model_options: dict[str, Any] | None = None,
+                task: TaskState, worker: Emitter | None = None) -> str:
+    """Recompute what edits made stale: scores (validators, heuristics, judges) and likelihoods."""
+    import backends
+    from app.core.paths import resources_dir
+    from app.quality.judge import load_criteria
+    from app.quality.stale import recompute_stale
+    from app.quality.validators import load_rules
+    from app.store.trust import stale_record_ids
+
+    quality = resources_dir() / "quality"
+    with Notebook.open(notebook_path) as nb:
+        if not stale_record_ids(nb):
+            return "nothing is stale: every score and likelihood describes the current text"
+        rule_list = load_rules(rules or quality / "default_rules.toml")
+        constitution = load_criteria(criteria or quality / "default_constitution.toml")
+        task.set_progress(0, 0, "loading model")
+        model = backends.load_judge(backend, model_path, **(model_options or {}))
+        try:
+            r = recompute_stale(nb, model, rules=rule_list, constitution=constitution, task=task)
+        finally:
+            model.close()
+    left = f"; still stale (no rule or criterion of that name now): {', '.join(r.left)}" if r.left else ""
+    return f"recomputed {r.scores} scores and {r.likelihoods} likelihoods of {r.records} edited records{left}"
+

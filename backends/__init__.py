@@ -13,6 +13,8 @@ from app.core.errors import ModelError
 from backends.protocols import (
     GenerationRequest,
     GenerationResult,
+    Judge,
+    JudgeModel,
     ModelInfo,
     SamplerSettings,
     TextGenerator,
@@ -51,17 +53,30 @@ def load_generator(name: str, model_path: str | None = None, **options: Any) -> 
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ModelError(f"backend {name!r} is not available: {exc}") from exc
-    return getattr(module, attr)(model_path, **options)
+    generator: TextGenerator = getattr(module, attr)(model_path, **options)
+    return generator
+
+
+def load_judge(name: str, model_path: str | None = None, **options: Any) -> JudgeModel:
+    """Like :func:`load_generator`, for judging (every registered backend can judge)."""
+    model = load_generator(name, model_path, **options)
+    if not isinstance(model, Judge):
+        model.close()
+        raise ModelError(f"backend {name!r} cannot judge: it gives no answer probabilities")
+    return model
 
 
 __all__ = [
     "GenerationRequest",
     "GenerationResult",
+    "Judge",
+    "JudgeModel",
     "ModelInfo",
     "SamplerSettings",
     "TextGenerator",
     "generator_names",
     "is_server_url",
     "load_generator",
+    "load_judge",
     "register_generator",
 ]

@@ -110,7 +110,8 @@ class LlamaEmbedder:
                     from app.core.errors import Cancelled
 
                     raise Cancelled()
-                n, group = 0, []
+                n = 0
+                group: list[int] = []  # indexes into texts, one per sequence of this batch
                 while i < len(texts) and len(group) < self.max_seqs:
                     toks = self._tokens(texts[i])
                     if group and n + len(toks) > self.n_batch:

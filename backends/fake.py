@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from backends.protocols import (
     ChoiceResult,
     GenerationRequest,
     GenerationResult,
+    K,
     ModelInfo,
     TokenCallback,
 )
@@ -36,17 +38,17 @@ class FakeGenerator:
         self.delay = float(os.environ.get("SYNTH_STUDIO_FAKE_DELAY", "0")) if delay is None else delay
         self.info = ModelInfo(backend="fake", path=None, sha256="fake-model-v1", description="deterministic fake")
 
-    def _rng(self, req: GenerationRequest) -> np.random.Generator:
+    def _rng(self, req: GenerationRequest[Any]) -> np.random.Generator:
         text = "\x00".join(m["content"] for m in req.messages)
         digest = hashlib.sha256(f"{req.seed}\x00{req.settings.temperature}\x00{text}".encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
     def generate(
         self,
-        requests: Sequence[GenerationRequest],
+        requests: Sequence[GenerationRequest[K]],
         cancel: CancelCheck | None = None,
-        on_token: TokenCallback | None = None,
-    ) -> Iterator[GenerationResult]:
+        on_token: TokenCallback[K] | None = None,
+    ) -> Iterator[GenerationResult[K]]:
         for req in requests:
             if cancel is not None and cancel.is_interruption_requested():
                 return
@@ -80,8 +82,8 @@ class FakeGenerator:
                 return
 
     def choice_probs(
-        self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
-    ) -> Iterator[ChoiceResult]:
+        self, requests: Sequence[ChoiceRequest[K]], cancel: CancelCheck | None = None
+    ) -> Iterator[ChoiceResult[K]]:
         """A judge at chance level: deterministic, unrelated to the question's meaning."""
         for req in requests:
             if cancel is not None and cancel.is_interruption_requested():
@@ -92,6 +94,11 @@ class FakeGenerator:
             total = sum(weights)
             yield ChoiceResult(key=req.key, probs={label: w / total for (label, _), w in zip(req.choices, weights)},
                                mass=0.9)
+
+    def text_logprobs(self, items: Sequence[tuple[Sequence[dict[str, str]], str]],
+                      cancel: object = None) -> list[list[float]]:
+        """A deterministic stand-in: each word costs more the longer it is."""
+        return [[-0.1 * len(w) for w in text.split()] for _messages, text in items]
 
     def close(self) -> None:
         pass

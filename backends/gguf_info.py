@@ -44,7 +44,7 @@ class _Reader:
     """Reads a GGUF header from a buffer without materialising arrays (vocabularies
     of 50k+ tokens are skipped in place, which is what makes this fast)."""
 
-    def __init__(self, buf: bytes | memoryview) -> None:
+    def __init__(self, buf: memoryview) -> None:
         self.buf, self.pos = buf, 0
 
     def take(self, fmt: str) -> Any:
@@ -178,7 +178,8 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     except (OSError, ValueError):
         cache = {}
     if key in cache:
-        return cache[key]
+        digest: str = cache[key]
+        return digest
     h = hashlib.sha256()
     with p.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -49,6 +50,9 @@ from backends.protocols import (
     TokenCallback,
 )
 from backends.sampling import sample_token
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 DEFAULT_N_CTX = 2048
 N_BATCH = 2048  # tokens per llama_batch
@@ -193,14 +197,17 @@ class LlamaCppGenerator:
 
         lc = self._lc = llama_cpp
         self.info, gguf = _inspect(model_path)
+        model_file = self.info.path
+        if model_file is None:  # _inspect always resolves the file
+            raise ModelError("no model file to load")
         self.parallel = max(1, int(parallel)) if parallel else default_parallel(gguf, n_ctx)
         threads = n_threads or default_threads()
         _ensure_backend()
         mparams = lc.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
-        self._model = lc.llama_model_load_from_file(self.info.path.encode("utf-8"), mparams)
+        self._model = lc.llama_model_load_from_file(model_file.encode("utf-8"), mparams)
         if not self._model:
-            raise ModelError(f"llama.cpp could not load {self.info.path}")
+            raise ModelError(f"llama.cpp could not load {model_file}")
         cparams = lc.llama_context_default_params()
         # one spare sequence beyond the P slots: a filler row there keeps a lone decoding
         # sequence out of llama.cpp's split-KV attention path (see PREFILL_ROWS)
@@ -282,7 +289,8 @@ class LlamaCppGenerator:
         if self._formatter is None:
             turns = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
             return turns + "Assistant:"
-        return self._formatter(messages=list(messages)).prompt
+        # chat turns are {"role", "content"} dicts: the TypedDicts llama-cpp-python declares
+        return self._formatter(messages=cast("list[ChatCompletionRequestMessage]", list(messages))).prompt
 
     def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
         return tokenize_text(self.vocab, text, add_bos, special)
@@ -385,6 +393,13 @@ class LlamaCppGenerator:
         if sq.wants_logits and n_chunks:
             ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
             row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return row
+
+    def _prefill_logits(self, sq: _Seq) -> np.ndarray:
+        """``_prefill`` for a sequence that wants its logits (``_place`` always leaves it a token to decode)."""
+        row = self._prefill(sq)
+        if row is None:
+            raise RuntimeError(f"llama.cpp gave no logits for the prompt in slot {sq.slot}")
         return row
 
     def _decode_step(self, seqs: Sequence[_Seq]) -> list[tuple[_Seq, int]]:
@@ -518,7 +533,7 @@ class LlamaCppGenerator:
                     sq = active[slot] = self._start(req, slot, toks)
                     if cancel is not None and cancel.is_interruption_requested():
                         break  # the loop's top reports every active request as cancelled
-                    rows.append((sq, self._prefill(sq)))
+                    rows.append((sq, self._prefill_logits(sq)))
                 else:
                     yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]), on_token)
                 continue  # check for cancel between a long prefill and the next step
@@ -538,8 +553,11 @@ class LlamaCppGenerator:
             gaps = top2[:, 0] - top2[:, 1]
         done: list[GenerationResult] = []
         for j, sq in enumerate(seqs):
-            s = sq.req.settings  # type: ignore[union-attr]
-            tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, sq.rng)
+            req, rng, decoder = sq.req, sq.rng, sq.decoder
+            if req is None or rng is None or decoder is None:  # _start sets all three
+                raise RuntimeError(f"sequence {sq.slot} is generating but was not started by _start")
+            s = req.settings
+            tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, rng)
             reason = None
             if self.trace is not None:
                 toks, margins = self.trace.setdefault(sq.key, ([], []))
@@ -549,7 +567,7 @@ class LlamaCppGenerator:
                 reason = "stop"
             else:
                 sq.logprobs.append(float(logits[j, tok] - lse[j]))
-                piece = sq.decoder.decode(self._piece(tok))  # type: ignore[union-attr]
+                piece = decoder.decode(self._piece(tok))
                 if piece:
                     sq.text += piece
                     if on_token is not None:
@@ -593,6 +611,40 @@ class LlamaCppGenerator:
             finally:
                 self._release()
 
+    def text_logprobs(
+        self, items: Sequence[tuple[Sequence[dict[str, str]], str]], cancel: CancelCheck | None = None
+    ) -> list[list[float]]:
+        """Teacher-forced log-probability of each token of a given assistant text after its
+        chat prompt: the likelihood of a text the model did not (or no longer) wrote, such as
+        a record a person edited. Decoded like generation (one token per step), so an
+        unedited text scores as it did when it was generated, up to re-tokenisation."""
+        out: list[list[float]] = []
+        with hold_cores(f"llama.cpp scoring with {self.info.description}", cancel):
+            self._acquire()
+            try:
+                for messages, text in items:
+                    if cancel is not None and cancel.is_interruption_requested():
+                        break
+                    prompt = self.tokenize(self.format_prompt(messages))
+                    cont = self._tokenize(text, False, False)
+                    if not cont or len(prompt) + len(cont) > self.n_ctx:
+                        out.append([])
+                        continue
+                    start = self._place(0, prompt)
+                    sq = _Seq(key=None, slot=0, pending=prompt[start:], pos=start, n_prompt=len(prompt))
+                    row = self._prefill(sq)
+                    lps: list[float] = []
+                    for tok in cont:
+                        assert row is not None
+                        m = float(row.max())
+                        lps.append(float(row[tok]) - (m + float(np.log(np.exp(row - m).sum()))))
+                        sq.pending = [tok]
+                        row = self._logits(self._decode_step([sq]))[0]
+                    out.append(lps)
+            finally:
+                self._release()
+        return out
+
     def _judge_tokens(self, req: ChoiceRequest) -> list[int]:
         prompt = req.raw_prompt if req.raw_prompt is not None else self.format_prompt(req.messages) + req.answer_prefix
         tokens = self.tokenize(prompt)
@@ -614,7 +666,7 @@ class LlamaCppGenerator:
             for (slot, toks), req in zip(items, group):
                 n = self._place(slot, toks)
                 sq = _Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks))
-                rows[slot] = self._prefill(sq)
+                rows[slot] = self._prefill_logits(sq)
                 seqs.append(sq)
             for sq, req in zip(seqs, group):
                 lg = rows[sq.slot].astype(np.float64)

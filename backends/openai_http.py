@@ -67,7 +67,7 @@ class OpenAICompatibleGenerator:
             raise ModelError(
                 f"the openai backend needs a server URL such as http://127.0.0.1:8080/v1, not {model_path!r}"
             )
-        url, _, name = str(model_path).partition("#")
+        url, _sep, name = str(model_path).partition("#")
         self.base_url = url.rstrip("/")
         self.concurrency = max(1, int(concurrency))
         self.api_key = api_key
@@ -96,7 +96,8 @@ class OpenAICompatibleGenerator:
             req = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
+                    answer: dict[str, Any] = json.loads(resp.read().decode("utf-8"))  # the API answers objects
+                    return answer
             except urllib.error.HTTPError as exc:
                 detail = exc.read().decode("utf-8", errors="replace")[:300]
                 if exc.code in RETRYABLE:

@@ -3,13 +3,19 @@
 Backends are batch-first: a list of requests goes in, results come out as they
 finish (not necessarily in order; each carries its request's ``key``). That lets
 batching, caching and parallel servers fit without changing the callers.
+
+Requests and results are generic in the key's type ``K``: a backend hands back
+whatever key it was given, so a caller that keys requests by record id gets int keys
+back, typed, without a cast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -32,18 +38,18 @@ class SamplerSettings:
 
 
 @dataclass(frozen=True)
-class GenerationRequest:
+class GenerationRequest(Generic[K]):
     """One completion to make. ``messages`` are chat turns; the backend applies the model's chat template."""
 
-    key: Hashable
+    key: K
     messages: tuple[dict[str, str], ...]
     seed: int
     settings: SamplerSettings = field(default_factory=SamplerSettings)
 
 
 @dataclass
-class GenerationResult:
-    key: Hashable
+class GenerationResult(Generic[K]):
+    key: K
     text: str
     prompt_tokens: int
     completion_tokens: int
@@ -63,14 +69,14 @@ class CancelCheck(Protocol):
     def is_interruption_requested(self) -> bool: ...
 
 
-TokenCallback = Callable[[Hashable, str], None]
+TokenCallback = Callable[[K, str], None]  # (request key, text piece)
 
 
 @dataclass(frozen=True)
-class ChoiceRequest:
+class ChoiceRequest(Generic[K]):
     """Which of a few answers would the model give next? ``choices`` maps a label to its spellings."""
 
-    key: Hashable
+    key: K
     messages: tuple[dict[str, str], ...]
     choices: tuple[tuple[str, tuple[str, ...]], ...]  # ((label, (spelling, ...)), ...)
     answer_prefix: str = ""  # text already in the assistant's turn before the answer
@@ -78,8 +84,8 @@ class ChoiceRequest:
 
 
 @dataclass
-class ChoiceResult:
-    key: Hashable
+class ChoiceResult(Generic[K]):
+    key: K
     probs: dict[str, float]  # renormalised over the choices: sums to 1
     mass: float  # how much of the model's next-token probability the choices hold (0..1)
 
@@ -91,8 +97,14 @@ class Judge(Protocol):
     info: ModelInfo
 
     def choice_probs(
-        self, requests: Sequence[ChoiceRequest], cancel: CancelCheck | None = None
-    ) -> Iterator[ChoiceResult]: ...
+        self, requests: Sequence[ChoiceRequest[K]], cancel: CancelCheck | None = None
+    ) -> Iterator[ChoiceResult[K]]: ...
+
+
+class JudgeModel(Judge, Protocol):
+    """A judge that holds a loaded model (memory, threads) until it is closed."""
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable
@@ -103,10 +115,10 @@ class TextGenerator(Protocol):
 
     def generate(
         self,
-        requests: Sequence[GenerationRequest],
+        requests: Sequence[GenerationRequest[K]],
         cancel: CancelCheck | None = None,
-        on_token: TokenCallback | None = None,
-    ) -> Iterator[GenerationResult]:
+        on_token: TokenCallback[K] | None = None,
+    ) -> Iterator[GenerationResult[K]]:
         """Yield one result per request as each finishes.
 
         When ``cancel`` asks to stop, the request in progress ends with
@@ -115,3 +127,12 @@ class TextGenerator(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TextScorer(Protocol):
+    """A model that can say how likely a given text is after a prompt (teacher forcing)."""
+
+    def text_logprobs(
+        self, items: Sequence[tuple[Sequence[dict[str, str]], str]], cancel: CancelCheck | None = None
+    ) -> list[list[float]]: ...

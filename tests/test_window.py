@@ -445,7 +445,9 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
     assert stages["validator:length"]["dropped"] == 1 and stages["validator:banned_phrases"]["dropped"] == 1
     assert "judge:english" in stages and "dedupe:minhash" in stages
     ax = q.figure.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [s["stage"] for s in q.stages]
+    assert [t.get_text().split("  [")[0] for t in ax.get_yticklabels()] == [s["stage"] for s in q.stages]
+    untrusted = [t.get_text() for t in ax.get_yticklabels() if "  [" in t.get_text()]
+    assert untrusted and all(not stages[u.split("  [")[0]]["active"] for u in untrusted)  # marked, not filtering
     assert q.sanity.rowCount() == 4 and "FLAGGED" in q.sanity.item(2, 1).text()  # rubric without examples
     assert "4 records" in q.metrics.text()
 

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import compare_job
 from app.generate.model_choice import job_model_args
+from app.jobs import compare_job
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner

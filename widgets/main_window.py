@@ -13,40 +13,41 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QDoubleValidator, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
-    QLineEdit,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QSplitter,
-    QTabWidget,
     QTableView,
+    QTabWidget,
     QTextBrowser,
-    QWidget,
     QVBoxLayout,
-    QHeaderView,
-    QAbstractItemView,
+    QWidget,
 )
 
-from app.store.queries import RecordFilter, filter_choices, lineage, prompt_names, summary
-from app.jobs import export_job, import_job
-from app.generate.model_choice import notebook_model
 from app.core.errors import StudioError
 from app.core.paths import resources_dir
 from app.core.settings import edit_settings, load_settings
+from app.generate.model_choice import notebook_model
+from app.jobs import export_job, import_job
+from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook
+from app.store.queries import RecordFilter, filter_choices, lineage, prompt_names, summary
 from widgets.compare_view import CompareView
 from widgets.generate_bar import GenerateBar
+from widgets.job_runner import JobRunner, compute_busy
 from widgets.map_view import MapView
 from widgets.notebook_view import NotebookView
-from widgets.records_table import RecordsModel
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
+from widgets.records_table import RecordsModel
 from widgets.review_queue import ReviewQueue
-from widgets.job_runner import JobRunner, compute_busy
 
 APP_NAME = "Synth Studio"
 
@@ -102,6 +103,8 @@ class MainWindow(QMainWindow):
         self.score_filter = QComboBox()
         self.cluster_filter = QComboBox()
         self.cluster_filter.setToolTip("Clusters of the latest map (Map tab)")
+        self.verdict_filter = QComboBox()
+        self.verdict_filter.setToolTip("The funnel's verdict: the kept set is what export writes")
         self.score_min, self.score_max = QLineEdit(), QLineEdit()
         for w, hint in ((self.score_min, "min"), (self.score_max, "max")):
             w.setPlaceholderText(hint)
@@ -110,7 +113,7 @@ class MainWindow(QMainWindow):
         self.shown_label = QLabel()
         self._fill_filter_choices()
         for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter,
-                  self.cluster_filter):
+                  self.cluster_filter, self.verdict_filter):
             w.currentIndexChanged.connect(self.apply_filter)
         for w in (self.score_min, self.score_max):
             w.textChanged.connect(lambda _t: self._search_timer.start())
@@ -122,6 +125,7 @@ class MainWindow(QMainWindow):
         filters.addWidget(self.search, 1)
         filters.addWidget(self.status_filter)
         filters.addWidget(self.origin_filter)
+        filters.addWidget(self.verdict_filter)
         filters.addWidget(self.shown_label)
         filters2 = QHBoxLayout()
         filters2.setContentsMargins(8, 0, 8, 0)
@@ -297,11 +301,13 @@ class MainWindow(QMainWindow):
                 self._on_current_row_changed(current, None)
 
     def _fill_filter_choices(self) -> None:
-        """Refill the prompt-version, run and score menus from the notebook, keeping the choice."""
+        """Refill the prompt-version, run, score, cluster and verdict menus from the notebook, keeping the choice."""
+        compute_funnel(self.nb)  # the verdicts the kept/dropped filter reads
         choices = filter_choices(self.nb)
         for combo, key, blank in ((self.version_filter, "prompt_versions", "any prompt"),
                                   (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter"),
-                                  (self.cluster_filter, "clusters", "any cluster")):
+                                  (self.cluster_filter, "clusters", "any cluster"),
+                                  (self.verdict_filter, "verdicts", "kept or dropped")):
             current = combo.currentData()
             combo.blockSignals(True)
             combo.clear()
@@ -323,7 +329,8 @@ class MainWindow(QMainWindow):
             status=pick(self.status_filter), origin=pick(self.origin_filter), text=self.search.text().strip(),
             prompt_version_id=self.version_filter.currentData(), run_id=self.run_filter.currentData(),
             score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
-            cluster=self.cluster_filter.currentData(), order_by=old.order_by, descending=old.descending))
+            cluster=self.cluster_filter.currentData(), verdict=self.verdict_filter.currentData(),
+            order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)

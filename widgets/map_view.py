@@ -34,6 +34,7 @@ from app.core.errors import StudioError
 from app.jobs import map_job
 from app.map.axes import axis_values, extrema
 from app.map.projection import MapResult, latest_map
+from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook
 from app.store.queries import map_values, record_text
 from app.store.scores import score_names
@@ -242,7 +243,7 @@ class MapView(QWidget):
         current = self.colour_by.currentText()
         self.colour_by.blockSignals(True)
         self.colour_by.clear()
-        names = ["cluster", "status", "run", "prompt version", "likelihood", "length"]
+        names = ["cluster", "funnel verdict", "status", "run", "prompt version", "likelihood", "length"]
         names += [f"score:{name}" for name in score_names(self.nb)]
         self.colour_by.addItems(names)
         if current in names:
@@ -264,6 +265,8 @@ class MapView(QWidget):
         ids = self.map.record_ids
         if what == "cluster":
             return [int(c) for c in self.map.clusters], False
+        if what == "funnel verdict":
+            compute_funnel(self.nb)  # the verdicts as the store says now
         got = map_values(self.nb, what, ids)
         return [got.get(i) for i in ids], what.startswith("score:") or what in ("likelihood", "length")
 
@@ -298,6 +301,8 @@ class MapView(QWidget):
                     colour_of[c] = NOISE
                 elif what == "status":
                     colour_of[c] = STATUS_COLOURS.get(str(c), PALETTE[i % len(PALETTE)])
+                elif what == "funnel verdict":
+                    colour_of[c] = STATUS_COLOURS["accepted"] if c == "kept" else PALETTE[(i + 1) % len(PALETTE)]
                 else:
                     colour_of[c] = PALETTE[i % len(PALETTE)]
             colours = [colour_of.get(v, NOISE) for v in values]

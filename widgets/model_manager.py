@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -21,7 +21,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import StudioError
-from app.generate.model_choice import ModelChoice, ModelEntry, find_models, is_server_url, notebook_model, set_notebook_model
+from app.generate.model_choice import (
+    ModelChoice,
+    ModelEntry,
+    find_models,
+    is_server_url,
+    notebook_model,
+    set_notebook_model,
+)
 from app.store.notebook import Notebook
 
 COLUMNS = ("name", "architecture", "parameters", "quantisation", "context", "chat template", "size", "found in", "path")

@@ -37,10 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.store.queries import generated_record, prompt_names, record_variables
 from app.cells import CHOICES, Cell, ensure_cells, move_cell, run_cell, save_cell
 from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
+from app.store.queries import generated_record, prompt_names, record_variables
 from widgets.job_runner import JobRunner
 
 HINTS = {

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import StudioError
 from app.generate.runs import preview_text
-from app.store.notebook import Notebook
 from app.prompts.templates import parse_template
+from app.store.notebook import Notebook
 
 
 def _fmt(colour: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:

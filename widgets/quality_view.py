@@ -19,26 +19,41 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import JobEvent, SanityReady, quality_job
 from app.generate.model_choice import job_model_args
-from app.quality.funnel import funnel
+from app.jobs import JobEvent, SanityReady, quality_job
 from app.quality.diversity import notebook_metrics
+from app.quality.funnel import funnel
 from app.store.notebook import Notebook
 from widgets.job_runner import JobRunner
 
-STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"))
+STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"),
+         ("rescore", "Recompute stale"))
 
 
 def draw_funnel(ax, stages: list[dict]) -> None:
-    """The funnel as horizontal bars: kept (blue) and dropped at each stage (red)."""
-    names = [s["stage"] for s in stages]
+    """The funnel as horizontal bars: kept, dropped at each stage, and what an untrusted judge
+    would drop (hatched: it does not filter until it is checked or trusted)."""
+    names = [s["stage"] + ("" if s.get("active", True) else f"  [{s.get('trust')}]") for s in stages]
     kept = [s["kept"] for s in stages]
-    ax.barh(range(len(stages)), kept, color="#4a78b5")
-    ax.barh(range(len(stages)), [s["dropped"] for s in stages], left=kept, color="#e3a0a0")
-    ax.set_yticks(range(len(stages)), names, fontsize=8)
+    ys = range(len(stages))
+    ax.barh(ys, kept, color="#4a78b5", label="kept")
+    ax.barh(ys, [s["dropped"] for s in stages], left=kept, color="#d9534f", label="dropped here")
+    would = [s.get("would_drop", 0) for s in stages]
+    if any(would):
+        ax.barh(ys, would, left=kept, color="none", edgecolor="#d9534f", hatch="//",
+                label="would drop (judge not trusted)")
+    rescued = [s.get("rescued", 0) for s in stages]
+    if any(rescued):
+        ax.barh(ys, rescued, left=[k - r for k, r in zip(kept, rescued)], color="#5cb85c",
+                label="kept by a person over a drop")
+    for y, s in zip(ys, stages):
+        ax.text(s["kept"], y, f" {s['kept']}", va="center", fontsize=7)
+    ax.set_yticks(list(ys), names, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("records (blue kept, red dropped at this stage)", fontsize=8)
-    ax.set_title("Funnel", fontsize=10)
+    ax.set_xlabel("samples", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    final = stages[-1]["kept"] if stages else 0
+    ax.set_title(f"Funnel: {final} kept — the dataset export writes", fontsize=10)
 
 
 class QualityView(QWidget):
@@ -82,7 +97,7 @@ class QualityView(QWidget):
 
     def run_step(self, step: str) -> None:
         """Run one step; a step still running is cancelled and its result dropped."""
-        uses_model = step in ("judge", "sanity")
+        uses_model = step in ("judge", "sanity", "rescore")
         self.step = step
         self.runner.start(quality_job, self.nb.path, step, backend=self.backend, compute=uses_model,
                           **job_model_args(self.nb))

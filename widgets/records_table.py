@@ -7,8 +7,8 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QUndoStack
 
-from app.store.queries import RECORD_COLUMNS, RecordFilter, count_records, record_page
 from app.store.notebook import Notebook
+from app.store.queries import RECORD_COLUMNS, RecordFilter, count_records, record_page
 
 PAGE = 200
 STATUS_COLOURS = {"accepted": QColor("#1b7f4b"), "rejected": QColor("#b3261e"), "flagged": QColor("#a86b00")}

@@ -1,7 +1,10 @@
-"""The review queue: one record at a time, large text, keyboard first.
+"""The review queue: one record at a time, large text, keyboard first, most useful records first.
 
 A accept · R reject · F flag · J next · K previous · E edit (Ctrl+Enter saves, Esc cancels).
-Status changes and edits go through the same undo stack as the records table.
+Y / N answer the focused criterion's question (Tab / Shift+Tab move between criteria, U clears
+the answer): the answer is a label that checks that criterion's judge.
+The order and each record's reason come from ``app.review.queue``; status changes, edits and
+answers go through the same undo stack as the records table.
 """
 
 from __future__ import annotations
@@ -9,14 +12,47 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QShortcut, QUndoStack
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QShortcut, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QStackedWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.store.queries import review_card, review_ids, review_progress
+from app.review.labels import CriterionCard, card_criteria, label_value
+from app.review.queue import QueueItem, build_queue, progress, view_choices
 from app.store.notebook import Notebook
+from app.store.review import review_card, review_progress
+from app.store.trust import set_label
 from widgets.edit_commands import EditRecordCommand
 
 KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_F: "flagged"}
+ANSWER_KEYS = {Qt.Key.Key_Y: True, Qt.Key.Key_N: False, Qt.Key.Key_U: None}
+HELP = ("A accept · R reject · F flag · Y/N answer the focused question (Tab next question, U clear) · "
+        "J next · K previous · E edit (Ctrl+Enter save, Esc cancel)")
+
+
+class LabelCommand(QUndoCommand):
+    """A person's answer to one criterion about one record (undo puts back the previous answer)."""
+
+    def __init__(self, nb: Notebook, record_id: int, criterion: str, new: bool | None, old: bool | None,
+                 on_change) -> None:
+        super().__init__(f"answer {criterion} for record {record_id}")
+        self._nb, self._rid, self._criterion, self._new, self._old = nb, record_id, criterion, new, old
+        self._on_change = on_change
+
+    def redo(self) -> None:
+        set_label(self._nb, self._rid, self._criterion, self._new)
+        self._on_change(self._rid)
+
+    def undo(self) -> None:
+        set_label(self._nb, self._rid, self._criterion, self._old)
+        self._on_change(self._rid)
 
 
 class ReviewQueue(QWidget):
@@ -25,11 +61,25 @@ class ReviewQueue(QWidget):
     def __init__(self, nb: Notebook, undo_stack: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
+        self.items: list[QueueItem] = []
         self.ids: list[int] = []
         self.pos = 0
+        self.criteria: list[CriterionCard] = []
+        self.crit_pos = 0
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setWordWrap(True)
+        self.view = QComboBox()
+        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay with the queue
+        self.view.setToolTip("Which records the queue walks")
+        self.view.currentIndexChanged.connect(self._on_view_changed)
+        self.why = QLabel()
+        self.why.setWordWrap(True)
+        self.why.setStyleSheet("color: #1f5fa8;")
+        self.stale = QLabel()
+        self.stale.setWordWrap(True)
+        self.stale.setStyleSheet("color: #a86b00;")
         self.text = QTextBrowser()
         big = QFont(self.font())
         big.setPointSize(big.pointSize() + 4)
@@ -40,14 +90,24 @@ class ReviewQueue(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.text)
         self.stack.addWidget(self.editor)
+        self.questions = QLabel()
+        self.questions.setTextFormat(Qt.TextFormat.RichText)
+        self.questions.setWordWrap(True)
         self.facts = QLabel()
         self.facts.setTextFormat(Qt.TextFormat.RichText)
         self.facts.setWordWrap(True)
-        self.help = QLabel("A accept · R reject · F flag · J next · K previous · E edit (Ctrl+Enter save, Esc cancel)")
+        self.help = QLabel(HELP)
+        self.help.setWordWrap(True)
         self.help.setStyleSheet("color: #666;")
+        top = QHBoxLayout()
+        top.addWidget(self.header, 1)
+        top.addWidget(self.view, 0, Qt.AlignmentFlag.AlignTop)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.header)
+        lay.addLayout(top)
+        lay.addWidget(self.why)
+        lay.addWidget(self.stale)
         lay.addWidget(self.stack, 1)
+        lay.addWidget(self.questions)
         lay.addWidget(self.facts)
         lay.addWidget(self.help)
         QShortcut(QKeySequence("Ctrl+Return"), self.editor, self.save_edit)
@@ -57,28 +117,50 @@ class ReviewQueue(QWidget):
     # -- navigation ---------------------------------------------------------------------
 
     def reload(self) -> None:
+        """Rebuild the queue (order, reasons, the filter's choices), staying on the current record."""
         current = self.current_id()
-        self.ids = review_ids(self.nb)
+        view = self.view.currentData() or "all"
+        self.view.blockSignals(True)
+        self.view.clear()
+        for label, value in view_choices(self.nb):
+            self.view.addItem(label, value)
+        self.view.setCurrentIndex(max(0, self.view.findData(view)))
+        self.view.blockSignals(False)
+        self.items = build_queue(self.nb, view=self.view.currentData() or "all")
+        self.ids = [it.record_id for it in self.items]
         self.pos = self.ids.index(current) if current in self.ids else 0
         self.show_current()
+
+    def _on_view_changed(self, _index: int) -> None:
+        self.pos = 0
+        self.reload()
+        self.setFocus()
 
     def current_id(self) -> int | None:
         return self.ids[self.pos] if 0 <= self.pos < len(self.ids) else None
 
+    def current_item(self) -> QueueItem | None:
+        return self.items[self.pos] if 0 <= self.pos < len(self.items) else None
+
     def move(self, step: int) -> None:
         if self.ids:
             self.pos = max(0, min(len(self.ids) - 1, self.pos + step))
+            self.crit_pos = -1  # focus the criterion the record is queued for
             self.show_current()
 
     def show_current(self) -> None:
         rid = self.current_id()
-        progress = review_progress(self.nb)
-        runs = " · ".join(
-            f"{'run ' + str(p['run_id']) if p['run_id'] else 'imported'}: {p['share']:.0%} reviewed" for p in progress)
+        runs = " · ".join(f"{'run ' + str(p['run_id']) if p['run_id'] else 'imported'}: {p['share']:.0%} reviewed"
+                          for p in review_progress(self.nb))
+        done = progress(self.nb, self.ids).line
         if rid is None:
-            self.header.setText("<b>Nothing to review yet</b>")
+            self.header.setText(f"<b>Nothing to review in this view</b><br><span style='color:#666'>"
+                                f"{html.escape(done)}</span>")
+            for w in (self.why, self.stale, self.questions, self.facts):
+                w.setText("")
+            self.stale.hide()
             self.text.setPlainText("")
-            self.facts.setText("")
+            self.criteria = []
             return
         card = review_card(self.nb, rid)
         r = card["record"]
@@ -86,9 +168,38 @@ class ReviewQueue(QWidget):
         self.header.setText(
             f"<b>Record {rid}</b> ({self.pos + 1} of {len(self.ids)}) — "
             f"<span style='color:{colour}'><b>{r['status']}</b></span>, {r['origin']}"
-            f"<br><span style='color:#666'>{html.escape(runs)}</span>")
+            f"<br><b>{html.escape(done)}</b><br><span style='color:#666'>{html.escape(runs)}</span>")
+        item = self.current_item()
+        self.why.setText(f"Why: {item.why}" if item else "")
+        stale = card["stale"] + (["likelihood"] if card["likelihood_stale"] else [])
+        self.stale.setText(f"scores are stale (edited after scoring): {', '.join(stale)}" if stale else "")
+        self.stale.setVisible(bool(stale))
         self.text.setPlainText(r["output"] or "")
-        facts = []
+        self._show_questions(rid, item)
+        self.facts.setText("<br>".join(self._facts(card)))
+
+    def _show_questions(self, rid: int, item: QueueItem | None) -> None:
+        focused = self.criteria[self.crit_pos].info.name if 0 <= self.crit_pos < len(self.criteria) else None
+        self.criteria = card_criteria(self.nb, rid)
+        names = [c.info.name for c in self.criteria]
+        want = focused if self.crit_pos >= 0 else (item.criterion if item else None) or focused
+        self.crit_pos = names.index(want) if want in names else 0
+        lines = []
+        for i, c in enumerate(self.criteria):
+            if c.value is None:
+                judge = "not judged"
+            else:
+                judge = (f"judge {c.value:.2f} {'passes' if c.passed else 'fails'} (threshold {c.threshold:g}, "
+                         f"{c.trust})" + (", stale" if c.stale else ""))
+            answer = {True: "yes", False: "no", None: "—"}[c.answer]
+            line = (f"<b>{html.escape(c.info.name)}</b>: {html.escape(c.info.prompt)} "
+                    f"<span style='color:#666'>{html.escape(judge)}</span> · your answer: <b>{answer}</b>")
+            lines.append(f"▶ {line}" if i == self.crit_pos else f"<span style='color:#555'>&nbsp;&nbsp;&nbsp;{line}</span>")
+        self.questions.setText("<br>".join(lines))
+
+    @staticmethod
+    def _facts(card: dict) -> list[str]:
+        r, facts = card["record"], []
         pv, run = card.get("prompt_version"), card.get("run")
         if pv is not None:
             facts.append(f"prompt {html.escape(pv.label)}" + (f", run {run.id}, seed {r['seed']}" if run else ""))
@@ -103,7 +214,11 @@ class ReviewQueue(QWidget):
                 + "</span>")
         for d in card["duplicates"]:
             facts.append(f"{d['method']} duplicate group of {d['size']} (representative {d['representative_id']})")
-        self.facts.setText("<br>".join(facts))
+        if card["verdict"] is not None:
+            kept, stage, reason = card["verdict"]
+            facts.append(("kept" if kept else f"dropped at {html.escape(stage or '')}")
+                         + (f": {html.escape(reason)}" if reason else ""))
+        return facts
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -121,6 +236,28 @@ class ReviewQueue(QWidget):
         self._push("status", status)
         self.move(1)
 
+    def answer(self, yes: bool | None) -> None:
+        """Store the person's answer to the focused criterion's question, then focus the next criterion."""
+        rid = self.current_id()
+        if rid is None or not 0 <= self.crit_pos < len(self.criteria):
+            return
+        c = self.criteria[self.crit_pos]
+        new = None if yes is None else label_value(c.info, yes)
+        old = None if c.answer is None else label_value(c.info, c.answer)
+        if new != old:
+            self.undo_stack.push(LabelCommand(self.nb, rid, c.info.name, new, old, self._changed))
+        if yes is not None:
+            self.focus_criterion(1, wrap=False)
+
+    def focus_criterion(self, step: int, wrap: bool = True) -> None:
+        if not self.criteria:
+            return
+        n = len(self.criteria)
+        self.crit_pos = (self.crit_pos + step) % n if wrap else max(0, min(n - 1, self.crit_pos + step))
+        rid = self.current_id()
+        if rid is not None:
+            self._show_questions(rid, self.current_item())
+
     def start_edit(self) -> None:
         rid = self.current_id()
         if rid is None:
@@ -137,12 +274,21 @@ class ReviewQueue(QWidget):
         self.stack.setCurrentWidget(self.text)
         self.setFocus()
 
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 (Qt names)
+        """Tab and Shift+Tab move between the criteria's questions while the text is shown."""
+        if self.stack.currentWidget() is self.editor or not self.hasFocus():
+            return super().focusNextPrevChild(next)
+        self.focus_criterion(1 if next else -1)
+        return True
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
         if self.stack.currentWidget() is self.editor or event.modifiers() != Qt.KeyboardModifier.NoModifier:
             return super().keyPressEvent(event)
         key = event.key()
         if key in KEYS:
             self.set_status(KEYS[key])
+        elif key in ANSWER_KEYS:
+            self.answer(ANSWER_KEYS[Qt.Key(key)])
         elif key == Qt.Key.Key_J:
             self.move(1)
         elif key == Qt.Key.Key_K:

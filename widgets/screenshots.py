@@ -18,8 +18,8 @@ def main(out_dir: str = "screenshots") -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.generate.runs import create_run, execute_run, prepare_run
     from app.data.demo import create_sample_notebook
+    from app.generate.runs import create_run, execute_run, prepare_run
     from backends.llama_cpp_backend import LlamaCppGenerator
     from backends.protocols import SamplerSettings
     from widgets.main_window import MainWindow
@@ -100,8 +100,8 @@ def main(out_dir: str = "screenshots") -> int:
     win.tabs.setCurrentWidget(win.review)
     win.review.move(1)
     shot("review-queue")
-    from app.quality.steps import dedupe, score_heuristics, validate_file
     from app.core.paths import resources_dir
+    from app.quality.steps import dedupe, score_heuristics, validate_file
 
     validate_file(nb, resources_dir() / "quality" / "default_rules.toml")
     score_heuristics(nb)

@@ -105,7 +105,8 @@ def check_model(args: argparse.Namespace) -> str | None:
         from backends.llama_cpp_backend import describe_model
 
         return describe_model(args.model).path
-    return args.model
+    model: str | None = args.model
+    return model
 
 
 def load_model(args: argparse.Namespace) -> Any:

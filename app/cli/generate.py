@@ -47,9 +47,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    for r in rows:
-        print(f"run {r['id']:<4} {r['prompt']:<20} {r['status']:<10} {r['made']}/{r['planned']} samples  "
-              f"seed {r['seed']}  model {str(r['model_sha256'])[:12]}  {r['created']}")
+    for row in rows:
+        print(f"run {row['id']:<4} {row['prompt']:<20} {row['status']:<10} {row['made']}/{row['planned']} samples  "
+              f"seed {row['seed']}  model {str(row['model_sha256'])[:12]}  {row['created']}")
     if not rows:
         print("no runs yet")
     return 0

@@ -125,7 +125,25 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from app.cli.common import check_model, model_options
+    from app.jobs import rescore_job
+
+    check_model(args)
+    with cancellable("rescore", quiet=False, unit="record") as task:
+        print(rescore_job(args.notebook, criteria=args.criteria, rules=args.rules, model_path=args.model,
+                          backend=args.backend, model_options=model_options(args), task=task))
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("rescore", help="recompute the scores and likelihoods that edits made stale")
+    s.add_argument("notebook")
+    s.add_argument("--criteria", metavar="FILE", help="criteria for the stale judge scores")
+    s.add_argument("--rules", metavar="FILE", help="rules for the stale validator scores")
+    add_model_args(s, "judge/scoring")
+    s.set_defaults(func=cmd_rescore)
+
     s = sub.add_parser("validate", help="run code validators (and heuristic scorers) over the samples")
     s.add_argument("notebook")
     s.add_argument("--rules", metavar="FILE", help="a TOML/YAML rules file (default: resources/quality/default_rules.toml)")

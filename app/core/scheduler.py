@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from app.core.errors import Cancelled
 from app.core.paths import cache_dir
@@ -31,7 +31,14 @@ POLL_SECONDS = 0.1
 
 _lock = threading.Lock()
 _state = threading.local()
-_holder = {"label": "", "since": 0.0}
+
+
+class _Holder(TypedDict):
+    label: str  # what holds the cores ('' when none)
+    since: float  # time.monotonic() when it took them
+
+
+_holder: _Holder = {"label": "", "since": 0.0}
 
 
 def current_holder() -> str:

@@ -46,7 +46,7 @@ def ranking_values(nb: Notebook, record_ids: Sequence[int], by: str) -> dict[int
     if name == "likelihood":
         values = mean_logprobs(nb, ids)
     elif name == "constitution":
-        values = judge_score_totals(nb, ids)
+        values = {rid: v for rid, v in judge_score_totals(nb, ids).items() if v is not None}
     else:
         values = {rid: v for rid, v in score_values(nb, name, ids).items() if v is not None}
     missing = [i for i in ids if i not in values]
@@ -104,8 +104,9 @@ def final_answer(text: str) -> str | None:
     """The short final answer of a sample: "Answer: X" if present, else the last number, else the last line."""
     m = re.search(r"(?i)(?:final answer|answer)\s*[:=]\s*(.+)", text)
     if m:
-        return m.group(1).strip().rstrip(".").lower()
-    nums = _NUMBER.findall(text)
+        answer: str = m.group(1)  # (.+) always takes part in the match
+        return answer.strip().rstrip(".").lower()
+    nums: list[str] = _NUMBER.findall(text)  # no capturing groups: the matched strings
     if nums:
         return nums[-1].replace(",", ".")
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]

@@ -10,7 +10,7 @@ stopped in any way (cancel, crash, kill -9) keeps every finished record, and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,7 @@ class RunPlan:
     settings: SamplerSettings
     seed: int
     samples_per_row: int
-    plan: list[int | None]
+    plan: Sequence[int | None]  # input record ids, one per row (None: a template with no input rows)
 
 
 def prepare_run(

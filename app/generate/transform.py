@@ -67,7 +67,7 @@ def bucket_difficulty(nb: Notebook, judge: Judge, *, record_ids: Sequence[int] |
     scores = []
     for i, res in enumerate(judge.choice_probs(reqs, cancel=task), 1):
         level = sum(k * res.probs[label] for k, (label, _) in enumerate(DIFFICULTY, 1))
-        label = max(res.probs, key=res.probs.get)
+        label = max(res.probs, key=res.probs.__getitem__)
         counts[label] += 1
         scores.append(Score(res.key, "difficulty", "bucket", level, None,
                             f"{label} (P: " + ", ".join(f"{k} {v:.2f}" for k, v in res.probs.items()) + ")",

@@ -79,7 +79,7 @@ def _import_umap() -> Any:
 def pca(x: np.ndarray, k: int) -> np.ndarray:
     x = x - x.mean(axis=0)
     u, s, _ = np.linalg.svd(x, full_matrices=False)
-    out = u[:, :k] * s[:k]
+    out: np.ndarray = u[:, :k] * s[:k]
     if out.shape[1] < k:
         out = np.hstack([out, np.zeros((x.shape[0], k - out.shape[1]))])
     return out
@@ -127,7 +127,7 @@ def ctfidf_labels(texts: list[str], clusters: np.ndarray, top: int = 3) -> dict[
             per.setdefault(int(c), Counter()).update(_words(t))
     if not per:
         return {}
-    total = Counter()
+    total: Counter[str] = Counter()
     for cnt in per.values():
         total.update(cnt)
     avg = sum(sum(c.values()) for c in per.values()) / len(per)
@@ -175,7 +175,8 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
     n = len(ids)
     mcs = min_cluster_size or max(3, min(50, n // 40))
     use = "pca" if method == "pca" or (method == "auto" and n < MIN_FOR_UMAP) else "umap"
-    params = {"method": use, "seed": seed, "n_neighbors": min(n_neighbors, n - 1), "min_cluster_size": mcs}
+    neighbors = min(n_neighbors, n - 1)
+    params = {"method": use, "seed": seed, "n_neighbors": neighbors, "min_cluster_size": mcs}
     key = _key(sha, ids, params)
     stored = cached_map(nb, key)
     if stored is not None:
@@ -186,7 +187,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
         fallback_note = ""
         if use == "umap":
             try:
-                xy, low = _umap_pair(x, seed, params["n_neighbors"], task)
+                xy, low = _umap_pair(x, seed, neighbors, task)
             except StudioError as exc:
                 if method == "umap":
                     raise

@@ -229,3 +229,29 @@ def check_rows(pt: PromptTemplate, rows: list[dict[str, Any]]) -> None:
                 f"the template uses {', '.join(sorted(missing))} but {where} has no such column "
                 f"(its columns: {have})"
             )
+
+
+# -- small templates elsewhere in the studio (a judge's question, a validator's setting) ------------
+
+
+def template_variables(source: str) -> set[str]:
+    """The top-level names a small template reads (e.g. ``{"input", "output"}``); raises on bad syntax."""
+    try:
+        return set(meta.find_undeclared_variables(_env.parse(source)))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
+
+
+def render_string(source: str, context: dict[str, Any]) -> str:
+    """Render a small template in the same sandbox as prompts (strict: a missing name is an error)."""
+    try:
+        return _env.from_string(source).render(context).strip()
+    except jinja2.UndefinedError as exc:
+        msg = str(exc.message or exc).replace(" is undefined", " is not defined")
+        raise TemplateError(msg) from None
+    except SecurityError as exc:
+        raise TemplateError(f"the template tried an unsafe operation: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template error: {exc}") from None
+    except Exception as exc:  # e.g. a filter given the wrong type
+        raise TemplateError(f"template error: {type(exc).__name__}: {exc}") from None

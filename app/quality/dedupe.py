@@ -64,8 +64,8 @@ def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
         if r == 0:
             break
         p = 1 - (1 - xs**r) ** b
-        err = np.trapezoid(p[xs < threshold], xs[xs < threshold]) + np.trapezoid(
-            1 - p[xs >= threshold], xs[xs >= threshold])
+        err = float(np.trapezoid(p[xs < threshold], xs[xs < threshold]) + np.trapezoid(
+            1 - p[xs >= threshold], xs[xs >= threshold]))
         if err < best_err:
             best, best_err = (b, r), err
     return best
@@ -77,7 +77,8 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         x = x + np.uint64(0x9E3779B97F4A7C15)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+        out: np.ndarray = x ^ (x >> np.uint64(31))
+        return out
 
 
 def minhash_signatures(sets: Sequence[set[int]], num_perm: int = 128, seed: int = 1) -> np.ndarray:
@@ -140,5 +141,5 @@ def semantic_groups(ids: Sequence[int], vectors: np.ndarray, threshold: float = 
         rows, cols = np.nonzero(sims >= threshold)
         for r, c in zip(rows + start, cols):
             if r < c:
-                uf.union(ids[r], ids[c])
+                uf.union(ids[int(r)], ids[int(c)])
     return uf.groups()

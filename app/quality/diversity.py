@@ -32,7 +32,7 @@ def pairwise_overlap(texts: Sequence[str], n: int = 2, max_pairs: int = 2000, se
     pairs = [(i, j) for i in range(len(sets)) for j in range(i + 1, len(sets))] if len(sets) <= 64 else None
     if pairs is None:
         rng = random.Random(seed)
-        pairs = [tuple(rng.sample(range(len(sets)), 2)) for _ in range(max_pairs)]
+        pairs = [(i, j) for i, j in (rng.sample(range(len(sets)), 2) for _ in range(max_pairs))]
     elif len(pairs) > max_pairs:
         pairs = random.Random(seed).sample(pairs, max_pairs)
     vals = [len(sets[i] & sets[j]) / len(sets[i] | sets[j]) for i, j in pairs if sets[i] | sets[j]]

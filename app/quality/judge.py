@@ -5,7 +5,8 @@ pass: nothing is sampled and no text is parsed. A rubric (1-5) reads the
 probabilities of the five digits and stores the expected level; an additive
 criterion asks one yes/no question per point and adds up P(yes).
 
-Criteria file (TOML or YAML)::
+Criteria live in the notebook (``app.quality.criteria``: versioned, active or not)
+and are written like a criteria file (TOML or YAML)::
 
     name = "support-tickets"            # the constitution
     [[criterion]]
@@ -19,29 +20,67 @@ Criteria file (TOML or YAML)::
     type = "rubric"
     question = "How helpful is this reply?"
     levels = {1 = "useless", 2 = "vague", 3 = "partly helpful", 4 = "helpful", 5 = "complete and concrete"}
+
+    [[criterion]]
+    name = "on-topic"
+    question = "Does this text mention {{ input.topic }}?"
+    good = [{ output = "My invoice is wrong.", input = { topic = "billing" } }]
+    samples = 2
+
+A question (and each additive point) is a Jinja template rendered in the prompts'
+sandbox for each record, with ``input`` (the record's input-row variables), ``prompt``
+(the rendered prompt) and ``output`` (the text). A question without ``{{ output }}``
+keeps the plain layout (guidelines, the text, then the question); one with it is the
+whole request, so the text sits where the question puts it. A record whose row lacks
+a variable the question reads is not judged: its score says why. Known examples are
+texts, or tables with the ``input`` (and ``prompt``) a template question reads.
+
+``samples = k`` (1 to 4) averages the score over k wordings of the same request, for a
+judge whose single answer is noisy: 1 = the criterion's own layout; 2 = also the other
+layout (completion <-> chat); 3 = also the question placed differently (completion:
+asked before the text too; chat: only after it); 4 = that placement in the other layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+import functools
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import StudioError
+from app.core.errors import StudioError, TemplateError
 from app.core.tasks import TaskState
+from app.prompts.templates import render_string, template_variables
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
+from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
-from app.store.records import samples_with_status
-from app.store.scores import Score, add_step, sample_texts, save_scores
-from backends.protocols import ChoiceRequest, Judge
+from app.store.scores import Score, add_step, save_scores
+from backends.protocols import ChoiceRequest, Judge, K
 
 YES = ("Yes", " Yes", "yes", " yes", "YES")
 NO = ("No", " No", "no", " no", "NO")
 LEVELS = tuple(str(i) for i in range(1, 6))
 KINDS = ("yes_no", "rubric", "additive")
 FORMATS = ("completion", "chat")
+MAX_SAMPLES = 4  # wordings of one request (see the module docstring)
+QUESTION_NAMES = ("input", "prompt", "output")  # what a question template may read
+SETTINGS = ("name", "question", "type", "levels", "points", "good", "bad", "threshold", "format", "invert",
+            "guidelines", "samples")
 MAX_TEXT_CHARS = 4000  # judge prompts must fit a small context; longer texts are cut (noted in the step)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a judge reads about one record: its text, its input row's variables, its rendered prompt."""
+
+    output: str
+    input: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+
+
+Example = str | Subject
 
 
 @dataclass(frozen=True)
@@ -51,12 +90,14 @@ class Criterion:
     type: str = "yes_no"
     levels: dict[int, str] = field(default_factory=dict)
     points: tuple[str, ...] = ()
-    good: tuple[str, ...] = ()
-    bad: tuple[str, ...] = ()
+    good: tuple[Example, ...] = ()
+    bad: tuple[Example, ...] = ()
     threshold: float | None = None
     format: str = "completion"
     invert: bool = False  # pass when the answer is No (the score is then P(no))
     guidelines: str = ""  # grading notes shown before every text (a shared prefix: evaluated once per batch)
+    samples: int = 1  # wordings averaged (1 = one pass)
+    version_id: int | None = None  # the notebook's criteria_versions row it came from (None: a file)
 
     @property
     def score_name(self) -> str:
@@ -75,263 +116,329 @@ class Constitution:
     criteria: tuple[Criterion, ...]
 
 
-def load_criteria(path: str | Path) -> Constitution:
-    path = Path(path)
-    data, text = load_rule_file(path)
-    specs = data.get("criterion") or data.get("criteria")
-    if not isinstance(specs, list) or not specs:
+# -- reading criteria ------------------------------------------------------------------------------
+
+
+def _check_question(q: str, what: str, err: Callable[[str], RuleFileError]) -> None:
+    try:
+        names = template_variables(q)
+    except TemplateError as exc:
+        raise err(f"{what} is not a valid template: {exc}") from None
+    extra = names - set(QUESTION_NAMES)
+    if extra:
+        raise err(f"{what} uses {', '.join(sorted(extra))}; a question can read input.NAME (the record's input "
+                  "row), prompt and output")
+
+
+def _example(x: Any, key: str, err: Callable[[str], RuleFileError]) -> Example:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, dict):
+        extra = set(x) - {"output", "input", "prompt"}
+        if extra or not isinstance(x.get("output"), str):
+            raise err(f"each of {key} is a text, or a table with output (and input, prompt)")
+        if not isinstance(x.get("input", {}), dict) or not isinstance(x.get("prompt", ""), str):
+            raise err(f"in {key}, input must be a table of variables and prompt a text")
+        return Subject(x["output"], dict(x.get("input", {})), x.get("prompt", ""))
+    raise err(f"{key} must be a list of example texts")
+
+
+def criterion_from_spec(spec: Any, err: Callable[[str], RuleFileError], version_id: int | None = None) -> Criterion:
+    """One ``[[criterion]]`` table checked and turned into a :class:`Criterion` (errors through ``err``)."""
+    if not isinstance(spec, dict):
+        raise err("must be a table of settings")
+    extra = set(spec) - set(SETTINGS)
+    if extra:
+        raise err(f"unknown setting {', '.join(sorted(extra))} (settings: {', '.join(sorted(SETTINGS))})")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise err("needs a name")
+    kind = spec.get("type", "yes_no")
+    if kind not in KINDS:
+        raise err(f"type must be one of {', '.join(KINDS)}, not {kind!r}")
+    question = spec.get("question", "")
+    if kind != "additive" and (not isinstance(question, str) or not question.strip()):
+        raise err("needs a question (one yes/no question, e.g. \"Is this text polite?\")")
+    if not isinstance(question, str):
+        raise err("question must be text")
+    if question.strip():
+        _check_question(question, "the question", err)
+    levels: dict[int, str] = {}
+    if kind == "rubric":
+        raw = spec.get("levels") or {}
+        try:
+            levels = {int(k): str(v) for k, v in raw.items()}
+        except (ValueError, AttributeError):
+            raise err("levels must map 1..5 to a description of each level") from None
+        if sorted(levels) != [1, 2, 3, 4, 5]:
+            raise err("a rubric needs a description for each level 1, 2, 3, 4 and 5")
+    points: tuple[str, ...] = ()
+    if kind == "additive":
+        pts = spec.get("points")
+        if not isinstance(pts, list) or not pts or not all(isinstance(p, str) for p in pts):
+            raise err("an additive criterion needs points: a list of yes/no questions")
+        points = tuple(pts)
+        for i, p in enumerate(points, 1):
+            _check_question(p, f"point {i}", err)
+    examples: dict[str, tuple[Example, ...]] = {}
+    for key in ("good", "bad"):
+        v = spec.get(key, [])
+        if not isinstance(v, list):
+            raise err(f"{key} must be a list of example texts")
+        examples[key] = tuple(_example(x, key, err) for x in v)
+    fmt = spec.get("format", "completion")
+    if fmt not in FORMATS:
+        raise err(f"format must be completion or chat, not {fmt!r}")
+    threshold = spec.get("threshold")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)):
+        raise err("threshold must be a number")
+    invert = spec.get("invert", False)
+    if not isinstance(invert, bool) or (invert and kind != "yes_no"):
+        raise err("invert = true applies to yes/no criteria only")
+    guidelines = spec.get("guidelines", "")
+    if not isinstance(guidelines, str):
+        raise err("guidelines must be text")
+    samples = spec.get("samples", 1)
+    if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= MAX_SAMPLES:
+        raise err(f"samples must be a whole number from 1 to {MAX_SAMPLES} (wordings of the question averaged)")
+    return Criterion(name=name, question=question, type=kind, levels=levels, points=points,
+                     good=examples["good"], bad=examples["bad"], threshold=threshold, format=fmt, invert=invert,
+                     guidelines=guidelines.strip(), samples=samples, version_id=version_id)
+
+
+def criteria_from_data(data: dict[str, Any], text: str, path: Path, *, allow_empty: bool = False) -> Constitution:
+    """The criteria of a parsed file (``text`` locates errors by line)."""
+    specs = data.get("criterion") or data.get("criteria") or []
+    if not isinstance(specs, list) or (not specs and not allow_empty):
         raise RuleFileError(path, "declares no criteria (add [[criterion]] tables with a name and a question)", 1)
-    out, names = [], set()
+    out: list[Criterion] = []
+    names: set[str] = set()
     for i, spec in enumerate(specs):
         line = line_of(text, "[[criterion]]" if path.suffix == ".toml" else "name:", i)
 
         def err(msg: str, _line: int | None = line, _i: int = i) -> RuleFileError:
             return RuleFileError(path, f"criterion {_i + 1}: {msg}", _line)
 
-        if not isinstance(spec, dict):
-            raise err("must be a table of settings")
-        known = {"name", "question", "type", "levels", "points", "good", "bad", "threshold", "format", "invert",
-                 "guidelines"}
-        extra = set(spec) - known
-        if extra:
-            raise err(f"unknown setting {', '.join(sorted(extra))} (settings: {', '.join(sorted(known))})")
-        name = spec.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise err("needs a name")
-        if name in names:
-            raise err(f"two criteria are named {name!r}")
-        names.add(name)
-        kind = spec.get("type", "yes_no")
-        if kind not in KINDS:
-            raise err(f"type must be one of {', '.join(KINDS)}, not {kind!r}")
-        question = spec.get("question", "")
-        if kind != "additive" and (not isinstance(question, str) or not question.strip()):
-            raise err("needs a question (one yes/no question, e.g. \"Is this text polite?\")")
-        levels: dict[int, str] = {}
-        if kind == "rubric":
-            raw = spec.get("levels") or {}
-            try:
-                levels = {int(k): str(v) for k, v in raw.items()}
-            except (ValueError, AttributeError):
-                raise err("levels must map 1..5 to a description of each level") from None
-            if sorted(levels) != [1, 2, 3, 4, 5]:
-                raise err("a rubric needs a description for each level 1, 2, 3, 4 and 5")
-        points: tuple[str, ...] = ()
-        if kind == "additive":
-            pts = spec.get("points")
-            if not isinstance(pts, list) or not pts or not all(isinstance(p, str) for p in pts):
-                raise err("an additive criterion needs points: a list of yes/no questions")
-            points = tuple(pts)
-        for key in ("good", "bad"):
-            v = spec.get(key, [])
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise err(f"{key} must be a list of example texts")
-        fmt = spec.get("format", "completion")
-        if fmt not in FORMATS:
-            raise err(f"format must be completion or chat, not {fmt!r}")
-        threshold = spec.get("threshold")
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise err("threshold must be a number")
-        invert = spec.get("invert", False)
-        if not isinstance(invert, bool) or (invert and kind != "yes_no"):
-            raise err("invert = true applies to yes/no criteria only")
-        guidelines = spec.get("guidelines", "")
-        if not isinstance(guidelines, str):
-            raise err("guidelines must be text")
-        out.append(Criterion(name=name, question=str(question), type=kind, levels=levels, points=points,
-                             good=tuple(spec.get("good", [])), bad=tuple(spec.get("bad", [])),
-                             threshold=threshold, format=fmt, invert=invert, guidelines=guidelines.strip()))
+        c = criterion_from_spec(spec, err)
+        if c.name in names:
+            raise err(f"two criteria are named {c.name!r}")
+        names.add(c.name)
+        out.append(c)
     return Constitution(name=str(data.get("name") or path.stem), criteria=tuple(out))
+
+
+def load_criteria(path: str | Path) -> Constitution:
+    path = Path(path)
+    data, text = load_rule_file(path)
+    return criteria_from_data(data, text, path)
+
+
+def _example_spec(x: Example) -> str | dict[str, Any]:
+    if isinstance(x, str):
+        return x
+    out: dict[str, Any] = {"output": x.output}
+    if x.input:
+        out["input"] = dict(x.input)
+    if x.prompt:
+        out["prompt"] = x.prompt
+    return out
+
+
+def spec_of(c: Criterion) -> dict[str, Any]:
+    """The criterion as its ``[[criterion]]`` table, defaults left out (what the notebook stores and exports)."""
+    spec: dict[str, Any] = {"name": c.name}
+    if c.question:
+        spec["question"] = c.question
+    if c.type != "yes_no":
+        spec["type"] = c.type
+    if c.levels:
+        spec["levels"] = {str(k): v for k, v in sorted(c.levels.items())}
+    if c.points:
+        spec["points"] = list(c.points)
+    if c.invert:
+        spec["invert"] = True
+    if c.threshold is not None:
+        spec["threshold"] = c.threshold
+    if c.format != "completion":
+        spec["format"] = c.format
+    if c.samples != 1:
+        spec["samples"] = c.samples
+    if c.guidelines:
+        spec["guidelines"] = c.guidelines
+    for key, examples in (("good", c.good), ("bad", c.bad)):
+        if examples:
+            spec[key] = [_example_spec(x) for x in examples]
+    return spec
+
+
+# -- asking ----------------------------------------------------------------------------------------
+
+
+class QuestionError(StudioError):
+    """A question that cannot be asked about one record (its row lacks a variable the question reads)."""
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + " [...]"
 
 
-def choice_request(key: Hashable, question: str, text: str, fmt: str,
+def as_subject(x: Example) -> Subject:
+    return Subject(x) if isinstance(x, str) else x
+
+
+def is_template(question: str) -> bool:
+    return "{{" in question or "{%" in question
+
+
+@functools.lru_cache(maxsize=256)
+def embeds_output(question: str) -> bool:
+    """Whether the question places the text itself (``{{ output }}``) instead of following it."""
+    return is_template(question) and "output" in template_variables(question)
+
+
+def render_question(question: str, subject: Subject) -> str:
+    """The question as asked about ``subject`` (a plain question is returned as it is)."""
+    if not is_template(question):
+        return question
+    ctx = {"input": dict(subject.input), "prompt": subject.prompt, "output": _clip(subject.output)}
+    try:
+        return render_string(question, ctx)
+    except TemplateError as exc:
+        msg = str(exc)
+        missing = re.search(r"has no attribute '([^']+)'", msg)
+        if missing:
+            have = ", ".join(sorted(subject.input)) or "none"
+            msg = f"the question reads input.{missing.group(1)}, which this record's input row lacks (its variables: {have})"
+        raise QuestionError(msg) from None
+
+
+def choice_request(key: K, question: str, text: str, fmt: str,
                    choices: tuple[tuple[str, tuple[str, ...]], ...], answer_hint: str,
-                   guidelines: str = "") -> ChoiceRequest:
+                   guidelines: str = "", *, other_placement: bool = False,
+                   text_in_question: bool = False) -> ChoiceRequest[K]:
     """One question about one text.
 
     Everything before the text (a criterion's guidelines) is the same for every
     record, so the backend evaluates it once and reuses its KV cache. The question
-    comes after the text: asked before it, the bundled SmolLM2-135M no longer
+    comes after the text: asked only before it, the bundled SmolLM2-135M no longer
     separated rude from polite texts in our measurements. The chat layout suits
-    instruction-tuned models.
+    instruction-tuned models. ``other_placement`` is the second wording used by
+    ``samples``: the completion layout also asks before the text, the chat layout
+    only after it. With ``text_in_question`` the (rendered) question already holds the text.
     """
-    text = _clip(text)
     head = f"{guidelines}\n\n" if guidelines else ""
+    if text_in_question:
+        lead = f"Answer the question below with {answer_hint}.\n" if other_placement else ""
+        if fmt == "completion":
+            return ChoiceRequest(key=key, messages=(), choices=choices,
+                                 raw_prompt=f"{head}{lead}{question}\nAnswer ({answer_hint}):")
+        user = f"{head}{lead}{question}\n\nAnswer {answer_hint}."
+        return ChoiceRequest(key=key, messages=({"role": "user", "content": user},), choices=choices)
+    text = _clip(text)
     if fmt == "completion":
-        raw = f'{head}Text: "{text}"\nQuestion: {question}\nAnswer ({answer_hint}):'
+        ask = f"Question: {question}\n" if other_placement else ""
+        raw = f'{head}{ask}Text: "{text}"\nQuestion: {question}\nAnswer ({answer_hint}):'
         return ChoiceRequest(key=key, messages=(), choices=choices, raw_prompt=raw)
-    user = f'{head}{question}\n\nText: "{text}"\n\n{question} Answer {answer_hint}.'
+    ask = "" if other_placement else f"{question}\n\n"
+    user = f'{head}{ask}Text: "{text}"\n\n{question} Answer {answer_hint}.'
     return ChoiceRequest(key=key, messages=({"role": "user", "content": user},), choices=choices)
 
 
-def _requests(c: Criterion, key: Hashable, text: str) -> list[ChoiceRequest]:
+def _requests(c: Criterion, key: K, subject: Subject, variant: int) -> list[ChoiceRequest[tuple[K, int, int]]]:
+    """The requests of one wording (``variant``) of ``c`` about one subject; raises QuestionError."""
     yn = (("yes", YES), ("no", NO))
-    if c.type == "yes_no":
-        return [choice_request((key, 0), c.question, text, c.format, yn, "Yes or No", c.guidelines)]
-    if c.type == "rubric":
+    fmt = c.format if variant % 2 == 0 else next(f for f in FORMATS if f != c.format)
+    other = variant >= 2
+    if c.type == "additive":
+        asks = [(p, yn, "Yes or No", "") for p in c.points]
+    elif c.type == "rubric":
         scale = "; ".join(f"{k} = {v}" for k, v in sorted(c.levels.items()))
-        q = f"{c.question} Rate it from 1 to 5 ({scale})."
-        choices = tuple((d, (d, " " + d)) for d in LEVELS)
-        return [choice_request((key, 0), q, text, c.format, choices, "1, 2, 3, 4 or 5", c.guidelines)]
-    return [choice_request((key, i), p, text, c.format, yn, "Yes or No", c.guidelines) for i, p in enumerate(c.points)]
+        digits = tuple((d, (d, " " + d)) for d in LEVELS)
+        asks = [(c.question, digits, "1, 2, 3, 4 or 5", f" Rate it from 1 to 5 ({scale}).")]
+    else:
+        asks = [(c.question, yn, "Yes or No", "")]
+    return [choice_request((key, variant, i), render_question(q, subject) + tail, subject.output, fmt, choices, hint,
+                           c.guidelines, other_placement=other, text_in_question=embeds_output(q))
+            for i, (q, choices, hint, tail) in enumerate(asks)]
 
 
-def score_texts(judge: Judge, c: Criterion, texts: Sequence[tuple[Hashable, str]],
-                task: TaskState | None = None) -> dict[Hashable, float]:
-    """The criterion's score for each text: P(yes), expected rubric level, or expected points."""
+def score_subjects(judge: Judge, c: Criterion, items: Sequence[tuple[K, Example]],
+                   task: TaskState | None = None) -> tuple[dict[K, float], dict[K, str]]:
+    """(scores, reasons it could not ask) for each item: P(yes), expected rubric level, or expected points,
+    averaged over the criterion's ``samples`` wordings."""
     task = task or TaskState()
-    reqs = [r for key, text in texts for r in _requests(c, key, text)]
-    acc: dict[Hashable, float] = {}
+    errors: dict[K, str] = {}
+    by_variant: list[list[ChoiceRequest[tuple[K, int, int]]]] = [[] for _ in range(c.samples)]
+    for key, item in items:
+        subject = as_subject(item)
+        try:
+            made = [_requests(c, key, subject, v) for v in range(c.samples)]
+        except QuestionError as exc:
+            errors[key] = str(exc)
+            continue
+        for v, reqs in enumerate(made):
+            by_variant[v].extend(reqs)
+    # one wording after the other: requests that share a layout share their prefix in the KV cache
+    reqs = [r for group in by_variant for r in group]
+    acc: dict[K, float] = {}
     done = 0
     for res in judge.choice_probs(reqs, cancel=task):
-        key, _part = res.key
+        key = res.key[0]
         if c.type == "rubric":
             value = sum(int(label) * p for label, p in res.probs.items())
         else:
             value = res.probs["no"] if c.invert else res.probs["yes"]
-        acc[key] = acc.get(key, 0.0) + value
+        acc[key] = acc.get(key, 0.0) + value / c.samples
         done += 1
         task.set_progress(done, len(reqs), c.name)
     task.check()
-    return acc
+    return acc, errors
 
 
-def judge_notebook(nb: Notebook, judge: Judge, constitution: Constitution,
+def score_texts(judge: Judge, c: Criterion, texts: Sequence[tuple[K, Example]],
+                task: TaskState | None = None) -> dict[K, float]:
+    """The criterion's score for each text (or :class:`Subject`); a question it cannot ask is an error."""
+    values, errors = score_subjects(judge, c, texts, task)
+    if errors:
+        key, why = next(iter(errors.items()))
+        raise QuestionError(f"{c.name}: cannot ask about {key!r}: {why}")
+    return values
+
+
+def judge_notebook(nb: Notebook, judge: Judge, constitution: Constitution | None = None,
                    task: TaskState | None = None, source: str = "",
                    record_ids: Sequence[int] | None = None) -> dict[str, tuple[int, int]]:
-    """Score every sample (or those in ``record_ids``) on every criterion; returns {criterion: (passed, failed)}."""
+    """Score every sample (or those in ``record_ids``) on every criterion; returns {criterion: (passed, failed)}.
+
+    Without a ``constitution`` the notebook's active criteria are used (the bundled
+    defaults are imported into a notebook that has none yet).
+    """
     task = task or TaskState()
-    items = [(rid, text) for rid, text, _ in sample_texts(nb, record_ids)]
+    if constitution is None:
+        from app.quality.criteria import notebook_constitution  # criteria.py builds on this module
+
+        constitution = notebook_constitution(nb)
+        source = source or "notebook"
+    require_criteria(constitution)
+    items = [(s.record_id, Subject(s.output, s.variables, s.prompt)) for s in sample_contexts(nb, record_ids)]
     counts: dict[str, tuple[int, int]] = {}
     for c in constitution.criteria:
         step = add_step(nb, "judge", c.name, {"constitution": constitution.name, "source": source,
-                                              "criterion": c.__dict__ | {"levels": c.levels}},
+                                              "criterion": spec_of(c), "criterion_version_id": c.version_id},
                         judge.info.sha256)
-        values = score_texts(judge, c, items, task)
+        values, errors = score_subjects(judge, c, items, task)
         t = c.pass_threshold
-        save_scores(nb, [Score(rid, c.score_name, "judge" if c.type == "yes_no" else c.type, v, v >= t,
-                               f"{v:.3f} vs threshold {t:g}", judge.info.sha256) for rid, v in values.items()], step)
+        kind = "judge" if c.type == "yes_no" else c.type
+        scores = [Score(rid, c.score_name, kind, v, v >= t, f"{v:.3f} vs threshold {t:g}", judge.info.sha256,
+                        c.version_id) for rid, v in values.items()]
+        scores += [Score(rid, c.score_name, kind, None, False, f"not judged: {why}", judge.info.sha256, c.version_id)
+                   for rid, why in errors.items()]
+        save_scores(nb, scores, step)
         passed = sum(v >= t for v in values.values())
-        counts[c.name] = (passed, len(values) - passed)
+        counts[c.name] = (passed, len(values) + len(errors) - passed)
     return counts
-
-
-# -- sanity checks ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SanityReport:
-    criterion: str
-    n_good: int
-    n_bad: int
-    auc: float | None  # P(score of a good example > score of a bad one); 0.5 = chance
-    accuracy: float | None  # at the criterion's pass threshold
-    p_value: float | None  # one-sided: could a judge at chance rank this well?
-    suggested_threshold: float | None  # the cut that best separates these examples
-    flagged: bool
-    verdict: str
-    details: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _auc(good: list[float], bad: list[float]) -> float:
-    wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
-    return wins / (len(good) * len(bad))
-
-
-def rank_test_p_value(good: list[float], bad: list[float], max_exact: int = 20000) -> float:
-    """One-sided Mann-Whitney p-value that good examples score higher than bad ones by chance alone."""
-    import itertools
-    import math
-
-    import numpy as np
-
-    n1, n2 = len(good), len(bad)
-    u_obs = _auc(good, bad) * n1 * n2
-    pooled = np.array(good + bad, dtype=float)
-    if math.comb(n1 + n2, n1) <= max_exact:
-        total = hits = 0
-        for idx in itertools.combinations(range(n1 + n2), n1):
-            mask = np.zeros(n1 + n2, bool)
-            mask[list(idx)] = True
-            u = _auc(list(pooled[mask]), list(pooled[~mask])) * n1 * n2
-            hits += u >= u_obs - 1e-9
-            total += 1
-        return hits / total
-    mu, sd = n1 * n2 / 2, math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
-    z = (u_obs - mu - 0.5) / sd
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def sanity_check(judge: Judge, c: Criterion, extra_good: Iterable[tuple[str, str]] = (),
-                 extra_bad: Iterable[tuple[str, str]] = (), alpha: float = 0.1,
-                 task: TaskState | None = None) -> SanityReport:
-    """How well the judge separates known-good from known-bad examples of one criterion.
-
-    ``extra_good``/``extra_bad`` are (source, text) pairs, e.g. the user's accepted and
-    rejected records. A criterion is flagged when its judge is not shown to beat chance.
-    """
-    good = [("example", t) for t in c.good] + list(extra_good)
-    bad = [("example", t) for t in c.bad] + list(extra_bad)
-    if len(good) < 2 or len(bad) < 2:
-        return SanityReport(c.name, len(good), len(bad), None, None, None, None, True,
-                            "unchecked: needs at least 2 good and 2 bad examples (add good = [...] and bad = [...])")
-    texts = [(("g", i), t) for i, (_, t) in enumerate(good)] + [(("b", i), t) for i, (_, t) in enumerate(bad)]
-    scores = score_texts(judge, c, texts, task)
-    gs = [scores[("g", i)] for i in range(len(good))]
-    bs = [scores[("b", i)] for i in range(len(bad))]
-    auc = _auc(gs, bs)
-    t = c.pass_threshold
-    acc = (sum(g >= t for g in gs) + sum(b < t for b in bs)) / (len(gs) + len(bs))
-    p = rank_test_p_value(gs, bs)
-    suggested = _best_threshold(gs, bs)
-    flagged = p >= alpha
-    if flagged:
-        verdict = (f"no better than chance (AUC {auc:.2f}, p = {p:.2f}): do not trust this judge; "
-                   "rephrase the question, add examples, or use a bigger model")
-    else:
-        verdict = f"better than chance (AUC {auc:.2f}, p = {p:.3f}, accuracy {acc:.0%} at {t:g})"
-        if suggested is not None and abs(suggested - t) > 1e-9:
-            verdict += f"; these examples separate best at threshold = {suggested:.3g}"
-    details = ([{"label": "good", "source": s, "score": v, "text": txt} for (s, txt), v in zip(good, gs)]
-               + [{"label": "bad", "source": s, "score": v, "text": txt} for (s, txt), v in zip(bad, bs)])
-    return SanityReport(c.name, len(good), len(bad), auc, acc, p, suggested, flagged, verdict, details)
-
-
-def _best_threshold(good: list[float], bad: list[float]) -> float | None:
-    """Midpoint cut with the best accuracy on the examples (ties: the most central)."""
-    values = sorted(set(good + bad))
-    if len(values) < 2:
-        return None
-    best, best_acc = None, -1.0
-    for lo, hi in zip(values, values[1:]):
-        cut = (lo + hi) / 2
-        acc = (sum(g >= cut for g in good) + sum(b < cut for b in bad)) / (len(good) + len(bad))
-        if acc > best_acc + 1e-12:
-            best, best_acc = cut, acc
-    return best
-
-
-def user_labels(nb: Notebook, limit: int = 50) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The user's accepted / rejected samples, used as extra good / bad examples."""
-    def fetch(status: str) -> list[tuple[str, str]]:
-        return [(f"record {rid}", output) for rid, output in samples_with_status(nb, status, limit)]
-    return fetch("accepted"), fetch("rejected")
-
-
-def sanity_notebook(nb: Notebook, judge: Judge, constitution: Constitution,
-                    task: TaskState | None = None) -> list[SanityReport]:
-    good, bad = user_labels(nb)
-    reports = [sanity_check(judge, c, good, bad, task=task) for c in constitution.criteria]
-    add_step(nb, "sanity", constitution.name,
-             {r.criterion: {"auc": r.auc, "p": r.p_value, "flagged": r.flagged} for r in reports},
-             judge.info.sha256)
-    return reports
 
 
 def require_criteria(c: Constitution) -> None:
     if not c.criteria:
-        raise StudioError("no criteria to judge")
+        raise StudioError("no criteria to judge (add one with `synth-studio criteria add`, or activate one)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from app.generate.best_of import candidate_groups
 from app.store.notebook import Notebook
@@ -12,7 +11,7 @@ from app.store.scores import Score, add_step, save_scores
 from backends.protocols import ChoiceRequest, Judge
 
 
-def _pair_request(key: Any, prompt: str, first: str, second: str) -> ChoiceRequest:
+def _pair_request(key: int, prompt: str, first: str, second: str) -> ChoiceRequest[int]:
     raw = (f"Task: {prompt}\n\nResponse A: {first}\n\nResponse B: {second}\n\n"
            "Question: Which response is better, A or B?\nAnswer (A or B):")
     return ChoiceRequest(key=key, messages=(), choices=(("A", ("A", " A")), ("B", ("B", " B"))), raw_prompt=raw)

@@ -30,6 +30,15 @@ def load_rule_file(path: str | Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RuleFileError(path, "is not valid UTF-8 text") from None
+    return parse_rule_text(text, path), text
+
+
+def parse_rule_text(text: str, path: str | Path) -> dict[str, Any]:
+    """Parse TOML/YAML text (the format named by ``path``'s suffix); errors name ``path`` and the line.
+
+    Text typed in the window is parsed with a made-up name such as ``polite.toml``.
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".toml":
         try:
@@ -55,7 +64,7 @@ def load_rule_file(path: str | Path) -> tuple[dict[str, Any], str]:
         raise RuleFileError(path, "use a .toml or .yaml file")
     if not isinstance(data, dict):
         raise RuleFileError(path, "must be a mapping at the top level")
-    return data, text
+    return data
 
 
 def line_of(text: str, needle: str, nth: int = 0) -> int | None:

@@ -219,7 +219,8 @@ def load_rules(path: str | Path) -> list[Rule]:
     specs = data.get("rule") or data.get("rules")
     if not isinstance(specs, list) or not specs:
         raise RuleFileError(path, "declares no rules (add [[rule]] tables, each with a type)", 1)
-    rules, seen = [], Counter()
+    rules: list[Rule] = []
+    seen: Counter[str] = Counter()
     for i, spec in enumerate(specs):
         anchor = "[[rule]]" if path.suffix == ".toml" else "type:"
         line = line_of(text, anchor, i)

@@ -291,7 +291,7 @@ class Notebook:
         settings: dict[str, Any],
         seed: int,
         samples_per_row: int,
-        plan: list[int | None],
+        plan: Sequence[int | None],
     ) -> Run:
         with self.transaction() as c:
             cur = c.execute(

@@ -26,6 +26,7 @@ class RecordFilter:
     score_max: float | None = None
     cluster: int | None = None  # a cluster of the latest map (-1 = noise)
     record_ids: tuple[int, ...] | None = None  # e.g. a lasso selection on the map
+    verdict: str | None = None  # the funnel's: "kept", "dropped" or "dropped:<stage>"
     order_by: str = "id"  # a column of SORTABLE
     descending: bool = False
 
@@ -51,19 +52,27 @@ class RecordFilter:
             clauses.append("EXISTS (SELECT 1 FROM map_points mp WHERE mp.record_id = r.id AND mp.cluster = ? "
                            "AND mp.map_id = (SELECT MAX(id) FROM maps))")
             params.append(self.cluster)
+        if self.verdict:
+            kept = self.verdict == "kept"
+            cond = "v.record_id = r.id AND v.kept = ?"
+            params.append(int(kept))
+            if self.verdict.startswith("dropped:"):
+                cond += " AND v.stage = ?"
+                params.append(self.verdict.removeprefix("dropped:"))
+            clauses.append(f"EXISTS (SELECT 1 FROM verdicts v WHERE {cond})")
         if self.record_ids is not None:
             clauses.append("r.id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(self.record_ids)))
         if self.score:
-            cond = ["s.name = ?", "s.record_id = r.id"]
+            score_cond = ["s.name = ?", "s.record_id = r.id"]
             sp: list[Any] = [self.score]
             if self.score_min is not None:
-                cond.append("s.value >= ?")
+                score_cond.append("s.value >= ?")
                 sp.append(self.score_min)
             if self.score_max is not None:
-                cond.append("s.value <= ?")
+                score_cond.append("s.value <= ?")
                 sp.append(self.score_max)
-            clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(cond)})")
+            clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(score_cond)})")
             params.extend(sp)
         if self.text:
             clauses.append("r.output LIKE ? ESCAPE '\\'")
@@ -152,7 +161,20 @@ def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
                  for r in nb.runs()],
         "scores": [(n, n) for n in score_names(nb)],
         "clusters": _cluster_choices(nb),
+        "verdicts": verdict_choices(nb),
     }
+
+
+def verdict_choices(nb: Notebook) -> list[tuple[str, Any]]:
+    """Kept, dropped, and dropped at each stage, with their counts (from the last funnel computed)."""
+    c = nb.conn
+    kept, dropped = (c.execute("SELECT COALESCE(SUM(kept), 0), COALESCE(SUM(1 - kept), 0) FROM verdicts")
+                     .fetchone())
+    out: list[tuple[str, Any]] = [(f"kept ({kept})", "kept"), (f"dropped ({dropped})", "dropped")]
+    for stage, n in c.execute("SELECT stage, COUNT(*) FROM verdicts WHERE kept = 0 GROUP BY stage "
+                              "ORDER BY COUNT(*) DESC, stage"):
+        out.append((f"dropped at {stage} ({n})", f"dropped:{stage}"))
+    return out
 
 
 def _cluster_choices(nb: Notebook) -> list[tuple[str, Any]]:
@@ -238,7 +260,9 @@ def generated_record(nb: Notebook, record_id: int) -> tuple[str, tuple[int, int]
 
 
 # what a map point can be coloured by -> the records column it reads (whitelisted: never interpolate user text)
-MAP_RECORD_VALUES = {"status": "status", "run": "run_id", "prompt version": "prompt_version_id",
+MAP_RECORD_VALUES = {"funnel verdict": "(SELECT CASE WHEN v.kept THEN 'kept' ELSE 'dropped at ' || v.stage END "
+                                       "FROM verdicts v WHERE v.record_id = records.id)",
+                     "status": "status", "run": "run_id", "prompt version": "prompt_version_id",
                      "likelihood": "mean_logprob", "length": "LENGTH(output)"}
 
 

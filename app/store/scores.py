@@ -20,6 +20,7 @@ class Score:
     passed: bool | None
     reason: str = ""
     model_sha256: str | None = None
+    criterion_version_id: int | None = None  # the notebook criterion/rule version that made it (None: from a file)
 
 
 def add_step(nb: Notebook, kind: str, name: str, settings: dict[str, Any], model_sha256: str | None = None) -> int:
@@ -36,16 +37,16 @@ def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> i
     ts = now()
     rows = [
         (s.record_id, s.name, s.kind, s.value, None if s.passed is None else int(s.passed), s.reason, step_id,
-         s.model_sha256, ts)
+         s.model_sha256, ts, s.criterion_version_id)
         for s in scores
     ]
     with nb.transaction() as c:
         c.executemany(
-            "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, name) DO UPDATE SET "
+            "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created, "
+            "criterion_version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, name) DO UPDATE SET "
             "kind = excluded.kind, value = excluded.value, passed = excluded.passed, reason = excluded.reason, "
             "step_id = excluded.step_id, model_sha256 = excluded.model_sha256, created = excluded.created, "
-            "stale = 0",
+            "criterion_version_id = excluded.criterion_version_id, stale = 0",
             rows,
         )
     return len(rows)
@@ -54,7 +55,7 @@ def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> i
 def scores_for(nb: Notebook, record_id: int) -> list[Score]:
     return [
         Score(r["record_id"], r["name"], r["kind"], r["value"], None if r["passed"] is None else bool(r["passed"]),
-              r["reason"] or "", r["model_sha256"])
+              r["reason"] or "", r["model_sha256"], r["criterion_version_id"])
         for r in nb.conn.execute("SELECT * FROM scores WHERE record_id = ? ORDER BY name", (record_id,))
     ]
 

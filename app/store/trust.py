@@ -160,3 +160,19 @@ def score_table(nb: Notebook, record_ids: Sequence[int]) -> dict[int, dict[str, 
                              (json.dumps(list(record_ids)),)):
         out.setdefault(r[0], {})[r[1]] = r[2]
     return out
+
+
+def stale_likelihood_records(nb: Notebook, record_ids: Sequence[int] | None = None) -> list[tuple[int, str, str]]:
+    """(id, prompt, output) of the samples whose likelihood describes older text."""
+    rows = nb.conn.execute("SELECT id, prompt, output FROM records WHERE role = 'sample' AND likelihood_stale = 1 "
+                           "AND output IS NOT NULL AND prompt IS NOT NULL ORDER BY id").fetchall()
+    keep = None if record_ids is None else set(record_ids)
+    return [(r[0], r[1], r[2]) for r in rows if keep is None or r[0] in keep]
+
+
+def stale_scores(nb: Notebook) -> dict[str, list[int]]:
+    """score name -> the records whose ``name`` score is stale."""
+    out: dict[str, list[int]] = {}
+    for name, rid in nb.conn.execute("SELECT name, record_id FROM scores WHERE stale = 1 ORDER BY name, record_id"):
+        out.setdefault(name, []).append(rid)
+    return out
