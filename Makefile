@@ -30,6 +30,7 @@ test: lint
 bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.map
+	$(PY) -m bench.dedupe
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots

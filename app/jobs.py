@@ -16,7 +16,7 @@ from app.store.notebook import Notebook, Run
 from backends.protocols import ModelInfo, SamplerSettings
 
 if TYPE_CHECKING:
-    from app.quality.judge import SanityReport
+    from app.quality.sanity import SanityReport
 
 
 # -- what a job hands the window while it runs (partial results) ----------------------------
@@ -160,41 +160,45 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
                 rules: str | Path | None = None, model_path: str | None = None, backend: str = "llama-cpp",
                 model_options: dict[str, Any] | None = None, task: TaskState,
                 worker: Emitter | None = None) -> str:
-    """One quality step from the window: validate, judge, sanity, dedupe (near duplicates) or rescore (stale)."""
-    from app.core.paths import resources_dir
+    """One quality step from the window: validate, judge, sanity, dedupe (near duplicates) or rescore (stale).
 
+    Validators and judges are the notebook's active rules and criteria unless a ``rules`` /
+    ``criteria`` file is given.
+    """
     if step == "rescore":
         return rescore_job(notebook_path, criteria=criteria, rules=rules, model_path=model_path, backend=backend,
                            model_options=model_options, task=task)
-    quality = resources_dir() / "quality"
     with Notebook.open(notebook_path) as nb:
         if step == "validate":
-            from app.quality.steps import score_heuristics, validate_file
+            from app.quality.steps import score_heuristics, validate, validate_file
 
-            counts = validate_file(nb, rules or quality / "default_rules.toml", task)
+            counts = validate_file(nb, rules, task) if rules else validate(nb, None, task)
             score_heuristics(nb)
             failed = sum(f for _, f in counts.values())
             return f"validated with {len(counts)} rules: {failed} failures"
         if step == "dedupe":
-            from app.quality.steps import dedupe
+            from app.quality.steps import NEAR_DUPLICATES, dedupe
 
-            groups = dedupe(nb, "minhash")
+            groups = dedupe(nb, NEAR_DUPLICATES)
             return f"near-duplicates: {len(groups)} groups, {sum(len(m) - 1 for m in groups.values())} marked"
         import backends
-        from app.quality.judge import judge_notebook, load_criteria, sanity_notebook
+        from app.quality.criteria import notebook_constitution
+        from app.quality.judge import judge_notebook, load_criteria
+        from app.quality.sanity import sanity_notebook
 
-        constitution = load_criteria(criteria or quality / "default_constitution.toml")
+        constitution = load_criteria(criteria) if criteria else notebook_constitution(nb)
+        source = str(criteria) if criteria else "notebook"
         judge = backends.load_judge(backend, model_path, **(model_options or {}))
         try:
             if step == "judge":
-                counts = judge_notebook(nb, judge, constitution, task)
+                counts = judge_notebook(nb, judge, constitution, task, source=source)
                 return "judged: " + ", ".join(f"{k} {p}/{p + f} pass" for k, (p, f) in counts.items())
             if step == "sanity":
                 reports = sanity_notebook(nb, judge, constitution, task)
                 if worker is not None:
                     worker.emit(SanityReady(tuple(reports)))
                 flagged = [r.criterion for r in reports if r.flagged]
-                return f"sanity: {len(reports) - len(flagged)} ok, flagged: {', '.join(flagged) or 'none'}"
+                return f"sanity: {len(reports) - len(flagged)} beat chance, not shown to: {', '.join(flagged) or 'none'}"
         finally:
             judge.close()
     raise ValueError(f"unknown quality step {step!r}")

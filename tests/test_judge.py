@@ -2,16 +2,9 @@
 
 import pytest
 
-from app.quality.judge import (
-    Criterion,
-    judge_notebook,
-    load_criteria,
-    rank_test_p_value,
-    sanity_check,
-    sanity_notebook,
-    score_texts,
-)
+from app.quality.judge import Criterion, judge_notebook, load_criteria, score_texts
 from app.quality.rulefile import RuleFileError
+from app.quality.sanity import rank_test_p_value, sanity_check, sanity_notebook
 from app.store.scores import scores_for
 from backends.fake import FakeGenerator
 from backends.protocols import ChoiceResult, ModelInfo
@@ -125,17 +118,19 @@ def test_too_few_examples_is_flagged_as_unchecked():
     assert r.flagged and r.auc is None and "unchecked" in r.verdict
 
 
-def test_user_accept_reject_labels_count_as_examples(nb):
-    ids = _nb_with(nb, ["GOOD one", "GOOD two", "nope", "also nope"])
-    nb.edit_record(ids[0], "status", "accepted")
-    nb.edit_record(ids[1], "status", "accepted")
-    nb.edit_record(ids[2], "status", "rejected")
-    nb.edit_record(ids[3], "status", "rejected")
+def test_a_persons_labels_count_as_examples_but_statuses_do_not(nb):
     from app.quality.judge import Constitution
+    from app.store.trust import set_label
 
+    ids = _nb_with(nb, ["GOOD one", "GOOD two", "nope", "also nope", "GOOD but rejected", "accepted nope"])
+    for rid, value in zip(ids[:4], (True, True, False, False)):
+        set_label(nb, rid, "g", value)
+    nb.edit_record(ids[4], "status", "rejected")  # a status is not an answer to this criterion's question
+    nb.edit_record(ids[5], "status", "accepted")
     [r] = sanity_notebook(nb, OracleJudge(), Constitution("c", (Criterion("g", "Is it good?"),)))
-    assert (r.n_good, r.n_bad) == (2, 2) and r.auc == 1.0
-    assert {d["source"] for d in r.details} == {f"record {i}" for i in ids}
+    assert (r.n_good, r.n_bad, r.n_labels) == (2, 2, 4) and r.auc == 1.0
+    assert {d["source"] for d in r.details} == {f"your label on record {i}" for i in ids[:4]}
+    assert r.agreement_on == "your labels" and r.kappa == 1.0
 
 
 def test_sanity_and_judge_cli_with_fake_backend(tmp_path, capsys):

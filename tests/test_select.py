@@ -11,6 +11,7 @@ from app.export.formats import export
 from app.generate.best_of import final_answer, majority_vote, select_best, self_consistency
 from app.generate.runs import create_run, execute_run, prepare_run
 from app.quality.pairwise import pairwise_preference, round_robin
+from app.store.notebook import Notebook
 from backends.protocols import ChoiceResult, ModelInfo
 from tests.conftest import SAMPLE
 
@@ -115,12 +116,23 @@ def test_best_of_cli_with_fake_backend(tmp_path, capsys):
     for args in (["new", book], ["import", book, SAMPLE / "support_topics.csv"],
                  ["prompt", "add", book, "ticket", "--template", SAMPLE / "support_ticket.j2"]):
         assert main([str(a) for a in args]) == 0
-    assert main(["best-of", str(book), "--prompt", "ticket", "--n", "3", "--keep", "1", "--limit-rows", "2",
-                 "--by", "judge:english", "--backend", "fake"]) == 0
+    best_of = ["best-of", str(book), "--prompt", "ticket", "--n", "3", "--keep", "1", "--limit-rows", "2",
+               "--by", "judge:english", "--backend", "fake"]
+    assert main(best_of) == 2  # an unchecked judge may not rank: refused before anything is generated
+    assert "criteria trust nb.db english" in capsys.readouterr().err
+    assert main(["criteria", "trust", str(book), "english", "--reason", "test"]) == 0
+    assert main(best_of) == 0
     assert "kept 2, rejected 4" in capsys.readouterr().out
     out = tmp_path / "pairs.jsonl"
     assert main(["export", str(book), str(out), "--format", "dpo"]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(rows) == 2 and all({"prompt", "chosen", "rejected"} <= set(r) for r in rows)
+    # the judge now filters too (trusted by the person): a winner it fails leaves the kept set, and its pair
+    from app.quality.funnel import kept_ids
+
+    with Notebook.open(book) as nb:
+        kept = set(kept_ids(nb))
+        winners = [r["id"] for r in nb.records() if r["derivation"] == "best-of:kept"]
+    assert len(rows) == len([w for w in winners if w in kept]) >= 1
+    assert all({"prompt", "chosen", "rejected"} <= set(r) and r["chosen_id"] in kept for r in rows)
     assert main(["best-of", str(book), "--prompt", "ticket", "--n", "2", "--keep", "2", "--backend", "fake"]) == 2
     assert "--keep must be smaller than --n" in capsys.readouterr().err

@@ -248,26 +248,28 @@ def test_review_queue_is_keyboard_first(qtbot, filled):
     win.show()
     win.tabs.setCurrentWidget(win.review)
     q = win.review
+    order = list(q.ids)  # the queue's order (app.review.queue): the failing record first
+    assert sorted(order) == sorted(ids) and order[0] == ids[0]
     assert f"Record {ids[0]}" in q.header.text() and "1 of 10" in q.header.text()
     assert "length (3 words &lt; min 8)" in q.facts.text() or "length (3 words < min 8)" in q.facts.text()
     assert "judge:polite 0.8" in q.facts.text()
     qtbot.keyClick(q, Qt.Key.Key_A)
-    assert filled.record(ids[0])["status"] == "accepted" and q.current_id() == ids[1]
+    assert filled.record(ids[0])["status"] == "accepted" and q.current_id() == order[1]
     qtbot.keyClick(q, Qt.Key.Key_R)
     qtbot.keyClick(q, Qt.Key.Key_F)
-    assert [filled.record(i)["status"] for i in ids[:3]] == ["accepted", "rejected", "flagged"]
+    assert [filled.record(i)["status"] for i in order[:3]] == ["accepted", "rejected", "flagged"]
     assert "30% reviewed" in q.header.text()
     qtbot.keyClick(q, Qt.Key.Key_K)
-    assert q.current_id() == ids[2]
+    assert q.current_id() == order[2]
     qtbot.keyClick(q, Qt.Key.Key_J)
     qtbot.keyClick(q, Qt.Key.Key_E)
     assert q.stack.currentWidget() is q.editor
     q.editor.setPlainText("Rewritten in review.")
     q.save_edit()
-    assert filled.record(ids[3])["output"] == "Rewritten in review."
-    assert filled.record(ids[3])["origin"] == "human-edited"
+    assert filled.record(order[3])["output"] == "Rewritten in review."
+    assert filled.record(order[3])["origin"] == "human-edited"
     win.undo_action.trigger()
-    assert filled.record(ids[3])["origin"] == "synthetic"
+    assert filled.record(order[3])["origin"] == "synthetic"
     assert win.model.data(win.model.index(0, 1)) == "accepted"  # the table saw the review's changes
 
 

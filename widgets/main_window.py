@@ -472,6 +472,8 @@ class MainWindow(QMainWindow):
         self.notebook_view.stop()
         self.generate_bar.cancel()
         self.prompt_editor.stop()
+        for runner in self.findChildren(JobRunner):  # every view's job: quality, map, compare, import/export
+            runner.cancel()
         with edit_settings() as s:
             s.window_geometry = self.saveGeometry().toBase64().data().decode("ascii")
         super().closeEvent(event)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +25,7 @@ from app.jobs import JobEvent, SanityReady, quality_job
 from app.quality.diversity import notebook_metrics
 from app.quality.funnel import funnel
 from app.store.notebook import Notebook
+from widgets.criteria_editor import CriteriaEditor
 from widgets.job_runner import JobRunner
 
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"),
@@ -78,22 +80,37 @@ class QualityView(QWidget):
             b.clicked.connect(lambda _=False, s=step: self.run_step(s))
             self.buttons[step] = b
             bar.addWidget(b)
+        self.groups_button = QPushButton("Duplicate groups…")
+        self.groups_button.clicked.connect(self.show_duplicate_groups)
+        bar.addWidget(self.groups_button)
         self.status = QLabel()
         bar.addWidget(self.status, 1)
         self.figure = Figure(figsize=(9, 3.2), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.metrics = QLabel()
         self.metrics.setWordWrap(True)
-        self.sanity = QTableWidget(0, 4)
-        self.sanity.setHorizontalHeaderLabels(["criterion", "verdict", "AUC", "p"])
+        self.sanity = QTableWidget(0, 7)
+        self.sanity.setHorizontalHeaderLabels(["criterion", "verdict", "AUC", "p", "kappa", "suggested threshold",
+                                               "trust"])
         self.sanity.verticalHeader().setVisible(False)
-        self.sanity.setMaximumHeight(160)
+        self.criteria = CriteriaEditor(nb)
+        self.criteria.sig_changed.connect(self.refresh)  # trust and active criteria change the funnel
+        self.lower_tabs = QTabWidget()
+        self.lower_tabs.addTab(self.sanity, "Judges' sanity")
+        self.lower_tabs.addTab(self.criteria, "Criteria")
+        self.lower_tabs.setMinimumHeight(220)
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
         lay.addWidget(self.canvas, 1)
         lay.addWidget(self.metrics)
-        lay.addWidget(self.sanity)
+        lay.addWidget(self.lower_tabs, 1)
         self.refresh()
+
+    def show_duplicate_groups(self) -> None:
+        from widgets.duplicates_view import DuplicatesDialog
+
+        self.duplicates = DuplicatesDialog(self.nb, self)
+        self.duplicates.show()
 
     def run_step(self, step: str) -> None:
         """Run one step; a step still running is cancelled and its result dropped."""
@@ -115,7 +132,9 @@ class QualityView(QWidget):
             self.sanity.setRowCount(len(reports))
             for r, rep in enumerate(reports):
                 cells = [rep.criterion, ("FLAGGED: " if rep.flagged else "ok: ") + rep.verdict,
-                         "–" if rep.auc is None else f"{rep.auc:.2f}", "–" if rep.p_value is None else f"{rep.p_value:.3f}"]
+                         "–" if rep.auc is None else f"{rep.auc:.2f}", "–" if rep.p_value is None else f"{rep.p_value:.3f}",
+                         "–" if rep.kappa is None else f"{rep.kappa:.2f}",
+                         "–" if rep.suggested_threshold is None else f"{rep.suggested_threshold:.3g}", rep.trust]
                 for c, text in enumerate(cells):
                     self.sanity.setItem(r, c, QTableWidgetItem(text))
             self.sanity.resizeColumnsToContents()
@@ -133,6 +152,9 @@ class QualityView(QWidget):
         self.sig_step_finished.emit(self.step)
 
     def refresh(self) -> None:
+        if self.criteria.nb is not self.nb:  # the window opened another notebook
+            self.criteria.nb = self.nb
+        self.criteria.refresh()
         stages = funnel(self.nb)
         self.figure.clear()
         ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])

@@ -10,6 +10,7 @@ answers go through the same undo stack as the records table.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent, QKeySequence, QShortcut, QUndoCommand, QUndoStack
@@ -41,7 +42,7 @@ class LabelCommand(QUndoCommand):
     """A person's answer to one criterion about one record (undo puts back the previous answer)."""
 
     def __init__(self, nb: Notebook, record_id: int, criterion: str, new: bool | None, old: bool | None,
-                 on_change) -> None:
+                 on_change: Callable[[int], None]) -> None:
         super().__init__(f"answer {criterion} for record {record_id}")
         self._nb, self._rid, self._criterion, self._new, self._old = nb, record_id, criterion, new, old
         self._on_change = on_change
@@ -63,9 +64,11 @@ class ReviewQueue(QWidget):
         self.nb, self.undo_stack = nb, undo_stack
         self.items: list[QueueItem] = []
         self.ids: list[int] = []
-        self.pos = 0
-        self.criteria: list[CriterionCard] = []
+        self.position = 0
+        self.criteria: list[CriterionCard] = []  # the current record's criteria; one has the keys' focus
         self.crit_pos = 0
+        self.crit_name: str | None = None  # kept from record to record unless the next is queued for another
+        self._follow_item = True
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -116,9 +119,9 @@ class ReviewQueue(QWidget):
 
     # -- navigation ---------------------------------------------------------------------
 
-    def reload(self) -> None:
+    def reload(self, keep_position: bool = True) -> None:
         """Rebuild the queue (order, reasons, the filter's choices), staying on the current record."""
-        current = self.current_id()
+        current = self.current_id() if keep_position else None
         view = self.view.currentData() or "all"
         self.view.blockSignals(True)
         self.view.clear()
@@ -128,24 +131,25 @@ class ReviewQueue(QWidget):
         self.view.blockSignals(False)
         self.items = build_queue(self.nb, view=self.view.currentData() or "all")
         self.ids = [it.record_id for it in self.items]
-        self.pos = self.ids.index(current) if current in self.ids else 0
+        self.position = self.ids.index(current) if current in self.ids else 0
+        self._follow_item = current not in self.ids
         self.show_current()
 
     def _on_view_changed(self, _index: int) -> None:
-        self.pos = 0
-        self.reload()
+        self.reload(keep_position=False)
         self.setFocus()
 
     def current_id(self) -> int | None:
-        return self.ids[self.pos] if 0 <= self.pos < len(self.ids) else None
+        return self.ids[self.position] if 0 <= self.position < len(self.ids) else None
 
     def current_item(self) -> QueueItem | None:
-        return self.items[self.pos] if 0 <= self.pos < len(self.items) else None
+        return self.items[self.position] if 0 <= self.position < len(self.items) else None
 
-    def move(self, step: int) -> None:
+    # steps through the queue (widgets/screenshots.py calls it); shadows QWidget.move, which Qt never calls virtually
+    def move(self, step: int) -> None:  # type: ignore[override]
         if self.ids:
-            self.pos = max(0, min(len(self.ids) - 1, self.pos + step))
-            self.crit_pos = -1  # focus the criterion the record is queued for
+            self.position = max(0, min(len(self.ids) - 1, self.position + step))
+            self._follow_item = True
             self.show_current()
 
     def show_current(self) -> None:
@@ -166,7 +170,7 @@ class ReviewQueue(QWidget):
         r = card["record"]
         colour = {"accepted": "#1b7f4b", "rejected": "#b3261e", "flagged": "#a86b00"}.get(r["status"], "#333")
         self.header.setText(
-            f"<b>Record {rid}</b> ({self.pos + 1} of {len(self.ids)}) — "
+            f"<b>Record {rid}</b> ({self.position + 1} of {len(self.ids)}) — "
             f"<span style='color:{colour}'><b>{r['status']}</b></span>, {r['origin']}"
             f"<br><b>{html.escape(done)}</b><br><span style='color:#666'>{html.escape(runs)}</span>")
         item = self.current_item()
@@ -179,11 +183,12 @@ class ReviewQueue(QWidget):
         self.facts.setText("<br>".join(self._facts(card)))
 
     def _show_questions(self, rid: int, item: QueueItem | None) -> None:
-        focused = self.criteria[self.crit_pos].info.name if 0 <= self.crit_pos < len(self.criteria) else None
         self.criteria = card_criteria(self.nb, rid)
         names = [c.info.name for c in self.criteria]
-        want = focused if self.crit_pos >= 0 else (item.criterion if item else None) or focused
+        want = (item.criterion if self._follow_item and item else None) or self.crit_name
+        self._follow_item = False
         self.crit_pos = names.index(want) if want in names else 0
+        self.crit_name = names[self.crit_pos] if names else None
         lines = []
         for i, c in enumerate(self.criteria):
             if c.value is None:
@@ -254,6 +259,7 @@ class ReviewQueue(QWidget):
             return
         n = len(self.criteria)
         self.crit_pos = (self.crit_pos + step) % n if wrap else max(0, min(n - 1, self.crit_pos + step))
+        self.crit_name = self.criteria[self.crit_pos].info.name
         rid = self.current_id()
         if rid is not None:
             self._show_questions(rid, self.current_item())
@@ -274,9 +280,9 @@ class ReviewQueue(QWidget):
         self.stack.setCurrentWidget(self.text)
         self.setFocus()
 
-    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 (Qt names)
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802 (Qt name)
         """Tab and Shift+Tab move between the criteria's questions while the text is shown."""
-        if self.stack.currentWidget() is self.editor or not self.hasFocus():
+        if self.stack.currentWidget() is self.editor:
             return super().focusNextPrevChild(next)
         self.focus_criterion(1 if next else -1)
         return True
@@ -284,11 +290,11 @@ class ReviewQueue(QWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
         if self.stack.currentWidget() is self.editor or event.modifiers() != Qt.KeyboardModifier.NoModifier:
             return super().keyPressEvent(event)
-        key = event.key()
+        key = Qt.Key(event.key())
         if key in KEYS:
             self.set_status(KEYS[key])
         elif key in ANSWER_KEYS:
-            self.answer(ANSWER_KEYS[Qt.Key(key)])
+            self.answer(ANSWER_KEYS[key])
         elif key == Qt.Key.Key_J:
             self.move(1)
         elif key == Qt.Key.Key_K:

@@ -18,6 +18,7 @@ from app.cli.common import (
 )
 from app.core.errors import StudioError
 from app.jobs import generate_job
+from app.quality.judge import Constitution
 from app.store.notebook import Notebook
 from app.store.queries import run_record_count, run_record_ids
 
@@ -60,6 +61,7 @@ def cmd_best_of(args: argparse.Namespace) -> int:
     from app.generate.runs import create_run, execute_run, prepare_run
     from app.quality.pairwise import pairwise_scores
     from app.quality.steps import validate
+    from app.quality.trust import require_trusted
     from app.quality.validators import load_rules
 
     if args.n < 2:
@@ -71,19 +73,20 @@ def cmd_best_of(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules) if args.rules else None
     constitution = None
     if needs_constitution:
-        from app.cli.quality import criteria_path
-        from app.quality.judge import load_criteria
+        from app.cli.quality import constitution_for
 
-        constitution = load_criteria(criteria_path(args))
-        wanted = by.removeprefix("judge:")
-        if by.startswith("judge:") and wanted not in [c.name for c in constitution.criteria]:
-            raise StudioError(f"no criterion named {wanted!r} in {criteria_path(args)}")
+        constitution_for(args)  # a malformed --criteria file fails before the notebook is touched
     with Notebook.open(args.notebook) as nb:
+        if needs_constitution:
+            constitution = _ranking_criteria(args, nb, by)
         check_model(args)
         plan = prepare_run(nb, args.prompt, samples=args.n, limit_rows=args.limit_rows, seed=args.seed,
                            settings=sampler_settings(args))
         model = load_model(args)
         try:
+            if constitution is not None:  # refuse an untrusted judge before generating anything
+                for c in constitution.criteria:
+                    require_trusted(nb, c.score_name, model.info.sha256, c.version_id, scored=False)
             with cancellable("best-of", quiet=args.quiet, unit="sample") as task:
                 run = execute_run(nb, create_run(nb, plan, model.info), model, task)
                 if run.status != "completed":
@@ -99,13 +102,32 @@ def cmd_best_of(args: argparse.Namespace) -> int:
                 if rank_by == "pairwise":
                     pairwise_scores(nb, run.id, model)
                     rank_by = "pairwise:winrate"
-                result = select_best(nb, run.id, rank_by, keep=args.keep)
+                result = select_best(nb, run.id, rank_by, keep=args.keep, trust_check=require_trusted)
         finally:
             model.close()
     print(f"run {run.id}: {result.rows} rows x {args.n} candidates; kept {result.kept}, "
           f"rejected {result.rejected} (linked to their row's winner). Export pairs: "
           f"synth-studio export {args.notebook} pairs.jsonl --format dpo")
     return 0
+
+
+def _ranking_criteria(args: argparse.Namespace, nb: Notebook, by: str) -> Constitution:
+    """The criteria best-of judges with: the one named by ``judge:NAME`` (from --criteria or the
+    notebook, active or not), or every active one for ``constitution``."""
+    from app.cli.quality import constitution_for
+    from app.quality.criteria import notebook_constitution
+
+    if by == "constitution":
+        constitution, _source = constitution_for(args, nb)
+        return constitution
+    wanted = by.removeprefix("judge:")
+    if not args.criteria:
+        return notebook_constitution(nb, [wanted])
+    constitution, source = constitution_for(args, nb)
+    chosen = tuple(c for c in constitution.criteria if c.name == wanted)
+    if not chosen:
+        raise StudioError(f"no criterion named {wanted!r} in {source}")
+    return Constitution(constitution.name, chosen)
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
@@ -159,7 +181,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--keep", type=int, default=1)
     s.add_argument("--by", default="likelihood", metavar="SCORE",
                    help="likelihood | judge:NAME | constitution | pairwise | score:NAME | validator:NAME | gated:<any of these>")
-    s.add_argument("--criteria", metavar="FILE", help="criteria for judge:/constitution ranking")
+    s.add_argument("--criteria", metavar="FILE",
+                   help="criteria for judge:/constitution ranking (default: the notebook's; the judge must be "
+                        "trusted: `synth-studio sanity`, or `synth-studio criteria trust`)")
     s.add_argument("--rules", metavar="FILE", help="validators to run first (needed for gated:)")
     s.add_argument("--limit-rows", type=int, metavar="N")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.cli.common import add_model_args, cancellable, load_model, print_json
-from app.core.paths import resources_dir
+from app.quality.judge import Constitution
 from app.store.notebook import Notebook
 
+if TYPE_CHECKING:
+    from app.quality.sanity import SanityReport
 
-def criteria_path(args: argparse.Namespace) -> Path:
-    return Path(args.criteria) if args.criteria else resources_dir() / "quality" / "default_constitution.toml"
+
+def constitution_for(args: argparse.Namespace, nb: Notebook | None = None) -> tuple[Constitution, str]:
+    """(criteria, where they came from): the ``--criteria`` file, else the notebook's active criteria.
+
+    A file is read before the notebook opens (``nb`` None), so a malformed one changes nothing.
+    """
+    from app.quality.criteria import notebook_constitution
+    from app.quality.judge import load_criteria
+
+    if args.criteria:
+        return load_criteria(args.criteria), str(args.criteria)
+    if nb is None:
+        return Constitution("notebook", ()), "notebook"
+    return notebook_constitution(nb), "notebook"
 
 
 def _print_pass_fail(counts: dict[str, tuple[int, int]], as_json: bool) -> None:
@@ -26,25 +40,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from app.quality.steps import score_heuristics, validate
     from app.quality.validators import load_rules
 
-    path = Path(args.rules) if args.rules else resources_dir() / "quality" / "default_rules.toml"
-    rules = load_rules(path)  # a malformed file fails before the notebook is touched
+    rules = load_rules(args.rules) if args.rules else None  # a malformed file fails before the notebook is touched
     with Notebook.open(args.notebook) as nb, cancellable("validate", quiet=args.json, unit="record") as task:
-        counts = validate(nb, rules, task, source=str(path))
+        counts = validate(nb, rules, task, source=str(args.rules or ""))
         score_heuristics(nb, task)
     _print_pass_fail(counts, args.json)
     return 0
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from app.quality.judge import judge_notebook, load_criteria
+    from app.quality.judge import judge_notebook, require_criteria
 
-    path = criteria_path(args)
-    constitution = load_criteria(path)
+    constitution_for(args)  # a malformed --criteria file fails before anything loads
     with Notebook.open(args.notebook) as nb:
+        constitution, source = constitution_for(args, nb)
+        require_criteria(constitution)
         judge = load_model(args)
         try:
             with cancellable("judge", quiet=args.json, unit="record") as task:
-                counts = judge_notebook(nb, judge, constitution, task, source=str(path))
+                counts = judge_notebook(nb, judge, constitution, task, source=source)
         finally:
             judge.close()
     _print_pass_fail(counts, args.json)
@@ -52,10 +66,15 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_sanity(args: argparse.Namespace) -> int:
-    from app.quality.judge import load_criteria, sanity_notebook
+    import dataclasses
 
-    constitution = load_criteria(criteria_path(args))
+    from app.quality.judge import require_criteria
+    from app.quality.sanity import sanity_notebook
+
+    constitution_for(args)
     with Notebook.open(args.notebook) as nb:
+        constitution, _source = constitution_for(args, nb)
+        require_criteria(constitution)
         judge = load_model(args)
         try:
             with cancellable("sanity", quiet=args.json, unit="example") as task:
@@ -63,12 +82,30 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         finally:
             judge.close()
     if args.json:
-        print_json([r.__dict__ for r in reports])
-    else:
-        for r in reports:
-            mark = "FLAGGED" if r.flagged else "ok     "
-            print(f"{mark} {r.criterion:<20} {r.n_good} good / {r.n_bad} bad examples: {r.verdict}")
+        print_json([dataclasses.asdict(r) for r in reports])
+        return 0
+    for r in reports:
+        print(sanity_lines(r))
     return 0
+
+
+def sanity_lines(r: SanityReport) -> str:
+    """A sanity report for a person: trust state, counts, AUC, p, kappa, confusion matrix, thresholds."""
+    labels = f", {r.n_labels} of them your labels" if r.n_labels else ""
+    state = r.trust or ("untrusted" if r.flagged else "trusted")
+    head = f"{state:<16} {r.criterion}: {r.n_good} good / {r.n_bad} bad{labels}"
+    if r.auc is None or r.p_value is None:
+        return f"{head}\n    {r.verdict}"
+    m = r.confusion or {}
+    kappa = "-" if r.kappa is None else f"{r.kappa:.2f}"
+    suggested = "-" if r.suggested_threshold is None else f"{r.suggested_threshold:.3g}"
+    return (f"{head}\n"
+            f"    AUC {r.auc:.2f}   p = {r.p_value:.3f}   kappa {kappa} on {r.agreement_on}   "
+            f"threshold {r.threshold:g} (suggested {suggested})\n"
+            f"    at {r.threshold:g}:          judge pass  judge fail\n"
+            f"      labelled yes   {m.get('tp', 0):>10}  {m.get('fn', 0):>10}\n"
+            f"      labelled no    {m.get('fp', 0):>10}  {m.get('tn', 0):>10}\n"
+            f"    {r.verdict}")
 
 
 def cmd_dedupe(args: argparse.Namespace) -> int:
@@ -146,7 +183,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("validate", help="run code validators (and heuristic scorers) over the samples")
     s.add_argument("notebook")
-    s.add_argument("--rules", metavar="FILE", help="a TOML/YAML rules file (default: resources/quality/default_rules.toml)")
+    s.add_argument("--rules", metavar="FILE",
+                   help="a TOML/YAML rules file (default: the notebook's active rules; see `synth-studio criteria`)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_validate)
 
@@ -155,16 +193,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         s = sub.add_parser(name, help=text)
         s.add_argument("notebook")
         s.add_argument("--criteria", metavar="FILE",
-                       help="a TOML/YAML criteria file (default: resources/quality/default_constitution.toml)")
+                       help="a TOML/YAML criteria file (default: the notebook's active criteria; "
+                            "see `synth-studio criteria`)")
         add_model_args(s, "judge")
         s.add_argument("--json", action="store_true")
         s.set_defaults(func=func)
 
     s = sub.add_parser("dedupe", help="mark duplicate groups (exact, near via MinHash, or semantic)")
     s.add_argument("notebook")
-    s.add_argument("--method", choices=["exact", "minhash", "semantic"], default="exact")
+    # the same names as app.quality.steps.DEDUPE_METHODS (a test checks), spelled out so that
+    # building the parser imports no stage
+    s.add_argument("--method", choices=["exact", "minhash", "minhash-words", "semantic"], default="exact",
+                   help="exact: same words; minhash: near-duplicates, word edits included (the window's "
+                        "default); minhash-words: the older word 3-shingle method; semantic: embeddings "
+                        "(paraphrases)")
     s.add_argument("--threshold", type=float, default=None,
-                   help="minhash: word-shingle Jaccard (default 0.6); semantic: cosine (default 0.95)")
+                   help="minhash: share of words in common, in order (word-level diff ratio, default 0.8); "
+                        "minhash-words: word 3-shingle Jaccard (default 0.6); semantic: cosine (default 0.95)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_dedupe)
 

@@ -3,13 +3,18 @@
 Best-of-N keeps the top k candidates of each input row by a chosen score; the
 others stay in the store as ``rejected``, linked to the row's winner, so the
 best/worst pairs can be exported as DPO data.
+
+Ranking by a judge (``judge:NAME``, ``constitution``) needs that judge trusted: shown to
+beat chance, or trusted by the person. That decision belongs to the quality stage
+(``app.quality.trust.require_trusted``), a later stage than this one, so callers pass it
+in as ``trust_check``; without one, ranking by a judge is refused.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +26,15 @@ from app.store.scores import (
     Score,
     add_step,
     failed_validator_ids,
+    judge_score_names_of,
     judge_score_totals,
     save_scores,
     score_values,
 )
 
 AUTHOR = "best-of"
+
+TrustCheck = Callable[[Notebook, str], None]  # raises StudioError when the judge behind a score may not rank
 
 
 def candidate_groups(nb: Notebook, run_id: int) -> dict[int, list[dict[str, Any]]]:
@@ -37,9 +45,12 @@ def candidate_groups(nb: Notebook, run_id: int) -> dict[int, list[dict[str, Any]
     return dict(groups)
 
 
-def ranking_values(nb: Notebook, record_ids: Sequence[int], by: str) -> dict[int, float]:
+def ranking_values(nb: Notebook, record_ids: Sequence[int], by: str,
+                   trust_check: TrustCheck | None = None) -> dict[int, float]:
     """A value per record for ``by``: a stored score, ``likelihood``, ``constitution`` (all
-    judge scores added), or ``gated:<score>`` (the score, with validator failures ranked last)."""
+    judge scores added), or ``gated:<score>`` (the score, with validator failures ranked last).
+
+    Every judge behind the value must pass ``trust_check`` (none given: judges may not rank)."""
     ids = list(record_ids)
     gated = by.startswith("gated:")
     name = by.removeprefix("gated:")
@@ -53,6 +64,12 @@ def ranking_values(nb: Notebook, record_ids: Sequence[int], by: str) -> dict[int
     if missing:
         raise StudioError(f"{len(missing)} candidates have no {name!r} score yet; compute it first "
                           "(synth-studio judge / validate), or rank --by likelihood")
+    judges = [name] if name.startswith("judge:") else judge_score_names_of(nb, ids) if name == "constitution" else []
+    for score_name in judges:
+        if trust_check is None:
+            raise StudioError(f"ranking by {score_name} needs its judge's trust checked "
+                              "(app.quality.trust.require_trusted)")
+        trust_check(nb, score_name)
     if gated:
         failed = failed_validator_ids(nb, ids)
         lowest = min(values.values()) if values else 0.0
@@ -67,18 +84,21 @@ class BestOfResult:
     rejected: int
 
 
-def select_best(nb: Notebook, run_id: int, by: str, keep: int = 1) -> BestOfResult:
-    """Rank each row's candidates by ``by``; keep the top ``keep``, reject and link the rest."""
+def select_best(nb: Notebook, run_id: int, by: str, keep: int = 1, *,
+                trust_check: TrustCheck | None = None) -> BestOfResult:
+    """Rank each row's candidates by ``by``; keep the top ``keep``, reject and link the rest.
+
+    Every value is read (and every judge's trust checked) before anything changes."""
     if keep < 1:
         raise StudioError("--keep must be at least 1")
     groups = candidate_groups(nb, run_id)
     if not groups:
         raise StudioError(f"run {run_id} has no candidates")
+    values = ranking_values(nb, [m["id"] for members in groups.values() for m in members], by, trust_check)
     step = add_step(nb, "best-of", by, {"run_id": run_id, "by": by, "keep": keep})
     kept = rejected = 0
     rank_scores = []
     for members in groups.values():
-        values = ranking_values(nb, [m["id"] for m in members], by)
         ordered = sorted(members, key=lambda m: (-values[m["id"]], m["id"]))
         winner = ordered[0]["id"]
         for rank, m in enumerate(ordered, 1):

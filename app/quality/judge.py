@@ -344,11 +344,13 @@ def choice_request(key: K, question: str, text: str, fmt: str,
     return ChoiceRequest(key=key, messages=({"role": "user", "content": user},), choices=choices)
 
 
-def _requests(c: Criterion, key: K, subject: Subject, variant: int) -> list[ChoiceRequest[tuple[K, int, int]]]:
+def requests_for(c: Criterion, key: K, subject: Subject, variant: int) -> list[ChoiceRequest[tuple[K, int, int]]]:
     """The requests of one wording (``variant``) of ``c`` about one subject; raises QuestionError."""
     yn = (("yes", YES), ("no", NO))
     fmt = c.format if variant % 2 == 0 else next(f for f in FORMATS if f != c.format)
     other = variant >= 2
+    Choices = tuple[tuple[str, tuple[str, ...]], ...]
+    asks: list[tuple[str, Choices, str, str]]  # (question, choices, answer hint, text after the question)
     if c.type == "additive":
         asks = [(p, yn, "Yes or No", "") for p in c.points]
     elif c.type == "rubric":
@@ -372,7 +374,7 @@ def score_subjects(judge: Judge, c: Criterion, items: Sequence[tuple[K, Example]
     for key, item in items:
         subject = as_subject(item)
         try:
-            made = [_requests(c, key, subject, v) for v in range(c.samples)]
+            made = [requests_for(c, key, subject, v) for v in range(c.samples)]
         except QuestionError as exc:
             errors[key] = str(exc)
             continue

@@ -150,8 +150,8 @@ def edit_passage(text: str, rng: random.Random, vocabulary: Sequence[str], every
             j = i + 1 if i + 1 < len(tokens) else i - 1
             tokens[i], tokens[j] = tokens[j], tokens[i]
         elif kind == "substitute":
-            old = tokens[i].lower()
-            tokens[i] = next(w for w in iter(lambda: rng.choice(vocabulary), None) if w.lower() != old)
+            tries = (rng.choice(vocabulary) for _ in range(100))
+            tokens[i] = next((w for w in tries if w.lower() != tokens[i].lower()), tokens[i] + "s")
         elif kind == "case":
             t = tokens[i]
             tokens[i] = t.lower() if t != t.lower() else (t.upper() if rng.random() < 0.3 else t.capitalize())

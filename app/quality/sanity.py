@@ -134,7 +134,6 @@ def sanity_check(judge: Judge, c: Criterion, extra_good: Iterable[tuple[str, Exa
     good = [("example", x) for x in c.good] + list(extra_good)
     bad = [("example", x) for x in c.bad] + list(extra_bad)
     t = c.pass_threshold
-    base = {"threshold": t, "criterion_version_id": c.version_id, "model_sha256": judge.info.sha256}
     items = [(("g", i), as_subject(x)) for i, (_, x) in enumerate(good)] + \
             [(("b", i), as_subject(x)) for i, (_, x) in enumerate(bad)]
     scores, errors = score_subjects(judge, c, items, task) if len(good) >= 2 and len(bad) >= 2 else ({}, {})
@@ -147,7 +146,8 @@ def sanity_check(judge: Judge, c: Criterion, extra_good: Iterable[tuple[str, Exa
         why = (f"{len(errors)} examples could not be asked ({next(iter(errors.values()))})" if errors else
                "needs at least 2 good and 2 bad examples (add good = [...] and bad = [...], or label records)")
         return SanityReport(c.name, len(good), len(bad), None, None, None, None, True, f"unchecked: {why}", details,
-                            n_labels=n_labels, **base)
+                            threshold=t, n_labels=n_labels, criterion_version_id=c.version_id,
+                            model_sha256=judge.info.sha256)
     gs = [scores[("g", i)] for i in g_idx]
     bs = [scores[("b", i)] for i in b_idx]
     auc = _auc(gs, bs)
@@ -170,7 +170,8 @@ def sanity_check(judge: Judge, c: Criterion, extra_good: Iterable[tuple[str, Exa
         if suggested is not None and abs(suggested - t) > 1e-9:
             verdict += f"; these examples separate best at threshold = {suggested:.3g}"
     return SanityReport(c.name, len(good), len(bad), auc, acc, p, suggested, flagged, verdict, details,
-                        confusion=confusion, kappa=kappa, agreement_on=on, n_labels=n_labels, **base)
+                        threshold=t, confusion=confusion, kappa=kappa, agreement_on=on, n_labels=n_labels,
+                        criterion_version_id=c.version_id, model_sha256=judge.info.sha256)
 
 
 def person_labels(nb: Notebook, criterion: str) -> tuple[list[tuple[str, Example]], list[tuple[str, Example]]]:
@@ -202,7 +203,7 @@ def sanity_notebook(nb: Notebook, judge: Judge, constitution: Constitution | Non
         r = sanity_check(judge, c, good, bad, alpha=alpha, task=task)
         if r.auc is not None:  # an unchecked criterion stores nothing: it stays "unchecked"
             save_sanity(nb, c.name, c.version_id, judge.info.sha256, r.trusted, result_of(r))
-        state = judge_trust(nb, c.name, model_sha256=judge.info.sha256, version_id=c.version_id)
+        state = judge_trust(nb, c.name, judge.info.sha256, c.version_id, scored=False)
         reports.append(dataclasses.replace(r, trust=state.label))
     add_step(nb, "sanity", constitution.name,
              {r.criterion: {"auc": r.auc, "p": r.p_value, "kappa": r.kappa, "flagged": r.flagged,

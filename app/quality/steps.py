@@ -6,30 +6,40 @@ from pathlib import Path
 
 from app.core.tasks import TaskState
 from app.quality.scorers import SCORERS
-from app.quality.validators import Rule, load_rules
+from app.quality.validators import Rule, load_rules, spec_of_rule
+from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
 from app.store.scores import Score, add_step, sample_texts, save_scores
 
 BATCH = 500
 
 
-def validate(nb: Notebook, rules: list[Rule], task: TaskState | None = None, source: str = "") -> dict[str, tuple[int, int]]:
-    """Apply every rule to every sample; returns {rule name: (passed, failed)}."""
+def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | None = None,
+             source: str = "") -> dict[str, tuple[int, int]]:
+    """Apply every rule (the notebook's active rules by default) to every sample; returns {rule name: (passed, failed)}.
+
+    A rule setting written as a template is rendered from each record's input row.
+    """
     task = task or TaskState()
-    settings = {"source": source, "rules": [{"name": r.name, "type": r.type,
-                                             **{k: v for k, v in r.params.items() if not k.startswith("_")}}
+    if rules is None:
+        from app.quality.criteria import notebook_rules
+
+        rules = notebook_rules(nb)
+        source = source or "notebook"
+    settings = {"source": source, "rules": [{**spec_of_rule(r), "criterion_version_id": r.version_id}
                                             for r in rules]}
     step = add_step(nb, "validate", Path(source).name or "rules", settings)
-    items = sample_texts(nb)
+    items = sample_contexts(nb)
     counts = {r.name: [0, 0] for r in rules}
     for start in range(0, len(items), BATCH):
         task.check()
         scores = []
-        for rid, text, tokens in items[start : start + BATCH]:
+        for item in items[start : start + BATCH]:
             for rule in rules:
-                v = rule.check(text, tokens)
+                v = rule.check(item.output, item.completion_tokens, item.variables)
                 counts[rule.name][0 if v.passed else 1] += 1
-                scores.append(Score(rid, f"validator:{rule.name}", "validator", v.value, v.passed, v.reason))
+                scores.append(Score(item.record_id, f"validator:{rule.name}", "validator", v.value, v.passed,
+                                    v.reason, criterion_version_id=rule.version_id))
         save_scores(nb, scores, step)
         task.set_progress(min(start + BATCH, len(items)), len(items), "validating")
     return {k: (a, b) for k, (a, b) in counts.items()}
@@ -47,6 +57,13 @@ def score_heuristics(nb: Notebook, task: TaskState | None = None) -> int:
 
 
 
+# "minhash" is the near-duplicate default (the window's button, the quality cell, the CLI): character
+# shingles verified by a word-level diff. "minhash-words" is the method it replaced (word
+# 3-shingle Jaccard), kept for comparison and for notebooks that used it.
+DEDUPE_METHODS = ("exact", "minhash", "minhash-words", "semantic")
+NEAR_DUPLICATES = "minhash"
+
+
 def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[int, list[int]]:
     """Mark duplicate groups (never deletes); returns {representative: members}."""
     from app.core.errors import StudioError
@@ -58,9 +75,16 @@ def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[in
         groups = dd.exact_groups(items)
         settings: dict = {"normalise": "lowercase, words only"}
     elif method == "minhash":
+        t = 0.8 if threshold is None else threshold
+        if not 0 < t <= 1:
+            raise StudioError("--threshold for minhash is the share of words in common, in order, in (0, 1]")
+        groups = dd.near_duplicate_groups(items, threshold=t)
+        settings = {"threshold": t, "similarity": "word-level diff ratio", "num_perm": 128,
+                    "shingle_chars": dd.CHAR_SHINGLE}
+    elif method == "minhash-words":
         t = 0.6 if threshold is None else threshold
         if not 0 < t <= 1:
-            raise StudioError("--threshold for minhash is a Jaccard similarity in (0, 1]")
+            raise StudioError("--threshold for minhash-words is a Jaccard similarity in (0, 1]")
         groups = dd.minhash_groups(items, threshold=t)
         settings = {"threshold": t, "num_perm": 128, "shingle_words": 3}
     elif method == "semantic":
@@ -71,7 +95,7 @@ def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[in
         groups = dd.semantic_groups(ids, vectors, threshold=t)
         settings = {"threshold": t}
     else:
-        raise StudioError(f"unknown dedupe method {method!r} (use exact, minhash or semantic)")
+        raise StudioError(f"unknown dedupe method {method!r} (use {', '.join(DEDUPE_METHODS)})")
     step = add_step(nb, "dedupe", method, settings)
     save_duplicates(nb, method, groups, step)
     return groups

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.errors import StudioError
+from app.store.criteria import score_version_id
 from app.store.notebook import Notebook
 from app.store.trust import latest_sanity, override_for, score_model
 
@@ -29,17 +30,28 @@ def criterion_of(score_name: str) -> str:
     return score_name.removeprefix("judge:")
 
 
-def judge_trust(nb: Notebook, criterion: str) -> Trust:
-    """The trust state of ``criterion``'s judge, for the model that made its newest scores."""
+def judge_trust(nb: Notebook, criterion: str, model_sha256: str | None = None, version_id: int | None = None,
+                *, scored: bool = True) -> Trust:
+    """The trust state of ``criterion``'s judge for one model and criterion version.
+
+    With ``scored`` (the default) a model or version not given is the one that made the
+    criterion's newest scores: what filtering and ranking would rely on. A version of None
+    (criteria from a file) accepts a sanity result of any version.
+    """
+    name = f"judge:{criterion}"
+    if scored:
+        model_sha256 = model_sha256 or score_model(nb, name)
+        version_id = version_id if version_id is not None else score_version_id(nb, name)
     override = override_for(nb, criterion)
-    model = score_model(nb, f"judge:{criterion}")
-    sanity = latest_sanity(nb, criterion, model) if model else latest_sanity(nb, criterion)
+    sanity = latest_sanity(nb, criterion, model_sha256, version_id)
     if sanity is None:
-        base = "unchecked: no sanity check for this model yet (run sanity, or label records in review)"
+        base = ("no sanity check of this criterion version with this model yet "
+                "(run sanity; your labels count as examples)")
     else:
-        auc = sanity.result.get("auc")
+        measures = [f"{label} {sanity.result[key]:.2f}" for key, label in (("auc", "AUC"), ("kappa", "kappa"))
+                    if isinstance(sanity.result.get(key), (int, float))]
         base = (f"{'beats' if sanity.trusted else 'does not beat'} chance"
-                + (f" (AUC {auc:.2f})" if isinstance(auc, (int, float)) else ""))
+                + (f" ({', '.join(measures)})" if measures else ""))
     if override is not None:
         trusted, author, reason = override
         why = f": {reason}" if reason else ""
@@ -50,9 +62,10 @@ def judge_trust(nb: Notebook, criterion: str) -> Trust:
     return Trust(criterion, "trusted" if sanity.trusted else "untrusted", sanity.trusted, base)
 
 
-def require_trusted(nb: Notebook, score_name: str) -> None:
+def require_trusted(nb: Notebook, score_name: str, model_sha256: str | None = None,
+                    version_id: int | None = None, *, scored: bool = True) -> None:
     """Refuse to rank by an untrusted judge (a clear message names the way out)."""
-    t = judge_trust(nb, criterion_of(score_name))
+    t = judge_trust(nb, criterion_of(score_name), model_sha256, version_id, scored=scored)
     if not t.decides:
         raise StudioError(f"judge {t.criterion!r} is {t.label}: {t.detail}. Check it with `synth-studio sanity` "
-                          f"or trust it anyway with `synth-studio criteria trust NB.db {t.criterion}`")
+                          f"or trust it anyway with `synth-studio criteria trust {nb.path.name} {t.criterion}`")

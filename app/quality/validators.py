@@ -10,6 +10,20 @@ Declared in a rules file (TOML or YAML), e.g.::
 
     [[rule]]
     type = "banned_phrases"  # defaults to common model tics when no list is given
+
+A setting can be read from each record's input row by writing it as a template
+(rendered in the prompts' sandbox with the row's variables, also as ``input.NAME``)::
+
+    [[rule]]
+    type = "length"
+    unit = "words"
+    max = "{{ max_words }}"          # a number setting: the rendered text is converted
+
+    [[rule]]
+    type = "contains"
+    must_contain = "{{ answer }}"    # plain text, case-insensitive unless case_sensitive = true
+
+A record whose row lacks the variable fails the rule with that reason (nothing crashes).
 """
 
 from __future__ import annotations
@@ -24,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import TemplateError
+from app.prompts.templates import render_string, template_variables
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
 
 DEFAULT_BANNED = (
@@ -44,9 +60,17 @@ class Rule:
     name: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)  # settings rendered per record from its input row
+    version_id: int | None = None  # the notebook's criteria_versions row it came from (None: a file)
 
-    def check(self, text: str, tokens: int | None = None) -> Verdict:
-        return CHECKS[self.type](text, tokens, self.params)
+    def check(self, text: str, tokens: int | None = None, variables: dict[str, Any] | None = None) -> Verdict:
+        params = self.params
+        if self.templates:
+            try:
+                params = {**params, **_row_settings(self, variables or {})}
+            except ValueError as exc:  # this record's value is missing or unusable: its own failure
+                return Verdict(False, str(exc))
+        return CHECKS[self.type](text, tokens, params)
 
 
 def _words(text: str) -> list[str]:
@@ -153,6 +177,26 @@ def _repetition(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
     return Verdict(True, f"{r:.0%} of {n}-grams repeated", r)
 
 
+def _as_texts(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _contains(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    sensitive = bool(p.get("case_sensitive", False))
+    hay = text if sensitive else text.lower()
+
+    def has(needle: str) -> bool:
+        return (needle if sensitive else needle.lower()) in hay
+
+    missing = [n for n in _as_texts(p.get("must_contain", [])) if not has(n)]
+    if missing:
+        return Verdict(False, f"does not contain {missing[0]!r}")
+    found = [n for n in _as_texts(p.get("must_not_contain", [])) if has(n)]
+    if found:
+        return Verdict(False, f"contains {found[0]!r}")
+    return Verdict(True, "contains what it must")
+
+
 CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
     "length": _length,
     "regex": _regex,
@@ -161,6 +205,7 @@ CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
     "python": _python,
     "banned_phrases": _banned,
     "repetition": _repetition,
+    "contains": _contains,
 }
 _ALLOWED = {
     "length": {"unit", "min", "max"},
@@ -170,7 +215,59 @@ _ALLOWED = {
     "python": set(),
     "banned_phrases": {"phrases"},
     "repetition": {"n", "max_ratio"},
+    "contains": {"must_contain", "must_not_contain", "case_sensitive"},
 }
+# settings that may be written as a template, and what their rendered text is converted to
+ROW_SETTINGS: dict[str, dict[str, type]] = {
+    "length": {"min": int, "max": int},
+    "regex": {"must_match": str, "must_not_match": str},
+    "contains": {"must_contain": str, "must_not_contain": str},
+    "repetition": {"n": int, "max_ratio": float},
+}
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _row_settings(rule: Rule, variables: dict[str, Any]) -> dict[str, Any]:
+    """The rule's template settings rendered for one record; ValueError says why one cannot be."""
+    out: dict[str, Any] = {}
+    for key, source in rule.templates.items():
+        try:
+            text = render_string(source, {**variables, "input": variables})
+        except TemplateError as exc:
+            msg = str(exc)
+            missing = re.search(r"'([^']+)' is not defined|has no attribute '([^']+)'", msg)
+            if missing:
+                have = ", ".join(sorted(variables)) or "none"
+                name = missing.group(1) or missing.group(2)
+                raise ValueError(f"{key} reads {name}, which this record's input row lacks "
+                                 f"(its variables: {have})") from None
+            raise ValueError(f"{key}: {msg}") from None
+        kind = ROW_SETTINGS[rule.type][key]
+        if kind is str:
+            if not text:
+                raise ValueError(f"{key} is empty for this record")
+            out[key] = text
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{key} is {text!r} for this record, not a number") from None
+        if kind is int and not number.is_integer():
+            raise ValueError(f"{key} is {text!r} for this record, not a whole number")
+        out[key] = int(number) if kind is int else number
+    if rule.type == "regex":
+        flags = re.I if "i" in str(rule.params.get("flags", "")) else 0
+        for key, slot in (("must_match", "_must"), ("must_not_match", "_must_not")):
+            if key in out:
+                try:
+                    out[slot] = re.compile(out[key], flags | re.M)
+                except re.error as exc:
+                    raise ValueError(f"{key} {out[key]!r} is not a valid regular expression for this record: "
+                                     f"{exc}") from None
+    return out
 
 
 def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Rule:
@@ -182,6 +279,23 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
     if extra:
         raise where(f"rule type {kind!r} has no setting {', '.join(sorted(extra))} "
                     f"(settings: {', '.join(sorted(_ALLOWED[kind])) or 'none'})")
+    templates: dict[str, str] = {}
+    for key in [k for k, v in params.items() if _is_template(v)]:
+        if key not in ROW_SETTINGS.get(kind, {}):
+            can = ", ".join(sorted(ROW_SETTINGS.get(kind, {}))) or "none"
+            raise where(f"{key} cannot be read from the input row (settings of {kind!r} that can: {can})")
+        try:
+            template_variables(params[key])
+        except TemplateError as exc:
+            raise where(f"{key} is not a valid template: {exc}") from None
+        templates[key] = params.pop(key)
+    if kind == "contains":
+        if "must_contain" not in params and "must_not_contain" not in params and not templates:
+            raise where("a contains rule needs must_contain and/or must_not_contain")
+        for key in ("must_contain", "must_not_contain"):
+            v = params.get(key)
+            if v is not None and not (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))):
+                raise where(f"{key} must be a text or a list of texts")
     if kind == "length":
         if params.get("unit", "chars") not in ("chars", "words", "tokens"):
             raise where("length unit must be chars, words or tokens")
@@ -189,7 +303,7 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
             if k in params and not isinstance(params[k], int):
                 raise where(f"length {k} must be a whole number")
     if kind == "regex":
-        if "must_match" not in params and "must_not_match" not in params:
+        if "must_match" not in params and "must_not_match" not in params and not templates:
             raise where("a regex rule needs must_match and/or must_not_match")
         flags = re.I if "i" in str(params.get("flags", "")) else 0
         for key, slot in (("must_match", "_must"), ("must_not_match", "_must_not")):
@@ -210,14 +324,28 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
         if bad:
             raise where(f"markdown can require heading, list, code or table, not {', '.join(sorted(bad))}")
     name = str(spec.get("name") or kind)
-    return Rule(name=name, type=kind, params=params)
+    return Rule(name=name, type=kind, params=params, templates=templates)
+
+
+def spec_of_rule(rule: Rule) -> dict[str, Any]:
+    """The rule as its ``[[rule]]`` table (what the notebook stores and exports)."""
+    spec: dict[str, Any] = {} if rule.name == rule.type else {"name": rule.name}
+    spec["type"] = rule.type
+    spec.update({k: v for k, v in rule.params.items() if not k.startswith("_")})
+    spec.update(rule.templates)
+    return spec
 
 
 def load_rules(path: str | Path) -> list[Rule]:
     path = Path(path)
     data, text = load_rule_file(path)
-    specs = data.get("rule") or data.get("rules")
-    if not isinstance(specs, list) or not specs:
+    return rules_from_data(data, text, path)
+
+
+def rules_from_data(data: dict[str, Any], text: str, path: Path, *, allow_empty: bool = False) -> list[Rule]:
+    """The rules of a parsed file (``text`` locates errors by line)."""
+    specs = data.get("rule") or data.get("rules") or []
+    if not isinstance(specs, list) or (not specs and not allow_empty):
         raise RuleFileError(path, "declares no rules (add [[rule]] tables, each with a type)", 1)
     rules: list[Rule] = []
     seen: Counter[str] = Counter()

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.quality.trust import JUDGE_KINDS, judge_trust
+from app.store.criteria import latest_versions
 from app.store.notebook import Notebook
-from app.store.review import criterion_specs, score_step_settings
+from app.store.review import score_step_settings
 from app.store.scores import score_names, scores_for
 from app.store.trust import record_labels, set_label, stale_score_names
 
@@ -59,7 +60,7 @@ def criterion_info(name: str, spec: dict[str, Any]) -> CriterionInfo:
 def criteria(nb: Notebook) -> dict[str, CriterionInfo]:
     """The criteria a person can answer, by name: the notebook's active criteria and every criterion
     a judge has scored (unless the notebook switched it off), with the question from its spec."""
-    specs = criterion_specs(nb)
+    specs = {v.name: (v.spec, v.active) for v in latest_versions(nb, "criterion")}
     step_settings = score_step_settings(nb)
     out: dict[str, CriterionInfo] = {}
     for kind in JUDGE_KINDS:

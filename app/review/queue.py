@@ -93,8 +93,8 @@ class Gate:
         if v is None or t is None:
             return self.score.reason
         if self.score.kind == "validator":  # its reason reads in the rule's unit: "9 words"
-            return f"{self.score.reason}, limit {_num(t)}"
-        return f"{_num(v)} vs {_num(t)}"
+            return f"{self.score.reason}, limit {t:g}"
+        return f"{_num(v)} vs {t:g}"
 
 
 def _num(x: float) -> str:
@@ -209,7 +209,7 @@ def _near(gates: dict[str, list[Gate]], deciding: list[str], near: float, per_st
 def _unsure_judges(nb: Notebook, gates: dict[str, list[Gate]], trust: dict[str, Trust], unsure: float,
                    per_judge: int) -> list[tuple[int, Reason]]:
     """Records whose answer would teach an untrusted or unchecked judge the most."""
-    disagree, unsure = [], []
+    disagree, uncertain = [], []
     for name, t in trust.items():
         if t.state not in ("untrusted", "unchecked"):
             continue
@@ -220,14 +220,14 @@ def _unsure_judges(nb: Notebook, gates: dict[str, list[Gate]], trust: dict[str, 
                  if rid not in answered and rid in by_id and mate in by_id]
         disagree.append([(rid, Reason(
             "judge", f"{who} {_verb(by_id[rid])} ({_num(by_id[rid].score.value or 0)}) but "
-                     f"{_verb(by_id[mate])} its {method} duplicate #{mate} ({_num(by_id[mate].score.value or 0)})",
+                     f"{'passes' if by_id[mate].score.passed else 'fails'} its {method} duplicate #{mate} ({_num(by_id[mate].score.value or 0)})",
             t.criterion)) for rid, mate, method in pairs[:per_judge]])
         close = sorted((g for g in gates[name] if not g.score.stale and g.score.record_id not in answered
                         and g.margin <= unsure), key=lambda g: (g.margin, g.score.record_id))
-        unsure.append([(g.score.record_id, Reason(
+        uncertain.append([(g.score.record_id, Reason(
             "judge", f"{who} is unsure ({g.describe()}): your answer calibrates it", t.criterion))
             for g in close[:per_judge]])
-    return _take_turns(disagree) + _take_turns(unsure)
+    return _take_turns(disagree) + _take_turns(uncertain)
 
 
 def _verb(g: Gate) -> str:

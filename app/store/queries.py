@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.store.notebook import Notebook, record_dict
+from app.store.review import review_card, review_ids, review_progress  # noqa: F401 (moved to app.store.review)
 
 RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
 
@@ -186,40 +187,6 @@ def _cluster_choices(nb: Notebook) -> list[tuple[str, Any]]:
     sizes = nb.conn.execute("SELECT cluster, COUNT(*) FROM map_points WHERE map_id = ? GROUP BY cluster "
                             "ORDER BY COUNT(*) DESC, cluster", (row[0],)).fetchall()
     return [(f"noise ({n})" if c < 0 else f"cluster {c}: {labels.get(str(c), '')} ({n})", c) for c, n in sizes]
-
-
-def review_ids(nb: Notebook, only_unreviewed: bool = False) -> list[int]:
-    """The review queue: samples in id order (only status 'new' ones if asked)."""
-    sql = "SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL"
-    if only_unreviewed:
-        sql += " AND status = 'new'"
-    return [r[0] for r in nb.conn.execute(sql + " ORDER BY id")]
-
-
-def review_progress(nb: Notebook) -> list[dict[str, Any]]:
-    """Per run: samples, how many were reviewed (status other than new), and the share."""
-    rows = nb.conn.execute(
-        "SELECT run_id, COUNT(*) AS n, SUM(status != 'new') AS reviewed FROM records "
-        "WHERE role = 'sample' GROUP BY run_id ORDER BY run_id"
-    ).fetchall()
-    return [{"run_id": r["run_id"], "samples": r["n"], "reviewed": r["reviewed"],
-             "share": r["reviewed"] / r["n"] if r["n"] else 0.0} for r in rows]
-
-
-def review_card(nb: Notebook, record_id: int) -> dict[str, Any]:
-    """What the review queue shows for one record: text, scores, failures, duplicates, lineage."""
-    from app.store.scores import scores_for
-
-    info = lineage(nb, record_id)
-    scores = scores_for(nb, record_id)
-    dups = nb.conn.execute(
-        "SELECT d.method, d.representative_id, (SELECT COUNT(*) FROM duplicates e WHERE e.method = d.method "
-        "AND e.group_id = d.group_id) AS size FROM duplicates d WHERE d.record_id = ?", (record_id,)
-    ).fetchall()
-    info["scores"] = [s for s in scores if s.kind != "validator"]
-    info["failures"] = [s for s in scores if s.kind == "validator" and s.passed is False]
-    info["duplicates"] = [dict(d) for d in dups]
-    return info
 
 
 def run_record_count(nb: Notebook, run_id: int) -> int:

@@ -109,14 +109,6 @@ def score_step_settings(nb: Notebook) -> dict[str, dict[str, Any]]:
     return out
 
 
-def criterion_specs(nb: Notebook) -> dict[str, tuple[dict[str, Any], bool]]:
-    """Criterion name -> (the spec of its newest version, whether it is active), for the criteria kept in the notebook."""
-    rows = nb.conn.execute(
-        "SELECT c.name, c.spec, c.active FROM criteria_versions c WHERE c.kind = 'criterion' AND c.version = "
-        "(SELECT MAX(version) FROM criteria_versions d WHERE d.kind = 'criterion' AND d.name = c.name) ORDER BY c.name")
-    return {r[0]: (json.loads(r[1]), bool(r[2])) for r in rows}
-
-
 def sample_statuses(nb: Notebook) -> dict[int, str]:
     """Sample id -> status, for the samples with text."""
     return dict(nb.conn.execute(

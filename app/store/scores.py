@@ -170,3 +170,20 @@ def duplicate_group_sizes(nb: Notebook) -> list[tuple[int, int]]:
         "SELECT r.id, COALESCE((SELECT MAX(cnt) FROM (SELECT d.method, COUNT(*) AS cnt FROM duplicates d "
         "JOIN duplicates m ON m.method = d.method AND m.group_id = d.group_id WHERE d.record_id = r.id "
         "GROUP BY d.method)), 1) FROM records r WHERE r.role = 'sample' AND r.output IS NOT NULL")]
+
+
+def judge_score_names_of(nb: Notebook, record_ids: Sequence[int]) -> list[str]:
+    """The judge, rubric and additive score names that any of ``record_ids`` has."""
+    return [r[0] for r in nb.conn.execute(
+        "SELECT DISTINCT name FROM scores WHERE kind IN ('judge', 'rubric', 'additive') AND record_id IN "
+        "(SELECT value FROM json_each(?)) ORDER BY name", (json.dumps(list(record_ids)),))]
+
+
+def duplicate_groups(nb: Notebook, method: str) -> dict[int, list[int]]:
+    """``method``'s stored duplicate groups: {representative id: member ids, the representative included}."""
+    groups: dict[int, list[int]] = {}
+    for rep, rid in nb.conn.execute(
+            "SELECT representative_id, record_id FROM duplicates WHERE method = ? "
+            "ORDER BY representative_id, record_id", (method,)):
+        groups.setdefault(rep, []).append(rid)
+    return groups

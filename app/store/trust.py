@@ -69,13 +69,17 @@ def save_sanity(nb: Notebook, criterion: str, criterion_version_id: int | None, 
     return int(cur.lastrowid or 0)
 
 
-def latest_sanity(nb: Notebook, criterion: str, model_sha256: str | None = None) -> StoredSanity | None:
-    """The newest sanity result of ``criterion`` (for that model, if given)."""
+def latest_sanity(nb: Notebook, criterion: str, model_sha256: str | None = None,
+                  criterion_version_id: int | None = None) -> StoredSanity | None:
+    """The newest sanity result of ``criterion`` (for that model and criterion version, if given)."""
     sql = "SELECT * FROM sanity_results WHERE criterion = ?"
     params: list[Any] = [criterion]
     if model_sha256 is not None:
         sql += " AND model_sha256 = ?"
         params.append(model_sha256)
+    if criterion_version_id is not None:
+        sql += " AND criterion_version_id = ?"
+        params.append(criterion_version_id)
     row = nb.conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
     if row is None:
         return None
