@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from app.cli.common import add_model_args, add_sampler_args, load_model, print_json, sampler_settings, short
+from app.cli.common import (
+    add_model_args,
+    add_sampler_args,
+    cancellable,
+    load_model,
+    print_json,
+    sampler_settings,
+    short,
+)
 from app.core.errors import StudioError
 from app.store.notebook import RECORD_STATUSES, Notebook
 
@@ -69,8 +77,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             nb.prompt_version(args.name, args.a), nb.prompt_version(args.name, args.b)  # clear errors first
             model = load_model(args)
             try:
-                ra, rb = run_versions(nb, args.name, args.a, args.b, model, samples=args.samples,
-                                      limit_rows=args.limit_rows, seed=args.seed, settings=sampler_settings(args))
+                with cancellable("compare", quiet=args.json, unit="sample") as task:
+                    ra, rb = run_versions(nb, args.name, args.a, args.b, model, samples=args.samples,
+                                          limit_rows=args.limit_rows, seed=args.seed, settings=sampler_settings(args),
+                                          task=task)
             finally:
                 model.close()
             cmp = compare_runs(nb, ra.id, rb.id)

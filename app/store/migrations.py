@@ -260,12 +260,58 @@ def _m005_trust(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m006_versions(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        -- a frozen kept set: what was shipped, how it was made, and a hash of all of it
+        CREATE TABLE dataset_versions (
+            id INTEGER PRIMARY KEY,
+            tag TEXT NOT NULL UNIQUE,
+            message TEXT,
+            parent_id INTEGER REFERENCES dataset_versions(id),
+            content_hash TEXT NOT NULL,      -- sha256 over the records' ids and text hashes and the manifest
+            manifest TEXT NOT NULL,          -- JSON: prompt/criteria/rule versions, model hashes, funnel, counts
+            created TEXT NOT NULL
+        );
+        CREATE TABLE version_records (
+            version_id INTEGER NOT NULL REFERENCES dataset_versions(id),
+            record_id INTEGER NOT NULL REFERENCES records(id),
+            text_hash TEXT NOT NULL,
+            output TEXT NOT NULL,            -- the text as it was: later edits do not change a version
+            status TEXT NOT NULL,
+            scores TEXT NOT NULL,            -- JSON {score name: value} at the time
+            cluster INTEGER,                 -- in the latest map at the time (NULL: no map)
+            PRIMARY KEY (version_id, record_id)
+        );
+        CREATE TRIGGER dataset_versions_no_update BEFORE UPDATE ON dataset_versions
+            BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+        CREATE TRIGGER dataset_versions_no_delete BEFORE DELETE ON dataset_versions
+            BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+        CREATE TRIGGER version_records_no_update BEFORE UPDATE ON version_records
+            BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+        CREATE TRIGGER version_records_no_delete BEFORE DELETE ON version_records
+            BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+        -- real records split for training, evaluation and a held-out set (NULL: not split)
+        ALTER TABLE records ADD COLUMN split TEXT CHECK (split IN ('train', 'eval', 'holdout'));
+        -- strings planted in real seed rows; a synthetic record that contains one copied it
+        CREATE TABLE canaries (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL UNIQUE,
+            record_id INTEGER REFERENCES records(id),
+            created TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
     ("003_map", _m003_map),
     ("004_cells", _m004_cells),
     ("005_trust", _m005_trust),
+    ("006_versions", _m006_versions),
 ]
 
 
