@@ -16,7 +16,10 @@ from app.store.notebook import Notebook, Run
 from backends.protocols import ModelInfo, SamplerSettings
 
 if TYPE_CHECKING:
+    from app.export.versions import VersionDiff
     from app.quality.sanity import SanityReport
+    from app.report.html import ReportPage
+    from app.store.versions import DatasetVersion
 
 
 # -- what a job hands the window while it runs (partial results) ----------------------------
@@ -156,6 +159,30 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
     return f"wrote {written} {what} (the funnel's kept set) to {Path(out).name}{note}"
 
 
+def version_job(notebook_path: str | Path, tag: str, *, message: str = "", task: TaskState,
+                worker: Emitter | None = None) -> DatasetVersion:
+    """Freeze the funnel's kept set as dataset version ``tag`` (a tag that exists is refused, nothing written)."""
+    from app.export.versions import freeze
+
+    task.set_progress(0, 1, "freezing the kept set")
+    with Notebook.open(notebook_path) as nb:
+        version = freeze(nb, tag, message)
+    task.set_progress(1, 1, f"froze {version.tag}")
+    return version
+
+
+def diff_job(notebook_path: str | Path, before: str, after: str = "current", *, task: TaskState,
+             worker: Emitter | None = None) -> VersionDiff:
+    """What changed from version ``before`` to ``after`` (a tag, or ``current``: the kept set now)."""
+    from app.export.versions import diff
+
+    task.set_progress(0, 1, f"comparing {before} with {after}")
+    with Notebook.open(notebook_path) as nb:
+        result = diff(nb, before, after)
+    task.set_progress(1, 1, "compared")
+    return result
+
+
 def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | None = None,
                 rules: str | Path | None = None, model_path: str | None = None, backend: str = "llama-cpp",
                 model_options: dict[str, Any] | None = None, task: TaskState,
@@ -250,3 +277,24 @@ def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None
     left = f"; still stale (no rule or criterion of that name now): {', '.join(r.left)}" if r.left else ""
     return f"recomputed {r.scores} scores and {r.likelihoods} likelihoods of {r.records} edited records{left}"
 
+
+def report_job(notebook_path: str | Path, *, synthetic: str = "kept", version: str | None = None, k: int = 5,
+               task: TaskState, worker: Emitter | None = None) -> ReportPage:
+    """Real vs synthetic: the report and its self-contained HTML page.
+
+    The synthetic records are the kept set (``synthetic="kept"``), every synthetic sample
+    (``"all"``), or a frozen dataset version's records (``version``: a tag, or ``current``).
+    """
+    from app.report.compute import compute_report
+    from app.report.html import ReportPage, render_html
+
+    with Notebook.open(notebook_path) as nb:
+        ids, label = None, None
+        if version:
+            from app.export.versions import load
+
+            ids, label = [r.record_id for r in load(nb, version).records], f"version {version}"
+        report = compute_report(nb, synthetic=synthetic, record_ids=ids, label=label, k=k, task=task)
+        task.set_progress(0, 0, "drawing the report")
+        page = render_html(report, title=f"Real vs synthetic: {nb.get_meta('title') or nb.path.stem}", task=task)
+    return ReportPage(report, page)

@@ -70,7 +70,7 @@ def test_default_rules_file_loads():
     from app.core.paths import resources_dir
 
     rules = load_rules(resources_dir() / "quality" / "default_rules.toml")
-    assert [r.type for r in rules] == ["length", "banned_phrases", "repetition", "regex"]
+    assert [r.type for r in rules] == ["length", "banned_phrases", "repetition", "regex", "pii"]
     placeholder = next(r for r in rules if r.name == "no-placeholders")
     assert not placeholder.check("Dear [Customer Name], thanks").passed
 

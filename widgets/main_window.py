@@ -47,7 +47,9 @@ from widgets.notebook_view import NotebookView
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
 from widgets.records_table import RecordsModel
+from widgets.report_view import ReportView
 from widgets.review_queue import ReviewQueue
+from widgets.versions_view import VersionsView
 
 APP_NAME = "Synth Studio"
 
@@ -174,6 +176,10 @@ class MainWindow(QMainWindow):
         self.compare = CompareView(nb)
         self.compare.sig_compared.connect(lambda _c: self.refresh())
         self.tabs.addTab(self.compare, "Compare versions")
+        self.versions_view = VersionsView(nb)  # dataset versions: frozen kept sets and their diffs
+        self.tabs.addTab(self.versions_view, "Versions")
+        self.report_view = ReportView(nb)  # real vs synthetic, the page `synth-studio report` writes
+        self.tabs.addTab(self.report_view, "Report")
         self.tabs.currentChanged.connect(self._on_tab_changed)
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -282,6 +288,8 @@ class MainWindow(QMainWindow):
             self.quality.refresh()
         if self.tabs.widget(index) is self.compare:
             self.compare.reload()
+        if self.tabs.widget(index) is self.versions_view:
+            self.versions_view.reload()
         if self.tabs.widget(index) is self.map_view:
             self.map_view.refresh()
         if self.tabs.widget(index) is self.review:
@@ -418,6 +426,9 @@ class MainWindow(QMainWindow):
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         self.notebook_view.nb = nb
         self.notebook_view.reload()
+        self.versions_view.nb = nb
+        self.versions_view.reload()
+        self.report_view.set_notebook(nb)
         remember_recent(path)
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")

@@ -45,7 +45,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
 NOISE = "#c9c9c9"
 STATUS_COLOURS = {"new": "#9e9e9e", "accepted": "#2ca02c", "rejected": "#d62728", "flagged": "#ff7f0e"}
-AXES = ["length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes"]
+AXES = ["length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "nearest-real"]
 
 
 class LassoViewBox(pg.ViewBox):
@@ -243,7 +243,7 @@ class MapView(QWidget):
         current = self.colour_by.currentText()
         self.colour_by.blockSignals(True)
         self.colour_by.clear()
-        names = ["cluster", "funnel verdict", "status", "run", "prompt version", "likelihood", "length"]
+        names = ["cluster", "origin", "funnel verdict", "status", "run", "prompt version", "likelihood", "length"]
         names += [f"score:{name}" for name in score_names(self.nb)]
         self.colour_by.addItems(names)
         if current in names:

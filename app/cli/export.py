@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from app.store.notebook import Notebook
 
@@ -13,11 +14,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     statuses = args.status.split(",") if args.status else None
     with Notebook.open(args.notebook) as nb:
         written, skipped = export(nb, args.out, fmt=args.format, statuses=statuses,
-                                  select="all" if args.all else "kept")
+                                  select="all" if args.all else "kept", version=args.version, card=args.card)
     what = ("records" if args.format in ("plain", "sft") else "pairs") + (
-        "" if args.all or args.status else " (the funnel's kept set)")
+        "" if args.all or args.status else f" (version {args.version})" if args.version and args.version != "current"
+        else " (the funnel's kept set)")
     note = f" ({skipped} skipped: no prompt to pair with)" if skipped else ""
     print(f"wrote {written} {what} to {args.out}{note}")
+    if args.version or args.card:
+        from app.export.card import CARD_NAME, manifest_path
+
+        out = Path(args.out)
+        print(f"wrote {manifest_path(out)} and the dataset card {out.parent / CARD_NAME}")
     return 0
 
 
@@ -34,4 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="every sample with text, with its funnel verdict as columns (default: the kept set)")
     g.add_argument("--status", metavar="LIST",
                    help="every sample with one of these comma-separated statuses, whatever the funnel says")
+    s.add_argument("--version", metavar="TAG",
+                   help="exactly this dataset version's records as frozen (or current: the kept set now), with "
+                   "OUT.manifest.json and a Hugging Face dataset card (README.md) beside the file")
+    s.add_argument("--card", action="store_true",
+                   help="write the manifest and dataset card for the kept set now (implied by --version)")
     s.set_defaults(func=cmd_export)

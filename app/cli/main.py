@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.cli import criteria, data, export, generate, map, prompts, quality, review
+from app.cli import criteria, data, export, generate, map, privacy, prompts, quality, report, review, versions
 from app.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR
 from app.core.errors import Cancelled, StudioError
 
-STAGES = (data, prompts, generate, quality, criteria, map, review, export)
+STAGES = (data, prompts, generate, quality, criteria, privacy, map, review, report, export, versions)
 
 
 def build_parser() -> argparse.ArgumentParser:

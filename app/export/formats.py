@@ -1,5 +1,6 @@
 """Exporting what the user trusts: the funnel's kept set as plain tables (scores as columns),
-chat-format SFT data or DPO preference pairs.
+chat-format SFT data or DPO preference pairs; or a frozen version's records, with its manifest
+and a dataset card beside them (``app.export.card``).
 
 Files are written to a temporary name and renamed into place, so a failed export
 never leaves half a file where the user expects a whole one.
@@ -16,7 +17,9 @@ from typing import Any
 import pandas as pd
 
 from app.core.errors import StudioError
+from app.export.card import check_card_target, write_release_files
 from app.export.dpo import as_layout, dpo_pairs, user_text
+from app.export.versions import Snapshot, kept_snapshot, load
 from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
 from app.store.records import export_rows
@@ -26,6 +29,9 @@ EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
 FORMATS = ("plain", "sft", "dpo", "dpo-chat")
 SELECTIONS = ("kept", "all")
 DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected (for --status)
+VERSION_FORMATS = ("plain", "sft")
+_LINEAGE_KEYS = ("id", "output", "prompt", "variables", "status", "origin", "run_id", "seed", "mean_logprob",
+                 "completion_tokens", "prompt_name", "prompt_version", "model_sha256")
 
 
 def export(
@@ -35,11 +41,16 @@ def export(
     fmt: str = "plain",
     statuses: Iterable[str] | None = None,
     select: str = "kept",
+    version: str | None = None,
+    card: bool = False,
 ) -> tuple[int, int]:
     """Write records to ``out``; returns (written, skipped). The file type follows the extension.
 
     By default the funnel's kept set is what ships; ``select="all"`` writes every sample with
     text (with its verdict as columns), ``statuses`` every sample of those statuses.
+    ``version`` (a tag, or ``current``) writes exactly that version's records as frozen (text,
+    status, scores, cluster) and, beside the file, its manifest and a dataset card; ``card``
+    writes those two for the kept set now.
     """
     out = Path(out)
     ext = out.suffix.lower()
@@ -55,6 +66,28 @@ def export(
         raise StudioError(f"unknown status {bad[0]!r} (use {', '.join(RECORD_STATUSES)})")
     if not out.parent.exists():
         raise StudioError(f"folder {out.parent} does not exist")
+    if (version is not None or card) and (statuses is not None or select != "kept"):
+        raise StudioError("a version (or a card) describes one set of records: use it without --all or --status")
+    if version is not None or card:
+        check_card_target(out)
+    snap: Snapshot | None = None
+    if version is not None:
+        if fmt not in VERSION_FORMATS:
+            raise StudioError(f"a version holds records, not preference pairs: export it as {' or '.join(VERSION_FORMATS)}")
+        snap = load(nb, version)
+        items, skipped = _version_items(nb, snap, fmt)
+    else:
+        items, skipped = _items(nb, fmt, statuses, status_list, select)
+    _write(items, out, ext)
+    if card and snap is None:
+        snap = kept_snapshot(nb)
+    if snap is not None:
+        write_release_files(nb, out, snap, fmt, items)
+    return len(items), skipped
+
+
+def _items(nb: Notebook, fmt: str, statuses: Iterable[str] | None, status_list: list[str],
+           select: str) -> tuple[list[dict[str, Any]], int]:
     result = compute_funnel(nb)
     rows = export_rows(nb, status_list)
     if select == "kept" and statuses is None:
@@ -93,6 +126,36 @@ def export(
                     "reason": v.reason if v else None}
             item.update({n: scores.get(r["id"], {}).get(n) for n in names})
             items.append(item)
+    return items, skipped
+
+
+def _version_items(nb: Notebook, snap: Snapshot, fmt: str) -> tuple[list[dict[str, Any]], int]:
+    """A version's records as frozen, with their lineage (prompt, variables, run, model) from the notebook."""
+    ids = {r.record_id for r in snap.records}
+    lineage = {r["id"]: r for r in export_rows(nb, RECORD_STATUSES) if r["id"] in ids}
+    names = sorted({n for r in snap.records for n in r.scores})
+    items: list[dict[str, Any]] = []
+    skipped = 0
+    for rec in snap.records:
+        row = dict(lineage.get(rec.record_id) or {k: None for k in _LINEAGE_KEYS} | {"variables": {}})
+        if row.get("output") != rec.output:  # edited since: these describe the text as it is now
+            row["mean_logprob"] = row["completion_tokens"] = None
+        row.update(id=rec.record_id, output=rec.output, status=rec.status)
+        if fmt == "sft":
+            user = user_text(row["prompt"], row["variables"])
+            if user is None:
+                skipped += 1
+                continue
+            items.append({"messages": [{"role": "user", "content": user},
+                                       {"role": "assistant", "content": rec.output}], "id": rec.record_id})
+            continue
+        item = {**row, "version": snap.tag, "text_hash": rec.text_hash, "cluster": rec.cluster}
+        item.update({n: rec.scores.get(n) for n in names})
+        items.append(item)
+    return items, skipped
+
+
+def _write(items: list[dict[str, Any]], out: Path, ext: str) -> None:
     tmp = out.with_name(out.name + ".partial")
     try:
         if ext == ".jsonl":
@@ -116,4 +179,3 @@ def export(
     finally:
         if tmp.exists():
             tmp.unlink()
-    return len(items), skipped

@@ -4,7 +4,9 @@ An axis gives each sample a number: ``length`` (characters), ``tokens`` (complet
 tokens), ``likelihood`` (mean token log-probability), ``perplexity``, ``score:NAME``
 (any stored validator/judge/scorer value, e.g. ``score:judge:rude``), ``outlier``
 (HDBSCAN outlier score from the latest map), ``centroid`` (cosine distance to its
-cluster's centroid) and ``dupes`` (size of its duplicate group, any method).
+cluster's centroid), ``dupes`` (size of its duplicate group, any method) and ``nearest-real``
+(a synthetic sample's cosine distance to its nearest real record: its low end is the records
+closest to a real one, its high end those farthest from any).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import StudioError
+from app.map.neighbours import nearest_real_values
 from app.store.maps import latest_map_id, map_point_values
 from app.store.notebook import Notebook
 from app.store.records import (
@@ -26,7 +29,7 @@ from app.store.records import (
 )
 from app.store.scores import duplicate_group_sizes, sample_score_values, score_names
 
-AXES = ("length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "score:NAME")
+AXES = ("length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "nearest-real", "score:NAME")
 
 
 def axis_values(nb: Notebook, axis: str) -> list[tuple[int, float]]:
@@ -45,6 +48,8 @@ def axis_values(nb: Notebook, axis: str) -> list[tuple[int, float]]:
         rows = map_point_values(nb, map_id, "outlier" if axis == "outlier" else "centroid_distance")
     elif axis == "dupes":
         rows = duplicate_group_sizes(nb)
+    elif axis == "nearest-real":
+        rows = list(nearest_real_values(nb))
     elif axis.startswith("score:"):
         name = axis[len("score:"):]
         known = score_names(nb)

@@ -11,6 +11,10 @@ Declared in a rules file (TOML or YAML), e.g.::
     [[rule]]
     type = "banned_phrases"  # defaults to common model tics when no list is given
 
+    [[rule]]
+    type = "pii"             # e-mails, phones, card numbers, IBANs, IPs (app.quality.pii)
+    kinds = ["email", "phone"]   # optional: only these kinds
+
 A setting can be read from each record's input row by writing it as a template
 (rendered in the prompts' sandbox with the row's variables, also as ``input.NAME``)::
 
@@ -40,6 +44,8 @@ from typing import Any
 
 from app.core.errors import TemplateError
 from app.prompts.templates import render_string, template_variables
+from app.quality.pii import KINDS as PII_KINDS
+from app.quality.pii import find_pii, kinds_found
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
 
 DEFAULT_BANNED = (
@@ -197,6 +203,13 @@ def _contains(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
     return Verdict(True, "contains what it must")
 
 
+def _pii(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    spans = find_pii(text, p.get("kinds", PII_KINDS))
+    if spans:  # the reason names the kinds, never the values: it is shown and exported
+        return Verdict(False, f"personal data: {', '.join(kinds_found(spans))}", len(spans))
+    return Verdict(True, "no personal data found", 0)
+
+
 CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
     "length": _length,
     "regex": _regex,
@@ -206,6 +219,7 @@ CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
     "banned_phrases": _banned,
     "repetition": _repetition,
     "contains": _contains,
+    "pii": _pii,
 }
 _ALLOWED = {
     "length": {"unit", "min", "max"},
@@ -216,6 +230,7 @@ _ALLOWED = {
     "banned_phrases": {"phrases"},
     "repetition": {"n", "max_ratio"},
     "contains": {"must_contain", "must_not_contain", "case_sensitive"},
+    "pii": {"kinds"},
 }
 # settings that may be written as a template, and what their rendered text is converted to
 ROW_SETTINGS: dict[str, dict[str, type]] = {
@@ -319,6 +334,14 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
             jsonschema.Draft202012Validator.check_schema(params["schema"])
         except jsonschema.SchemaError as exc:
             raise where(f"invalid JSON Schema: {exc.message}") from None
+    if kind == "pii" and "kinds" in params:
+        kinds = params["kinds"]
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise where(f"pii kinds must be a list of kinds, e.g. kinds = [\"email\", \"phone\"], not {kinds!r}")
+        unknown = [k for k in kinds if k not in PII_KINDS]
+        if unknown or not kinds:
+            what = f"unknown pii kind {unknown[0]!r}" if unknown else "pii kinds is empty"
+            raise where(f"{what} (kinds: {', '.join(PII_KINDS)})")
     if kind == "markdown":
         bad = set(params.get("require", [])) - {"heading", "list", "code", "table"}
         if bad:

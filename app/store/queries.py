@@ -229,7 +229,7 @@ def generated_record(nb: Notebook, record_id: int) -> tuple[str, tuple[int, int]
 # what a map point can be coloured by -> the records column it reads (whitelisted: never interpolate user text)
 MAP_RECORD_VALUES = {"funnel verdict": "(SELECT CASE WHEN v.kept THEN 'kept' ELSE 'dropped at ' || v.stage END "
                                        "FROM verdicts v WHERE v.record_id = records.id)",
-                     "status": "status", "run": "run_id", "prompt version": "prompt_version_id",
+                     "status": "status", "origin": "origin", "run": "run_id", "prompt version": "prompt_version_id",
                      "likelihood": "mean_logprob", "length": "LENGTH(output)"}
 
 

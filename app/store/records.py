@@ -11,11 +11,18 @@ from typing import Any
 from app.store.notebook import Notebook
 
 _SAMPLES = "FROM records r WHERE r.role = 'sample' AND r.output IS NOT NULL"
+# What a record was made as: its origin before any edit. A person's edit (a redaction, a planted
+# canary) turns a real record's origin into 'human-edited'; it is still real data. For queries on
+# ``records`` without an alias.
+MADE_AS = ("COALESCE((SELECT e.old FROM edits e WHERE e.record_id = records.id AND e.field = 'origin' "
+           "ORDER BY e.id LIMIT 1), records.origin)")
+# real records held out for evaluation are never shown to the model as examples
+NOT_HELD_OUT = "COALESCE(split, 'train') NOT IN ('eval', 'holdout')"
 # where few-shot examples may come from -> which samples that means
 FEW_SHOT_SOURCES = {
-    "accepted": "status = 'accepted'",
-    "real": "origin = 'real'",
-    "any": "status != 'rejected'",
+    "accepted": f"status = 'accepted' AND {NOT_HELD_OUT}",
+    "real": f"{MADE_AS} = 'real' AND {NOT_HELD_OUT}",
+    "any": f"status != 'rejected' AND {NOT_HELD_OUT}",
 }
 
 
@@ -113,7 +120,7 @@ def export_rows(nb: Notebook, statuses: Iterable[str]) -> list[dict[str, Any]]:
     statuses = list(statuses)
     q = (
         "SELECT r.id, r.output, r.prompt, r.variables, r.status, r.origin, r.run_id, r.seed, "
-        "r.mean_logprob, r.completion_tokens, p.name AS prompt_name, p.version AS prompt_version, "
+        "r.mean_logprob, r.completion_tokens, r.split, p.name AS prompt_name, p.version AS prompt_version, "
         "u.model_sha256 FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
         "LEFT JOIN runs u ON u.id = r.run_id "
         f"WHERE r.role = 'sample' AND r.output IS NOT NULL AND r.status IN ({','.join('?' * len(statuses))}) "
