@@ -31,6 +31,7 @@ bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.map
 	$(PY) -m bench.dedupe
+	$(PY) -m bench.report
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots

@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from app.quality.judge import NO, YES, Criterion, choice_request, sanity_check, score_texts
+from app.quality.judge import NO, YES, Criterion, choice_request, score_texts
+from app.quality.sanity import sanity_check
 
 pytestmark = pytest.mark.integration
 

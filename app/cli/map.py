@@ -86,7 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("extrema", help="the records at both ends of an axis")
     s.add_argument("notebook")
     s.add_argument("--axis", required=True,
-                   help="length | tokens | likelihood | perplexity | outlier | centroid | dupes | score:NAME")
+                   help="length | tokens | likelihood | perplexity | outlier | centroid | dupes | nearest-real | score:NAME")
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_extrema)

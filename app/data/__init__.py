@@ -1,1 +1,2 @@
-"""Stage 1, data: tables imported as input rows (or real records), and the demo notebook."""
+"""Stage 1, data: tables imported as input rows (or real records), their train/eval/holdout split,
+and the demo notebook."""

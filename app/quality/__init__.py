@@ -1,1 +1,2 @@
-"""Stage 4, quality: validators, judges, pairwise preference, dedupe, diversity and the funnel."""
+"""Stage 4, quality: validators (personal data too, and redaction), judges, pairwise preference, dedupe,
+diversity, copies of real and few-shot records, canaries, eval contamination, and the funnel."""

@@ -165,6 +165,7 @@ def notebook_rules(nb: Notebook) -> list[Rule]:
 
 
 def require_version(nb: Notebook, kind: str, name: str, version: int | None = None) -> CriterionVersion:
+    ensure_defaults(nb)
     v = get_version(nb, kind, name, version)
     if v is None:
         have = [x.name for x in latest_versions(nb, kind)]

@@ -196,6 +196,7 @@ def compute_report(nb: Notebook, *, synthetic: str = "kept", record_ids: list[in
 
 def _embedding_part(nb: Notebook, real: list[ReportRow], synth: list[ReportRow], k: int, task: TaskState,
                     notes: list[str]) -> EmbeddingPart | None:
+    task.set_progress(0, 0, "loading embeddings")
     sha, real_ids, rv = current_vectors(nb, [r.id for r in real])
     if sha is None:
         notes.append("no embeddings yet: embedding precision and recall left out (synth-studio embed NB.db)")
