@@ -187,3 +187,21 @@ def test_the_likelihood_of_an_unedited_text_recomputes_as_generated(nb, smollm, 
         [lps] = smollm.text_logprobs([(({"role": "user", "content": rec["prompt"]},), rec["output"])])
         assert len(lps) == rec["completion_tokens"]
         assert sum(lps) / len(lps) == pytest.approx(rec["mean_logprob"], abs=1e-4)
+
+
+def test_export_by_split_writes_each_split_of_the_kept_set_to_its_own_file(nb, tmp_path, capsys):
+    from app.data.splits import split_notebook
+
+    nb.add_imported_rows([({"topic": f"t{i % 3}"}, f"Real text number {i} about topic {i % 3} and its details.")
+                          for i in range(20)], origin="real", source="r.csv")
+    split_notebook(nb, eval_share=0.2, holdout_share=0.1, by="topic", seed=1)
+    out = tmp_path / "data.jsonl"
+    assert main(["export", str(nb.path), str(out), "--by-split"]) == 0
+    assert "by split to" in capsys.readouterr().out
+    got = {s: [json.loads(x) for x in (tmp_path / f"data.{s}.jsonl").read_text().splitlines()]
+           for s in ("train", "eval", "holdout")}
+    assert [len(got[s]) for s in ("train", "eval", "holdout")] == [14, 4, 2]
+    for split, rows in got.items():
+        assert {r["split"] for r in rows} == {split}
+    assert sorted(r["id"] for rows in got.values() for r in rows) == kept_ids(nb)
+    assert main(["export", str(nb.path), str(tmp_path / "p.jsonl"), "--by-split", "--format", "dpo"]) == 2

@@ -14,12 +14,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     statuses = args.status.split(",") if args.status else None
     with Notebook.open(args.notebook) as nb:
         written, skipped = export(nb, args.out, fmt=args.format, statuses=statuses,
-                                  select="all" if args.all else "kept", version=args.version, card=args.card)
+                                  select="all" if args.all else "kept", version=args.version, card=args.card,
+                                  by_split=args.by_split)
     what = ("records" if args.format in ("plain", "sft") else "pairs") + (
         "" if args.all or args.status else f" (version {args.version})" if args.version and args.version != "current"
         else " (the funnel's kept set)")
     note = f" ({skipped} skipped: no prompt to pair with)" if skipped else ""
-    print(f"wrote {written} {what} to {args.out}{note}")
+    if args.by_split:
+        from app.export.splits import split_paths
+
+        where = ", ".join(str(p) for p in split_paths(Path(args.out)).values())
+        print(f"wrote {written} {what} by split to {where}{note}")
+    else:
+        print(f"wrote {written} {what} to {args.out}{note}")
     if args.version or args.card:
         from app.export.card import CARD_NAME, manifest_path
 
@@ -44,6 +51,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--version", metavar="TAG",
                    help="exactly this dataset version's records as frozen (or current: the kept set now), with "
                    "OUT.manifest.json and a Hugging Face dataset card (README.md) beside the file")
+    s.add_argument("--by-split", action="store_true",
+                   help="one file per split (OUT.train / OUT.eval / OUT.holdout; see synth-studio split)")
     s.add_argument("--card", action="store_true",
                    help="write the manifest and dataset card for the kept set now (implied by --version)")
     s.set_defaults(func=cmd_export)

@@ -31,7 +31,7 @@ SELECTIONS = ("kept", "all")
 DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected (for --status)
 VERSION_FORMATS = ("plain", "sft")
 _LINEAGE_KEYS = ("id", "output", "prompt", "variables", "status", "origin", "run_id", "seed", "mean_logprob",
-                 "completion_tokens", "prompt_name", "prompt_version", "model_sha256")
+                 "completion_tokens", "prompt_name", "prompt_version", "model_sha256", "split")
 
 
 def export(
@@ -43,6 +43,7 @@ def export(
     select: str = "kept",
     version: str | None = None,
     card: bool = False,
+    by_split: bool = False,
 ) -> tuple[int, int]:
     """Write records to ``out``; returns (written, skipped). The file type follows the extension.
 
@@ -50,7 +51,8 @@ def export(
     text (with its verdict as columns), ``statuses`` every sample of those statuses.
     ``version`` (a tag, or ``current``) writes exactly that version's records as frozen (text,
     status, scores, cluster) and, beside the file, its manifest and a dataset card; ``card``
-    writes those two for the kept set now.
+    writes those two for the kept set now. ``by_split`` writes one file per split of the real
+    records (OUT.train/.eval/.holdout; synthetic records go to train).
     """
     out = Path(out)
     ext = out.suffix.lower()
@@ -68,6 +70,8 @@ def export(
         raise StudioError(f"folder {out.parent} does not exist")
     if (version is not None or card) and (statuses is not None or select != "kept"):
         raise StudioError("a version (or a card) describes one set of records: use it without --all or --status")
+    if by_split and fmt in ("dpo", "dpo-chat"):
+        raise StudioError("preference pairs have no split: export them without --by-split")
     if version is not None or card:
         check_card_target(out)
     snap: Snapshot | None = None
@@ -78,7 +82,14 @@ def export(
         items, skipped = _version_items(nb, snap, fmt)
     else:
         items, skipped = _items(nb, fmt, statuses, status_list, select)
-    _write(items, out, ext)
+    if by_split:
+        from app.export.splits import write_by_split
+
+        split_by_id = {r["id"]: r.get("split") for r in export_rows(nb, RECORD_STATUSES)}
+        write_by_split(items, out, lambda part, path: _write(part, path, ext),
+                       split_of=lambda item: split_by_id.get(item["id"]))
+    else:
+        _write(items, out, ext)
     if card and snap is None:
         snap = kept_snapshot(nb)
     if snap is not None:
