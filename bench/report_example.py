@@ -82,14 +82,19 @@ def main() -> int:
     p.add_argument("--png", default=None)
     p.add_argument("--language", type=int, default=90, help="language-reference passages (and generated ones)")
     p.add_argument("--library", type=int, default=60, help="library docstring passages (no synthetic counterpart)")
+    p.add_argument("--notebook", default=None, help="report on this notebook, made by an earlier run, instead")
     args = p.parse_args()
     os.environ.setdefault("SYNTH_STUDIO_HOME", tempfile.mkdtemp(prefix="synth-example-"))
 
     from app.cli.common import cancellable
     from app.jobs import report_job
 
-    path = Path(tempfile.mkdtemp()) / "example.db"
-    build(path, args.language, args.library)
+    if args.notebook:
+        path = Path(args.notebook)
+    else:
+        path = Path(tempfile.mkdtemp()) / "example.db"
+        build(path, args.language, args.library)
+        print(f"notebook: {path}")
     with cancellable("report") as task:
         page = report_job(path, synthetic="all", task=task)
     out = Path(args.html)

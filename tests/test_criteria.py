@@ -282,6 +282,9 @@ def test_samples_average_over_wordings_of_the_question():
                for r in judge.requests if r.key[0] == "a"]
     # completion after the text; chat before and after; completion before and after; chat after only
     assert layouts == [(True, 1), (False, 2), (True, 2), (False, 1)]
+    # one wording for every record, then the next: requests that share a layout share their prefix
+    assert [r.key[:2] for r in judge.requests] == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2),
+                                                   ("a", 3), ("b", 3)]
 
 
 def test_preview_shows_the_rendered_question_for_a_record(nb):

@@ -118,6 +118,8 @@ def test_tvd_and_ks_on_hand_made_cases():
     assert column_kind([1, 2.5, "3"]) == "numeric"
     assert column_kind(["red", "blue", None, "red"]) == "categorical"
     assert column_kind(["a long free text answer about a thing", "another long sentence of words here"]) == "text"
+    assert column_kind([f"topic {i % 30}" for i in range(100)]) == "categorical"  # many, but repeated
+    assert column_kind([f"customer {i}" for i in range(100)]) == "identifier"
     assert column_kind([None, ""]) == "empty"
 
 
@@ -280,3 +282,24 @@ def test_report_view_shows_the_overall_score(nb, qtbot):
     assert "1.000" in view.score_label.text()
     assert "Column shapes" in view.page.toPlainText()
     assert view.save_button.isEnabled()
+
+
+def test_the_map_colours_by_origin_and_ranks_on_nearest_real(nb, qtbot):
+    pytest.importorskip("pyqtgraph")
+    from PySide6.QtGui import QUndoStack
+
+    from app.map.projection import compute_map
+    from widgets.map_view import MapView
+
+    rng = np.random.default_rng(0)
+    _add(nb, _rows(30, rng), "real")
+    _add(nb, _rows(20, rng, shift=0.5), "synthetic")
+    compute_map(nb, method="pca")
+    view = MapView(nb, QUndoStack())
+    qtbot.addWidget(view)
+    view.refresh()
+    view.colour_by.setCurrentText("origin")
+    assert view.colour_by.currentText() == "origin"
+    assert "real (30)" in view.legend.text() and "synthetic (20)" in view.legend.text()
+    view.axis.setCurrentText("nearest-real")
+    assert view.extremes.count() > 2 and "nearest-real" in view.extremes.item(0).text()

@@ -43,6 +43,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.nb = nb
         self.backend = "llama-cpp"
+        self.status = QLabel()
         self.runner = JobRunner(self)
         self.runner.sig_started.connect(lambda: self.status.setText("running…"))
         self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"running {d}/{t}…"))
@@ -55,7 +56,6 @@ class CompareView(QWidget):
         self.samples = QSpinBox(minimum=1, maximum=20, value=1)
         self.run_button = QPushButton("Run both")
         self.run_button.clicked.connect(self.start)
-        self.status = QLabel()
         self.diff = QTextBrowser()
         self.metrics = QTableWidget(0, 4)
         self.metrics.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import StudioError
 from app.core.settings import load_settings
 from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
+from app.store.notebook import Run
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
 
@@ -36,6 +37,8 @@ class GenerateBar(QWidget):
         self.notebook_path = notebook_path
         self.backend = "llama-cpp"
         self.model_path: str | None = None
+        self.status = QLabel()
+        self.status.setWordWrap(True)
         self.runner = JobRunner(self)
         self.runner.sig_started.connect(lambda: self.status.setText("running…"))
         self.runner.sig_progress.connect(self._on_progress)
@@ -49,7 +52,8 @@ class GenerateBar(QWidget):
         self.prompt.addItems(prompt_names)
         defaults = load_settings()[0].generate  # the user's preferences, app.core.settings
         self.samples = QSpinBox(minimum=1, maximum=100, value=defaults.samples)
-        self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=defaults.rows, specialValueText="all")
+        self.rows = QSpinBox(minimum=0, maximum=1_000_000, value=defaults.rows)
+        self.rows.setSpecialValueText("all")
         self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=defaults.max_tokens, singleStep=32)
         self.temperature = defaults.temperature
         self.model_button = QPushButton("SmolLM2-135M (bundled)")
@@ -66,8 +70,6 @@ class GenerateBar(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
 
         row = QHBoxLayout()
         for label, w in (("Prompt", self.prompt), ("Samples/row", self.samples), ("Rows", self.rows),
@@ -172,7 +174,7 @@ class GenerateBar(QWidget):
         self.status.setText(message.splitlines()[0] if message else "error")
         self.status.setToolTip(message)
 
-    def _on_finished(self, run: object) -> None:
+    def _on_finished(self, run: Run | None) -> None:
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if run is not None:

@@ -53,9 +53,11 @@ class ModelManager(QDialog):
         self.table.verticalHeader().setVisible(False)
         choice = notebook_model(nb)
         self.n_ctx = QSpinBox(minimum=128, maximum=1_048_576, value=choice.n_ctx, singleStep=512)
-        self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0, specialValueText="every core")
+        self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0)
+        self.threads.setSpecialValueText("every core")
         self.gpu_layers = QSpinBox(minimum=0, maximum=1000, value=choice.n_gpu_layers)
-        self.parallel = QSpinBox(minimum=0, maximum=256, value=choice.parallel or 0, specialValueText="automatic")
+        self.parallel = QSpinBox(minimum=0, maximum=256, value=choice.parallel or 0)
+        self.parallel.setSpecialValueText("automatic")
         self.parallel.setToolTip("Sequences decoded together in one batch (automatic: as many as fit 2 GiB of KV cache,"
                                  " at most 32)")
         self.server = QLineEdit(choice.path if choice.is_server else "")

@@ -9,7 +9,7 @@ the work is ``app.cells.run_cell``; this only presents and asks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
@@ -43,6 +43,11 @@ from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
 from widgets.job_runner import JobRunner
 
+if TYPE_CHECKING:  # imported where they are built: the Map cell pulls in pyqtgraph and scipy
+    from widgets.map_view import MapView
+    from widgets.prompt_editor import PromptEditor
+    from widgets.review_queue import ReviewQueue
+
 HINTS = {
     "data": "Import a table: rows without text are inputs to generate from.",
     "prompt": "Edit the template and preview it against a row; every save is a version. Run checks it renders.",
@@ -52,6 +57,14 @@ HINTS = {
     "review": "One record at a time: A accept, R reject, F flag, J/K next/previous, E edit. Run reports progress.",
     "export": "Write what you trust: .jsonl, .csv or .parquet; plain, chat SFT or DPO pairs.",
 }
+
+
+class FileField(QWidget):
+    """The ``file`` setting: a path in ``line``, with a … button beside it that picks one."""
+
+    def __init__(self, line: QLineEdit, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.line = line
 
 
 class CellWidget(QFrame):
@@ -107,9 +120,9 @@ class CellWidget(QFrame):
         for key, value in cell.settings.items():
             if key == "backend":
                 continue
-            w = self._editor(key, value, prompts)
-            self.editors[key] = w
-            form.addRow(key.replace("_", " "), w)
+            field = self._editor(key, value, prompts)
+            self.editors[key] = field
+            form.addRow(key.replace("_", " "), field)
         self.output = QLabel()
         self.output.setWordWrap(True)
         self.output.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -146,7 +159,11 @@ class CellWidget(QFrame):
             self.paste_button.clicked.connect(lambda: self.sig_paste.emit(self))
             form.addRow(self.paste_button)
             form.addRow(self.table)
-        self.map_view = None  # the Map cell holds the map view itself (set by NotebookView)
+        # the Prompt, Review, Generate and Map cells hold these (set by NotebookView)
+        self.editor: PromptEditor | None = None
+        self.review: ReviewQueue | None = None
+        self.model_label: QLabel | None = None
+        self.map_view: MapView | None = None
         self.chart = None
         if cell.kind == "quality":  # the funnel, inline
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -168,37 +185,37 @@ class CellWidget(QFrame):
 
     def _editor(self, key: str, value: Any, prompts: list[str]) -> QWidget:
         if isinstance(value, bool):
-            w = QCheckBox()
-            w.setChecked(value)
-            w.toggled.connect(lambda v, k=key: self._set(k, bool(v)))
-            return w
+            check = QCheckBox()
+            check.setChecked(value)
+            check.toggled.connect(lambda v, k=key: self._set(k, bool(v)))
+            return check
         if isinstance(value, int):
-            w = QSpinBox()
-            w.setMinimumWidth(110)
-            w.setRange(0, 1_000_000)
-            w.setValue(value)
-            w.valueChanged.connect(lambda v, k=key: self._set(k, int(v)))
-            return w
+            spin = QSpinBox()
+            spin.setMinimumWidth(110)
+            spin.setRange(0, 1_000_000)
+            spin.setValue(value)
+            spin.valueChanged.connect(lambda v, k=key: self._set(k, int(v)))
+            return spin
         if isinstance(value, float):
-            w = QDoubleSpinBox()
-            w.setRange(0.0, 2.0)
-            w.setSingleStep(0.1)
-            w.setValue(value)
-            w.valueChanged.connect(lambda v, k=key: self._set(k, float(v)))
-            return w
+            dspin = QDoubleSpinBox()
+            dspin.setRange(0.0, 2.0)
+            dspin.setSingleStep(0.1)
+            dspin.setValue(value)
+            dspin.valueChanged.connect(lambda v, k=key: self._set(k, float(v)))
+            return dspin
         if key == "prompt" or key in CHOICES:
-            w = QComboBox()
-            w.addItems(prompts if key == "prompt" else list(CHOICES[key]))
-            w.setMinimumWidth(260)
+            combo = QComboBox()
+            combo.addItems(prompts if key == "prompt" else list(CHOICES[key]))
+            combo.setMinimumWidth(260)
             if value:
-                w.setCurrentText(str(value))
-            w.currentTextChanged.connect(lambda v, k=key: self._set(k, v))
-            return w
+                combo.setCurrentText(str(value))
+            combo.currentTextChanged.connect(lambda v, k=key: self._set(k, v))
+            return combo
         line = QLineEdit(str(value))
         line.textChanged.connect(lambda v, k=key: self._set(k, v))
         if key != "file":
             return line
-        box = QWidget()
+        box = FileField(line)
         box.setMinimumWidth(560)
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
@@ -207,7 +224,6 @@ class CellWidget(QFrame):
         pick.clicked.connect(lambda: self._pick_file(line))
         row.addWidget(line, 1)
         row.addWidget(pick)
-        box.line = line  # type: ignore[attr-defined]
         return box
 
     def _pick_file(self, line: QLineEdit) -> None:
@@ -265,7 +281,10 @@ class CellWidget(QFrame):
             self.map_view.refresh()
 
     def _on_item_edited(self, item: QTableWidgetItem) -> None:
-        column = self.table.horizontalHeaderItem(item.column()).text()
+        assert self.table is not None  # only the Data cell's table is connected here
+        header = self.table.horizontalHeaderItem(item.column())
+        assert header is not None  # show_rows labels every column
+        column = header.text()
         self.sig_edit_input.emit(int(item.data(Qt.ItemDataRole.UserRole)), column, item.text())
 
     def draw_funnel(self, stages: list[dict]) -> None:
@@ -324,17 +343,17 @@ class NotebookView(QWidget):
         self.undo_stack = undo_stack or QUndoStack(self)
         self.backend = "llama-cpp"
         self.runner = JobRunner(self)
-        self.runner.sig_progress.connect(lambda d, t, m: self.running_cell and self.running_cell.set_progress(d, t, m))
+        self.runner.sig_progress.connect(self._on_progress)
         self.runner.sig_partial.connect(self._on_partial)
         self.runner.sig_errored.connect(self._on_error)
         self.runner.sig_finished.connect(self._on_finished)
         self.runner.sig_cancelled.connect(self._on_cancelled)
         self.running_cell: CellWidget | None = None
         self.queue: list[CellWidget] = []
-        self.undo_stack.indexChanged.connect(lambda _i: self.runner.running or self._draw_charts())
+        self.undo_stack.indexChanged.connect(self._on_undo_index_changed)
         self.cells: list[CellWidget] = []
         self.run_all = QPushButton("Run all")
-        self.run_all.clicked.connect(lambda: self.cells and self.run_from(self.cells[0]))
+        self.run_all.clicked.connect(self._run_all)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
@@ -361,7 +380,7 @@ class NotebookView(QWidget):
         if self.runner.running or any(w.map_view is not None and w.map_view.runner.running for w in self.cells):
             return  # never rebuild under a running cell
         for w in self.cells:
-            if getattr(w, "editor", None) is not None:
+            if w.editor is not None:
                 w.editor.stop()
             w.setParent(None)
             w.deleteLater()
@@ -375,42 +394,56 @@ class NotebookView(QWidget):
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
             w.sig_paste.connect(self.paste_rows)
             w.sig_edit_input.connect(self.edit_input)
+            form = w.body.layout()
+            assert isinstance(form, QFormLayout)  # CellWidget lays its body out as a form
             if cell.kind == "prompt":  # the template editor itself, in the cell
                 from widgets.prompt_editor import PromptEditor
 
-                w.editor = PromptEditor(self.nb)
-                w.editor.setMinimumHeight(420)
+                editor = w.editor = PromptEditor(self.nb)
+                editor.setMinimumHeight(420)
                 if cell.settings.get("prompt"):
-                    w.editor.name.setCurrentText(cell.settings["prompt"])
-                w.editor.sig_saved.connect(self._on_prompt_saved)
-                w.body.layout().addRow(w.editor)
+                    editor.name.setCurrentText(cell.settings["prompt"])
+                editor.sig_saved.connect(self._on_prompt_saved)
+                form.addRow(editor)
             if cell.kind == "review":  # the keyboard review queue itself (A/R/F, J/K, E)
                 from widgets.review_queue import ReviewQueue
 
-                w.review = ReviewQueue(self.nb, self.undo_stack)
-                w.review.setMinimumHeight(420)
-                w.review.reload()
-                w.body.layout().addRow(w.review)
+                review = w.review = ReviewQueue(self.nb, self.undo_stack)
+                review.setMinimumHeight(420)
+                review.reload()
+                form.addRow(review)
             if cell.kind == "generate":  # which model runs (File > Models… changes it)
                 from app.generate.model_choice import notebook_model
 
                 choice = notebook_model(self.nb)
                 name = choice.path or "SmolLM2-135M-Instruct Q4_1 (bundled)"
                 par = f", {choice.parallel} sequences at once" if choice.parallel else ""
-                w.model_label = QLabel(f"model: {name} · n_ctx {choice.n_ctx}{par}")
-                w.model_label.setStyleSheet("color: #555;")
-                w.body.layout().insertRow(1, w.model_label)
+                model_label = w.model_label = QLabel(f"model: {name} · n_ctx {choice.n_ctx}{par}")
+                model_label.setStyleSheet("color: #555;")
+                form.insertRow(1, model_label)
             if cell.kind == "map":  # the scatter and extrema views themselves, in the cell
                 from widgets.map_view import MapView
 
-                w.map_view = MapView(self.nb, self.undo_stack)
-                w.map_view.setMinimumHeight(560)
-                w.map_view.sig_show_ids.connect(self.sig_show_ids)
-                w.map_view.sig_open_record.connect(self.sig_open_record)
-                w.body.layout().addRow(w.map_view)
+                map_view = w.map_view = MapView(self.nb, self.undo_stack)
+                map_view.setMinimumHeight(560)
+                map_view.sig_show_ids.connect(self.sig_show_ids)
+                map_view.sig_open_record.connect(self.sig_open_record)
+                form.addRow(map_view)
             self.column.addWidget(w)
             self.cells.append(w)
         self._draw_charts()
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if self.running_cell is not None:
+            self.running_cell.set_progress(done, total, message)
+
+    def _on_undo_index_changed(self, _index: int) -> None:
+        if not self.runner.running:
+            self._draw_charts()
+
+    def _run_all(self) -> None:
+        if self.cells:
+            self.run_from(self.cells[0])
 
     def _draw_charts(self) -> None:
         from app.quality.funnel import funnel

@@ -23,6 +23,7 @@ def main(out_dir: str = "screenshots") -> int:
     from backends.llama_cpp_backend import LlamaCppGenerator
     from backends.protocols import SamplerSettings
     from widgets.main_window import MainWindow
+    from widgets.notebook_view import FileField
 
     app = QApplication.instance() or QApplication(sys.argv)
     nb = create_sample_notebook(Path(tempfile.mkdtemp()) / "sample.db")
@@ -82,7 +83,9 @@ def main(out_dir: str = "screenshots") -> int:
     win.notebook_view.reload()
     for w in win.notebook_view.cells:
         if w.cell.kind == "data":
-            w.editors["file"].line.setText("resources/sample/support_topics.csv")
+            file_field = w.editors["file"]
+            assert isinstance(file_field, FileField)
+            file_field.line.setText("resources/sample/support_topics.csv")
         if w.cell.kind == "review":
             w.toggle.click()
     win.tabs.setCurrentWidget(win.notebook_view)
@@ -121,8 +124,9 @@ def main(out_dir: str = "screenshots") -> int:
     win.map_view.refresh()
     win.map_view.axis.setCurrentText("perplexity")
     m = win.map_view.map
+    assert m is not None  # refresh() loaded the map computed above
     sizes = m.sizes()
-    biggest = max((c for c in sizes if c >= 0), key=sizes.get, default=None)
+    biggest = max((c for c in sizes if c >= 0), key=sizes.__getitem__, default=None)
     if biggest is not None:
         win.map_view.select_indices([i for i, c in enumerate(m.clusters) if c == biggest])
     shot("map")

@@ -29,10 +29,8 @@ from app.map.projection import STOPWORDS
 WORD = re.compile(r"\w+(?:['’-]\w+)*")
 TOKEN = re.compile(r"\w+|[^\w\s]")
 MISSING = "(missing)"
-# an input column is free text (not categories) when its values are long or nearly all different
-TEXT_MIN_WORDS = 5
-CATEGORIES_MAX = 20
-CATEGORIES_MAX_SHARE = 0.05
+TEXT_MIN_WORDS = 5  # an input column of values this long (mean words) is free text, not categories
+IDENTIFIER_SHARE, IDENTIFIER_MIN_ROWS = 0.9, 20  # ... and one with a value of its own per row is an id
 
 
 def words(text: str) -> list[str]:
@@ -95,17 +93,22 @@ def _category(v: Any) -> str:
 
 
 def column_kind(values: Sequence[Any]) -> str:
-    """``numeric``, ``categorical``, ``text`` or ``empty`` for an input column's values (both sets together)."""
+    """``numeric``, ``categorical``, ``text``, ``identifier`` or ``empty`` for an input column's values
+    (both sets together).
+
+    Short values are categories however many there are (a topic column), unless nearly every
+    row has its own (an id or a name: comparing those distributions says nothing).
+    """
     present = [v for v in values if v is not None and v != ""]
     if not present:
         return "empty"
     if all(_number(v) is not None for v in present):
         return "numeric"
     texts = [_category(v) for v in present]
-    distinct = len(set(texts))
-    mean_words = sum(len(words(t)) for t in texts) / len(texts)
-    if mean_words >= TEXT_MIN_WORDS or distinct > max(CATEGORIES_MAX, CATEGORIES_MAX_SHARE * len(present)):
+    if sum(len(words(t)) for t in texts) / len(texts) >= TEXT_MIN_WORDS:
         return "text"
+    if len(texts) >= IDENTIFIER_MIN_ROWS and len(set(texts)) >= IDENTIFIER_SHARE * len(texts):
+        return "identifier"
     return "categorical"
 
 
@@ -139,7 +142,7 @@ def _categorical_summary(x: Sequence[str], top: int = 3) -> str:
         return "no values"
     c = Counter(x)
     head = ", ".join(f"{k} {v / len(x):.0%}" for k, v in c.most_common(top))
-    return f"{len(c)} categories: {head}{', …' if len(c) > top else ''}"
+    return f"{len(c)} {'category' if len(c) == 1 else 'categories'}: {head}{', …' if len(c) > top else ''}"
 
 
 def numeric_shape(column: str, real: Sequence[float], synthetic: Sequence[float]) -> ColumnShape:
@@ -241,6 +244,7 @@ def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Seque
     for name, where in ((sorted(real_cols - synth_cols), "real"), (sorted(synth_cols - real_cols), "synthetic")):
         if name:
             notes.append(f"input columns only in the {where} records (not compared): {', '.join(name)}")
+    ids: list[str] = []
     for col in sorted(real_cols & synth_cols):
         r = [v.get(col) for _, v in real]
         s = [v.get(col) for _, v in synthetic]
@@ -255,5 +259,10 @@ def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Seque
         elif kind == "text":
             fields.append(TextField(label, text_side([_category(v) for v in r if v not in (None, "")]),
                                     text_side([_category(v) for v in s if v not in (None, "")])))
+        elif kind == "identifier":
+            ids.append(col)
+    if ids:
+        notes.append(f"input columns with a different value in nearly every row (ids, names; not compared): "
+                     f"{', '.join(ids)}")
     text_shapes = [sh for f in fields if f.real.count and f.synthetic.count for sh in f.shapes()]
     return fields, text_shapes + shapes, notes

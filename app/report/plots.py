@@ -95,13 +95,14 @@ def _nearest(ax: Any, emb: EmbeddingPart) -> None:
 
 
 def _map(ax: Any, part: ClusterPart) -> None:
-    ax.scatter(part.real_xy[:, 0], part.real_xy[:, 1], s=4, c=REAL, linewidths=0, alpha=0.6,
+    size = 3 if len(part.real_xy) + len(part.synthetic_xy) > 3000 else 12
+    ax.scatter(part.real_xy[:, 0], part.real_xy[:, 1], s=size, c=REAL, linewidths=0, alpha=0.6,
                label=f"real ({len(part.real_xy)})")
-    ax.scatter(part.synthetic_xy[:, 0], part.synthetic_xy[:, 1], s=4, c=SYNTHETIC, linewidths=0, alpha=0.6,
+    ax.scatter(part.synthetic_xy[:, 0], part.synthetic_xy[:, 1], s=size, c=SYNTHETIC, linewidths=0, alpha=0.6,
                label=f"synthetic ({len(part.synthetic_xy)})")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, frameon=False, markerscale=3)
+    ax.legend(fontsize=7, frameon=False, markerscale=12 / size)
     _tidy(ax, f"the map by origin (cluster balance {part.balance:.3f})")
 
 
