@@ -256,18 +256,18 @@ def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None
                 task: TaskState, worker: Emitter | None = None) -> str:
     """Recompute what edits made stale: scores (validators, heuristics, judges) and likelihoods."""
     import backends
-    from app.core.paths import resources_dir
+    from app.quality.criteria import notebook_constitution, notebook_rules
     from app.quality.judge import load_criteria
     from app.quality.stale import recompute_stale
     from app.quality.validators import load_rules
     from app.store.trust import stale_record_ids
 
-    quality = resources_dir() / "quality"
     with Notebook.open(notebook_path) as nb:
         if not stale_record_ids(nb):
             return "nothing is stale: every score and likelihood describes the current text"
-        rule_list = load_rules(rules or quality / "default_rules.toml")
-        constitution = load_criteria(criteria or quality / "default_constitution.toml")
+        # the notebook's own criteria and rules unless files are named
+        rule_list = load_rules(rules) if rules else notebook_rules(nb)
+        constitution = load_criteria(criteria) if criteria else notebook_constitution(nb)
         task.set_progress(0, 0, "loading model")
         model = backends.load_judge(backend, model_path, **(model_options or {}))
         try:

@@ -205,3 +205,20 @@ def test_export_by_split_writes_each_split_of_the_kept_set_to_its_own_file(nb, t
         assert {r["split"] for r in rows} == {split}
     assert sorted(r["id"] for rows in got.values() for r in rows) == kept_ids(nb)
     assert main(["export", str(nb.path), str(tmp_path / "p.jsonl"), "--by-split", "--format", "dpo"]) == 2
+
+
+def test_rescore_recomputes_with_the_notebooks_own_rules(nb, topics_csv, fake, capsys):
+    from app.quality.criteria import notebook_rules
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    execute_run(nb, create_run(nb, prepare_run(nb, "ticket", limit_rows=3), fake.info), fake)
+    validate(nb, notebook_rules(nb))
+    rid = nb.records()[0]["id"]
+    nb.edit_record(rid, "output", "Too short.")
+    assert "validator:length" in stale_score_names(nb, rid)
+    assert main(["rescore", str(nb.path), "--backend", "fake"]) == 0
+    assert "likelihoods of 1 edited records" in capsys.readouterr().out
+    assert stale_record_ids(nb) == [] and rid not in kept_ids(nb)  # too short now: the length rule drops it
+    assert main(["rescore", str(nb.path), "--backend", "fake"]) == 0
+    assert "nothing is stale" in capsys.readouterr().out
