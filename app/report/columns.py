@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.tasks import TaskState
 from app.map.projection import STOPWORDS
 
 WORD = re.compile(r"\w+(?:['’-]\w+)*")
@@ -229,13 +230,15 @@ class TextField:
                 "real": self.real.to_dict(top), "synthetic": self.synthetic.to_dict(top)}
 
 
-def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Sequence[tuple[str, dict[str, Any]]]
-                    ) -> tuple[list[TextField], list[ColumnShape], list[str]]:
-    """(text fields, column shapes, notes) for two sets of (output, variables).
+def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Sequence[tuple[str, dict[str, Any]]],
+                    task: TaskState | None = None) -> tuple[list[TextField], list[ColumnShape], list[str]]:
+    """(text fields, column shapes, notes) for two sets of (output, variables); ``task`` is checked
+    for a cancel between columns.
 
     Input columns present in only one set are listed in the notes, not scored (as SDMetrics needs
     one metadata for both tables).
     """
+    task = task or TaskState()
     fields = [TextField("output", text_side([o for o, _ in real]), text_side([o for o, _ in synthetic]))]
     shapes: list[ColumnShape] = []
     notes: list[str] = []
@@ -246,6 +249,7 @@ def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Seque
             notes.append(f"input columns only in the {where} records (not compared): {', '.join(name)}")
     ids: list[str] = []
     for col in sorted(real_cols & synth_cols):
+        task.check()
         r = [v.get(col) for _, v in real]
         s = [v.get(col) for _, v in synthetic]
         kind = column_kind(r + s)

@@ -175,7 +175,7 @@ def compute_report(nb: Notebook, *, synthetic: str = "kept", record_ids: list[in
     task.check()
     task.set_progress(0, 0, "comparing columns")
     fields, columns, notes = compare_columns([(r.output, r.variables) for r in real],
-                                             [(r.output, r.variables) for r in synth])
+                                             [(r.output, r.variables) for r in synth], task)
     parts: dict[str, float] = {}
     if columns:
         parts["column shapes"] = float(np.mean([c.score for c in columns]))
