@@ -11,7 +11,6 @@ and renamed into place.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -124,18 +123,10 @@ def features(schema: pa.Schema) -> list[dict[str, Any]]:
 
 
 def report_headline(nb: Notebook, snap: Snapshot) -> dict[str, Any] | None:
-    """HOOK: the real-vs-synthetic report's headline numbers for the card's records, or None.
+    """The real-vs-synthetic report's headline numbers for the card's records, or None when
+    the report cannot be made (no real records to compare with)."""
+    from app.report.compute import compute_report
 
-    Uses ``app.report.compute.compute_report(nb, record_ids=..., label=...)`` (the report stage,
-    built beside this one) when it is there: its overall score, its parts and the two counts.
-    Looked up by name so the card works without that stage (None: no report section numbers);
-    once the stage is settled, import it directly and list ``app.report`` in the layers contract
-    below ``app.export``. A StudioError from the report (no real records) means no numbers.
-    """
-    try:
-        compute_report = importlib.import_module("app.report.compute").compute_report
-    except (ImportError, AttributeError):
-        return None
     try:
         report = compute_report(nb, record_ids=[r.record_id for r in snap.records],
                                 label="the kept set" if snap.version is None else f"version {snap.tag}")
