@@ -114,13 +114,13 @@ class MainWindow(QMainWindow):
             w.setMaximumWidth(70)
         self.shown_label = QLabel()
         self._fill_filter_choices()
-        for w in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter, self.score_filter,
-                  self.cluster_filter, self.verdict_filter):
-            w.currentIndexChanged.connect(self.apply_filter)
-        for w in (self.score_min, self.score_max):
-            w.textChanged.connect(lambda _t: self._search_timer.start())
+        for combo in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter,
+                      self.score_filter, self.cluster_filter, self.verdict_filter):
+            combo.currentIndexChanged.connect(self.apply_filter)
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self.apply_filter)
+        for w in (self.score_min, self.score_max):
+            w.textChanged.connect(lambda _t: self._search_timer.start())
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
         filters = QHBoxLayout()
         filters.setContentsMargins(8, 0, 8, 0)
@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
         self.map_view = MapView(nb, self.model.undo_stack)
         self.map_view.sig_show_ids.connect(self.show_records)
         self.map_view.sig_open_record.connect(lambda rid: self.show_records((rid,)))
-        self.map_view.sig_changed.connect(lambda: (self.refresh_summary(), self._fill_filter_choices()))
+        self.map_view.sig_changed.connect(self._on_map_changed)
         self.tabs.addTab(self.map_view, "Map")
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
@@ -195,12 +195,16 @@ class MainWindow(QMainWindow):
         self.model.dataChanged.connect(self._on_data_changed)
         self.refresh()
 
+    def _on_map_changed(self) -> None:
+        self.refresh_summary()
+        self._fill_filter_choices()
+
     def _build_edit_menu(self) -> None:
         m = self.menuBar().addMenu("&Edit")
         undo = self.model.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         redo = self.model.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
         m.addAction(undo)
         m.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
@@ -486,7 +490,7 @@ class MainWindow(QMainWindow):
         for runner in self.findChildren(JobRunner):  # every view's job: quality, map, compare, import/export
             runner.cancel()
         with edit_settings() as s:
-            s.window_geometry = self.saveGeometry().toBase64().data().decode("ascii")
+            s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         super().closeEvent(event)
 
 
@@ -571,7 +575,8 @@ def render_lineage_html(info: dict) -> str:
 def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
     from app.data.demo import open_sample_notebook
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("synth-studio")
     app.setFont(QFont(app.font().family(), 10))

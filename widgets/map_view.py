@@ -10,6 +10,8 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from matplotlib.path import Path as MplPath
@@ -91,6 +93,7 @@ class MapView(QWidget):
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
         self.map: MapResult | None = None
+        self.status = QLabel("No map yet: press Embed + map.")
         self.runner = JobRunner(self)
         self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}" if t else m))
         self.runner.sig_errored.connect(self._on_error)
@@ -110,7 +113,6 @@ class MapView(QWidget):
         self.method.addItems(["auto", "umap", "pca"])
         self.colour_by = QComboBox()
         self.colour_by.currentIndexChanged.connect(self.recolour)
-        self.status = QLabel("No map yet: press Embed + map.")
         top = QHBoxLayout()
         for w in (self.run_button, self.cancel_button, QLabel("method"), self.method, QLabel("colour by"),
                   self.colour_by):
@@ -259,7 +261,7 @@ class MapView(QWidget):
         self.axis.blockSignals(False)
         self.show_extrema()
 
-    def _values(self, what: str) -> tuple[list[object], bool]:
+    def _values(self, what: str) -> tuple[list[Any], bool]:
         """Per point: a category (bool False) or a number (True)."""
         assert self.map is not None
         ids = self.map.record_ids
@@ -334,6 +336,7 @@ class MapView(QWidget):
         if i == self._hovered and self.hover.isVisible():
             return  # the mouse moved within the same point: no query, no relayout
         self._hovered = i
+        assert self.map is not None  # _nearest found a point of it
         rid = self.map.record_ids[i]
         text = " ".join((record_text(self.nb, rid) or "").split())
         self.hover.setText(f"#{rid} · cluster {int(self.map.clusters[i])}\n{text[:280]}")
@@ -344,7 +347,7 @@ class MapView(QWidget):
         if ev.button() != Qt.MouseButton.LeftButton or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             return
         i = self._nearest(ev.scenePos())
-        if i is not None:
+        if i is not None and self.map is not None:
             self.sig_open_record.emit(int(self.map.record_ids[i]))
 
     def _on_lasso(self, poly: np.ndarray) -> None:

@@ -66,6 +66,7 @@ class QualityView(QWidget):
         self.nb = nb
         self.backend = "llama-cpp"
         self.step = ""  # the step running, or that ran last
+        self.status = QLabel()
         self.runner = JobRunner(self)
         self.runner.sig_started.connect(lambda: self._set_status(f"{self.step}…"))
         self.runner.sig_progress.connect(lambda d, t, m: self.status.setText(f"{m} {d}/{t}"))
@@ -83,7 +84,6 @@ class QualityView(QWidget):
         self.groups_button = QPushButton("Duplicate groups…")
         self.groups_button.clicked.connect(self.show_duplicate_groups)
         bar.addWidget(self.groups_button)
-        self.status = QLabel()
         bar.addWidget(self.status, 1)
         self.figure = Figure(figsize=(9, 3.2), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
