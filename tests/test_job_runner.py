@@ -190,4 +190,6 @@ def test_a_long_stream_of_events_leaves_pythons_singletons_alone(qtbot):
         runner.start(stream)
     assert got == list(range(1000))
     lost_true, lost_none = before[0] - sys.getrefcount(True), before[1] - sys.getrefcount(None)
-    assert lost_true < 100 and lost_none < 100, f"lost {lost_true} references to True, {lost_none} to None"
+    # the broken release loses one per event (~1000 here, 2008 measured); other objects coming and
+    # going move these counts by up to ~150 on their own
+    assert lost_true < 500 and lost_none < 500, f"lost {lost_true} references to True, {lost_none} to None"

@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
     def _on_anchor(self, url) -> None:
         target = url.toString()
         if target.startswith("revert:"):
-            self.model.revert(int(target.split(":", 1)[1]))
+            self.model.revert_edit(int(target.split(":", 1)[1]))
             current = self.table.currentIndex()
             if current.isValid():
                 self._on_current_row_changed(current, None)

@@ -78,14 +78,6 @@ class RecordsModel(QAbstractTableModel):
 
         self.undo_stack.push(RevertEditCommand(self._nb, edit_id, self.refresh_record))
 
-    def revert(self, edit_id: int | None = None) -> None:
-        """Qt's ``revert()`` (no argument: the view calls it when an editor is closed with Escape) keeps
-        its meaning; ``revert(edit_id)`` is the old name of :meth:`revert_edit`, still called by main_window."""
-        if edit_id is None:
-            super().revert()
-        else:
-            self.revert_edit(edit_id)
-
     def refresh_record(self, record_id: int) -> None:
         """Re-read one record after an edit/undo and repaint its row."""
         for i, r in enumerate(self._rows):
