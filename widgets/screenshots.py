@@ -112,6 +112,64 @@ def main(out_dir: str = "screenshots") -> int:
     win.tabs.setCurrentWidget(win.quality)
     win.quality.refresh()
     shot("quality")
+    # judges on the real model; a person's labels for one criterion; each judge's sanity check
+    from app.jobs import SanityReady
+    from app.quality.judge import judge_notebook
+    from app.quality.sanity import sanity_notebook
+    from app.store.trust import set_label
+
+    judge = LlamaCppGenerator(n_ctx=1024)
+    judge_notebook(nb, judge)
+    for i, r in enumerate(nb.records()[:12]):  # as answered with Y/N in the review queue
+        set_label(nb, r["id"], "not-rude", i % 4 != 3)
+    reports = sanity_notebook(nb, judge)
+    judge.close()
+    win.quality._on_partial(SanityReady(tuple(reports)))
+    win.quality.refresh()
+    win.quality.lower_tabs.setCurrentIndex(0)
+    shot("quality-funnel")
+    win.quality.lower_tabs.setCurrentWidget(win.quality.criteria)
+    win.quality.criteria.refresh()
+    win.quality.criteria.select("criterion", "not-rude")
+    shot("criteria-editor")
+    from widgets.duplicates_view import DuplicatesDialog
+
+    dialog = DuplicatesDialog(nb, win)
+    dialog.resize(1100, 600)
+    dialog.show()
+    for _ in range(10):
+        app.processEvents()
+    dialog.grab().save(str(out / "duplicates.png"))
+    print(f"saved {out / 'duplicates.png'}")
+    dialog.close()
+    win.tabs.setCurrentWidget(win.review)
+    win.review.reload(keep_position=False)
+    shot("review-queue-ordered")
+    # two dataset versions and their diff
+    from app.export.versions import diff, freeze
+
+    freeze(nb, "v1", "first cut")
+    later = nb.records()
+    nb.edit_record(later[5]["id"], "output", later[5]["output"].split(".")[0] + ". Please call me back today.")
+    for r in later[6:9]:
+        nb.edit_record(r["id"], "status", "rejected")
+    freeze(nb, "v2", "after review")
+    win.tabs.setCurrentWidget(win.versions_view)
+    win.versions_view.reload()
+    win.versions_view.show_diff(diff(nb, "v1", "v2"))
+    shot("versions-diff")
+    # real records to compare with: passages of Python's documentation (the report says how far off they are)
+    from app.jobs import report_job
+    from app.quality.planted import real_passages
+
+    nb.add_imported_rows([({}, p.text) for p in real_passages()[:40]], origin="real", source="python-docs")
+    emb = LlamaEmbedder()
+    embed_notebook(nb, emb)
+    emb.close()
+    compute_map(nb)
+    win.tabs.setCurrentWidget(win.report_view)
+    win.report_view.show_report(report_job(nb.path, task=TaskState()))
+    shot("report")
     win.tabs.setCurrentWidget(win.prompt_editor)
     win.prompt_editor.name.setCurrentText("support-ticket")
     win.prompt_editor.row.setValue(3)
