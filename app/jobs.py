@@ -138,14 +138,13 @@ def compare_job(
 
 def import_job(notebook_path: str | Path, file: str | Path, *, origin: str = "real",
                output_column: str | None = None, task: TaskState, worker: Emitter | None = None) -> str:
-    from app.data.importer import import_file
+    from app.data.importer import import_table
 
     task.set_progress(0, 1, "reading")
     with Notebook.open(notebook_path) as nb:
-        inputs, samples = import_file(nb, file, origin=origin, output_column=output_column)
+        result = import_table(nb, file, origin=origin, output_column=output_column)
     task.set_progress(1, 1, "done")
-    return (f"imported {inputs + samples} rows from {Path(file).name}: {inputs} input rows to generate from, "
-            f"{samples} records with text")
+    return result.message(Path(file).name)
 
 
 def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain", task: TaskState,

@@ -131,16 +131,19 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     alignment = int(meta.get("general.alignment") or 32)
     data_start = (header_end + alignment - 1) // alignment * alignment
     end, n_params = data_start, 0
+    params_by_type: dict[str, int] = {}
     for dims, ttype, offset in tensors:
         n = 1
         for d in dims:
             n *= d
         n_params += n
         try:
-            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+            qtype = GGMLQuantizationType(ttype)
+            block, type_size = GGML_QUANT_SIZES[qtype]
         except (ValueError, KeyError):
             raise ModelError(f"{p} uses a tensor type ({ttype}) this studio does not know") from None
         end = max(end, data_start + offset + n // block * type_size)
+        params_by_type[qtype.name] = params_by_type.get(qtype.name, 0) + n
     if end > size or not tensors:
         raise ModelError(f"{p} is truncated: its tensors need {end} bytes but the file has {size}")
     arch = str(meta.get("general.architecture") or "unknown")
@@ -148,9 +151,11 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     try:
         from gguf import LlamaFileType
 
-        ftype_name = LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "unknown"
+        ftype_name = LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else ""
     except (ValueError, ImportError):
         ftype_name = str(ftype)
+    if not ftype_name:  # older converters leave general.file_type out: name the type most weights are stored in
+        ftype_name = max(params_by_type.items(), key=lambda kv: kv[1])[0]
     chat_template = meta.get("tokenizer.chat_template")
     return GGUFInfo(
         path=str(p),

@@ -3,27 +3,39 @@
 llama-server, vLLM and llama-cpp-python's own ``llama_cpp.server`` all do: users who
 outgrow one machine run one of them on a GPU box and point the studio at its URL.
 Generation uses ``/v1/chat/completions`` (the server applies the chat template);
-judging reads the answer tokens' probabilities from ``top_logprobs`` of one token,
-via ``/v1/completions`` for raw prompts and chat completions otherwise.
+judging reads the answer tokens' probabilities from the top logprobs of one token,
+via ``/v1/completions`` for raw prompts and chat completions otherwise, in whichever
+shape the server answers (``backends.server_logprobs``).
 
-Requests run N at a time on threads; network errors, 429 and 5xx are retried with
-exponential backoff; a server that drops logprobs or stops answering ends the call
-with a ``ModelError`` that says so (what callers committed before stays committed).
-Only the standard library is used.
+Requests run N at a time on threads over kept-alive connections; network errors, 429
+and 5xx are retried a bounded number of times with jittered backoff, honouring
+``Retry-After`` (``backends.http_client``); a server that drops logprobs or stops
+answering ends the call with a ``ModelError`` that says so (what callers committed
+before stays committed).
+
+The API key comes from ``app.core.credentials`` (``--api-key``, the key stored for the
+server, ``SYNTH_STUDIO_API_KEY``, ``OPENAI_API_KEY``) and is sent as ``Authorization:
+Bearer``; it never appears in ``info`` or in an error message.
+
+A server model has no file to hash, so ``info.sha256`` is ``"server:"`` + the sha256 of
+what the server reports about it (its id and the stable fields of its ``/v1/models``
+entry; llama-server's ``/props`` model file name): runs record it, and resuming a run
+against a different server model is refused like a different GGUF file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import PurePosixPath
 from typing import Any
 
+from app.core.credentials import api_key_for, scrub, split_credentials
 from app.core.errors import ModelError
+from backends.http_client import JsonClient
 from backends.protocols import (
     CancelCheck,
     ChoiceRequest,
@@ -33,14 +45,14 @@ from backends.protocols import (
     ModelInfo,
     TokenCallback,
 )
+from backends.server_logprobs import first_token_alternatives
 
 DEFAULT_CONCURRENCY = 4
 TOP_LOGPROBS = 20  # the most OpenAI's API allows; enough for a few answer spellings
-RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
-
-
-class _Retryable(Exception):
-    pass
+# What identifies a served model in a /v1/models entry (OpenAI, vLLM's root/parent, llama-server's
+# meta: parameters, size, vocabulary). Left out: "created" (llama-server sends the current time),
+# vLLM's "permission" (fresh ids each call) and max_model_len (a serving setting, not the model).
+IDENTITY_FIELDS = ("id", "owned_by", "root", "parent", "meta")
 
 
 class OpenAICompatibleGenerator:
@@ -48,6 +60,7 @@ class OpenAICompatibleGenerator:
 
     ``model_path`` is the server's base URL, e.g. ``http://127.0.0.1:8080/v1``,
     optionally followed by ``#model-name`` (otherwise the first model the server lists).
+    ``api_key`` overrides the key lookup of ``app.core.credentials``.
     """
 
     def __init__(
@@ -65,61 +78,62 @@ class OpenAICompatibleGenerator:
 
         if not is_server_url(model_path):
             raise ModelError(
-                f"the openai backend needs a server URL such as http://127.0.0.1:8080/v1, not {model_path!r}"
+                scrub(f"the openai backend needs a server URL such as http://127.0.0.1:8080/v1, not {model_path!r}")
             )
         url, _sep, name = str(model_path).partition("#")
-        self.base_url = url.rstrip("/")
+        url = url.rstrip("/")
+        plain_url = split_credentials(url)[0]
         self.concurrency = max(1, int(concurrency))
-        self.api_key = api_key
-        self.timeout = timeout
-        self.retries = max(0, int(retries))
-        self.backoff = backoff
-        self.model = name or self._first_model()
+        self.client = JsonClient(url, api_key=api_key_for(plain_url, api_key), timeout=timeout, retries=retries,
+                                 backoff=backoff, pool_size=self.concurrency)
+        self.base_url = self.client.url  # without user:password@, so it can be shown and stored
+        self.model = name
+        listing = self.client.request("GET", "/models", optional=bool(name))
+        entries = [m for m in (listing or {}).get("data", []) if isinstance(m, dict) and m.get("id")]
+        if not self.model:
+            if not entries:
+                raise ModelError(f"the server at {self.base_url} lists no models at /models")
+            self.model = str(entries[0]["id"])
+        entry = next((m for m in entries if m["id"] == self.model), entries[0] if len(entries) == 1 else {})
+        props = self.client.request("GET", "/props", root=True, optional=True) or {}
+        self.server_model = self._identity(entry, props)
+        digest = hashlib.sha256(json.dumps(self.server_model, sort_keys=True).encode()).hexdigest()
         self.info = ModelInfo(
             backend="openai",
             path=f"{self.base_url}#{self.model}",
-            sha256=None,
-            description=f"{self.model} at {self.base_url}",
+            sha256=f"server:{digest}",
+            description=f"{self.model} at {self.base_url} ({self._facts(entry)}server model {digest[:12]})",
         )
 
-    # -- HTTP -----------------------------------------------------------------------------
+    # -- what the server says it serves -------------------------------------------------------
+
+    def _identity(self, entry: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
+        """The stable facts the server reports about the model (see IDENTITY_FIELDS)."""
+        ident = {k: entry[k] for k in IDENTITY_FIELDS if entry.get(k) not in (None, "", [], {})}
+        ident["id"] = self.model
+        model_path = props.get("model_path")
+        if isinstance(model_path, str) and model_path:
+            ident["model_file"] = PurePosixPath(model_path.replace("\\", "/")).name  # where it lies is not what it is
+        return ident
+
+    @staticmethod
+    def _facts(entry: dict[str, Any]) -> str:
+        found = entry.get("meta")
+        meta: dict[str, Any] = found if isinstance(found, dict) else {}
+        facts = []
+        if isinstance(meta.get("n_params"), (int, float)) and meta["n_params"] > 0:
+            n = float(meta["n_params"])
+            facts.append(f"{n / 1e9:.1f}B parameters" if n >= 1e9 else f"{n / 1e6:.0f}M parameters")
+        if isinstance(meta.get("size"), (int, float)) and meta["size"] > 0:
+            facts.append(f"{meta['size'] / 2**20:.0f} MiB")
+        if isinstance(entry.get("max_model_len"), int):
+            facts.append(f"context {entry['max_model_len']}")
+        return "".join(f + ", " for f in facts)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    answer: dict[str, Any] = json.loads(resp.read().decode("utf-8"))  # the API answers objects
-                    return answer
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", errors="replace")[:300]
-                if exc.code in RETRYABLE:
-                    last = exc
-                    continue
-                raise ModelError(f"the server at {self.base_url} refused {path} (HTTP {exc.code}): {detail}") from exc
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-                last = exc
-                continue
-            except json.JSONDecodeError as exc:
-                raise ModelError(f"the server at {self.base_url} answered {path} with something that is not JSON") from exc
-        reason = getattr(last, "reason", last)
-        raise ModelError(
-            f"the server at {self.base_url} did not answer {path} after {self.retries + 1} tries: {reason}"
-        )
-
-    def _first_model(self) -> str:
-        listing = self._call("GET", "/models")
-        models = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
-        if not models or not models[0]:
-            raise ModelError(f"the server at {self.base_url} lists no models at /models")
-        return str(models[0])
+        answer = self.client.request(method, path, body)
+        assert answer is not None  # only optional requests answer None
+        return answer
 
     # -- running many requests at once --------------------------------------------------------
 
@@ -207,25 +221,22 @@ class OpenAICompatibleGenerator:
 
     def _choice(self, req: ChoiceRequest) -> ChoiceResult:
         if req.raw_prompt is not None:
+            # logprobs: N is OpenAI's and vLLM's; llama-server reads it as n_probs
             out = self._call("POST", "/completions", {
                 "model": self.model, "prompt": req.raw_prompt, "max_tokens": 1, "temperature": 0,
                 "logprobs": TOP_LOGPROBS,
             })
-            try:
-                top = out["choices"][0]["logprobs"]["top_logprobs"][0]
-            except (KeyError, IndexError, TypeError) as exc:
-                raise ModelError(f"the server at {self.base_url} returned no top logprobs for a completion") from exc
-            pairs = list(top.items())
+            what = "a completion"
         else:
             out = self._call("POST", "/chat/completions", {
                 "model": self.model, "messages": list(req.messages), "max_tokens": 1, "temperature": 0,
                 "logprobs": True, "top_logprobs": TOP_LOGPROBS,
             })
-            try:
-                first = out["choices"][0]["logprobs"]["content"][0]
-                pairs = [(t["token"], t["logprob"]) for t in first["top_logprobs"]]
-            except (KeyError, IndexError, TypeError) as exc:
-                raise ModelError(f"the server at {self.base_url} returned no top logprobs for a chat turn") from exc
+            what = "a chat turn"
+        pairs = first_token_alternatives(out)
+        if not pairs:
+            raise ModelError(f"the server at {self.base_url} returned no top logprobs for {what} (it must send "
+                             "logprobs; llama_cpp.server needs logits_all)")
         raw = {}
         for label, spellings in req.choices:
             wanted = set(spellings)
@@ -253,4 +264,4 @@ class OpenAICompatibleGenerator:
                 nxt += 1
 
     def close(self) -> None:
-        pass
+        self.client.close()

@@ -37,7 +37,7 @@ def test_csv_and_parquet_round_trip(made, tmp_path):
     b = pd.read_parquet(tmp_path / "o.parquet")
     assert len(a) == len(b) == 3
     assert list(a["output"]) == list(b["output"])
-    assert json.loads(b["variables"][0])["topic"]
+    assert b["var.topic"][0] and list(a["var.topic"]) == list(b["var.topic"])  # variables flattened to columns
 
 
 def test_sft_loads_unchanged_in_hf_datasets(made, tmp_path):

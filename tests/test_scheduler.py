@@ -66,7 +66,6 @@ def test_a_waiting_job_can_be_cancelled():
     t.join()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="file locks are POSIX here")
 def test_another_process_holding_the_cores_makes_us_wait(tmp_path, monkeypatch):
     code = (
         "import time, sys\n"
@@ -84,3 +83,32 @@ def test_another_process_holding_the_cores_makes_us_wait(tmp_path, monkeypatch):
     proc.wait(10)
     assert waited > 0.5
     assert messages and "cli generate" in messages[0] and "another process" in messages[0]
+
+
+def test_the_cross_process_lock_is_a_filelock_and_names_its_holder():
+    """The lock is filelock's (flock on POSIX, LockFileEx on Windows): any holder of it makes a job wait."""
+    from filelock import FileLock
+
+    from app.core.scheduler import _holder_path, _lock_path
+
+    with hold_cores("map"):
+        assert _holder_path().read_text().startswith("map (pid ")
+        with pytest.raises(TimeoutError):  # filelock.Timeout: the file really is locked
+            FileLock(_lock_path()).acquire(timeout=0)
+    assert _holder_path().read_text() == ""
+
+    other = FileLock(_lock_path())
+    other.acquire()
+    messages, entered = [], threading.Event()
+
+    def job():
+        with hold_cores("window judge", TaskState(lambda d, n, m: messages.append(m))):
+            entered.set()
+
+    t = threading.Thread(target=job)
+    t.start()
+    assert not entered.wait(0.5)
+    assert messages == ["waiting for the cores: another process"]
+    other.release()
+    assert entered.wait(5)
+    t.join()

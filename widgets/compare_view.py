@@ -30,6 +30,7 @@ from app.jobs import compare_job
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
+from widgets.theme import set_tone, tone_hex
 
 METRICS = (("mean_words", "mean words", "{:.1f}"), ("distinct_2", "distinct-2", "{:.3f}"),
            ("pairwise_overlap_2", "pairwise overlap", "{:.3f}"), ("unique_per_input", "unique per input", "{:.2f}"),
@@ -115,14 +116,16 @@ class CompareView(QWidget):
                           settings=SamplerSettings(temperature=0.8, max_tokens=160), backend=self.backend,
                           compute=True, **job_model_args(self.nb))
         self.run_button.setEnabled(False)
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
+        self.status.setToolTip("")
         self.status.setText("queued: waiting for the job that is using the cores" if self.runner.queued
                             else "starting…")
 
     def _on_error(self, message: str) -> None:
         self._on_finished(None)
-        self.status.setStyleSheet("color: #b3261e;")
+        set_tone(self.status, "error")
         self.status.setText(message.splitlines()[0])
+        self.status.setToolTip(message)
 
     def _on_finished(self, cmp: dict | None) -> None:
         self.run_button.setEnabled(True)
@@ -136,8 +139,9 @@ class CompareView(QWidget):
         self.version_a.setCurrentText(str(cmp["version_a"]))
         self.version_b.setCurrentText(str(cmp["version_b"]))
         lines = []
+        added, removed, same = tone_hex("ok"), tone_hex("error"), self.palette().color(self.foregroundRole()).name()
         for line in cmp["diff"]:
-            colour = "#1b7f4b" if line.startswith("+") else "#b3261e" if line.startswith("-") else "#444"
+            colour = added if line.startswith("+") else removed if line.startswith("-") else same
             lines.append(f"<span style='color:{colour}'>{html.escape(line)}</span>")
         self.diff.setHtml("<pre>" + ("\n".join(lines) or "templates are identical") + "</pre>")
         ma, mb = cmp["metrics_a"], cmp["metrics_b"]

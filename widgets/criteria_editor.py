@@ -45,6 +45,7 @@ from app.quality.criteria import (
 )
 from app.store.notebook import Notebook
 from app.store.records import sample_ids
+from widgets.theme import set_tone
 
 COLUMNS = ["kind", "name", "version", "active", "trust", "AUC", "kappa"]
 NEW_CRITERION = '[[criterion]]\nname = "new-criterion"\nquestion = "Does this text mention {{ input.topic }}?"\n'
@@ -206,7 +207,7 @@ class CriteriaEditor(QWidget):
     # -- editing -----------------------------------------------------------------------------------
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.message.setStyleSheet("color: #b3261e;" if error else "")
+        set_tone(self.message, "error" if error else None)
         self.message.setText(text)
 
     def _start_new(self, text: str) -> None:

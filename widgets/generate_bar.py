@@ -22,10 +22,12 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import StudioError
 from app.core.settings import load_settings
+from app.generate.model_choice import ModelChoice, model_name, with_preferences
 from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
 from app.store.notebook import Run
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
+from widgets.theme import set_tone
 
 
 class GenerateBar(QWidget):
@@ -59,8 +61,11 @@ class GenerateBar(QWidget):
         self.model_button = QPushButton("SmolLM2-135M (bundled)")
         self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
-        self.n_ctx, self.threads, self.n_gpu_layers = 2048, None, 0
-        self.parallel = None
+        self.n_ctx, self.n_gpu_layers = 2048, 0
+        self.threads: int | None = None
+        self.parallel: int | None = None
+        self._choice = ModelChoice()
+        self.apply_choice(self._choice)  # the default model and threads from the Preferences
         self.run_button = QPushButton("Generate")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.start_generation)
@@ -97,15 +102,27 @@ class GenerateBar(QWidget):
     def _on_choose_model(self) -> None:
         self.sig_manage_models.emit()
 
-    def apply_choice(self, choice) -> None:
-        """Use a notebook's model choice (app.generate.model_choice.ModelChoice)."""
+    def apply_choice(self, choice: ModelChoice) -> None:
+        """Use a notebook's model choice, with what it leaves open taken from the Preferences."""
+        self._choice = choice
+        choice = with_preferences(choice)
         self.model_path = choice.path
         self.n_ctx, self.threads, self.n_gpu_layers = choice.n_ctx, choice.threads, choice.n_gpu_layers
         self.parallel = choice.parallel
         if choice.is_server:
             self.model_button.setText(f"server: {choice.path}")
         else:
-            self.model_button.setText(Path(choice.path).name if choice.path else "SmolLM2-135M (bundled)")
+            self.model_button.setText(model_name(choice.path) or Path(choice.path).name if choice.path
+                                      else "SmolLM2-135M (bundled)")
+
+    def reload_preferences(self) -> None:
+        """Start from the Preferences again (after they changed): generate defaults, default model, threads."""
+        defaults = load_settings()[0].generate
+        self.samples.setValue(defaults.samples)
+        self.rows.setValue(defaults.rows)
+        self.max_tokens.setValue(defaults.max_tokens)
+        self.temperature = defaults.temperature
+        self.apply_choice(self._choice)
 
     def set_model(self, path: str) -> None:
         from backends.llama_cpp_backend import describe_model
@@ -125,7 +142,7 @@ class GenerateBar(QWidget):
             self._show_error("this notebook has no prompts yet: add one (synth-studio prompt add)")
             return
         self._stream = ""
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
         self.status.setText("starting…")
         self.runner.start(
             generate_job, self.notebook_path, self.prompt.currentText(), samples=self.samples.value(),
@@ -170,7 +187,7 @@ class GenerateBar(QWidget):
         self._on_finished(None)
 
     def _show_error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b3261e;")
+        set_tone(self.status, "error")
         self.status.setText(message.splitlines()[0] if message else "error")
         self.status.setToolTip(message)
 

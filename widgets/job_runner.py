@@ -35,6 +35,7 @@ other); :attr:`JobRunner.queued` says when a job waits behind another view's.
 
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 import weakref
@@ -59,6 +60,8 @@ _lock = threading.Lock()
 _compute_in_flight = 0  # compute jobs in the compute lane, running or waiting (guarded by _lock)
 _compute_pool: QThreadPool | None = None
 _relay: _Relay | None = None
+
+log = logging.getLogger(__name__)
 
 _STARTED, _PROGRESS, _PARTIAL = "started", "progress", "partial"
 _FINISHED, _ERRORED, _CANCELLED = "finished", "errored", "cancelled"
@@ -184,10 +187,11 @@ class JobRunner(QObject):
     sig_cancelled = Signal()
     sig_done = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, background: bool = False) -> None:
         super().__init__(parent)
         _get_relay()
         self._job: _Job | None = None
+        self.background = background  # work nobody waits for (a warm-up): closing the window does not ask about it
 
     # -- state ----------------------------------------------------------------------------
 
@@ -246,7 +250,8 @@ class JobRunner(QObject):
             self._job = None  # idle before the view hears the end, so its handler may start the next job
             if kind == _FINISHED:
                 self.sig_finished.emit(payload)
-            elif kind == _ERRORED:
+            elif kind == _ERRORED:  # every failed job reaches the log file (app.core.logs), whichever view ran it
+                log.error("%s failed: %s", getattr(job.fn, "__qualname__", repr(job.fn)), payload)
                 self.sig_errored.emit(payload)
             else:
                 self.sig_cancelled.emit()

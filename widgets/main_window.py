@@ -7,6 +7,7 @@ already follows its rules: it renders what the store says and never runs SQL.
 from __future__ import annotations
 
 import html
+import logging
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import StudioError
+from app.core.logs import log_uncaught, setup_logging
 from app.core.paths import resources_dir
 from app.core.settings import edit_settings, load_settings
 from app.generate.model_choice import notebook_model
@@ -39,7 +41,10 @@ from app.jobs import export_job, import_job
 from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook
 from app.store.queries import RecordFilter, filter_choices, lineage, prompt_names, summary
+from widgets.close_guard import CloseGuard
 from widgets.compare_view import CompareView
+from widgets.error_details import ErrorDetails
+from widgets.file_drop import dropped_files
 from widgets.generate_bar import GenerateBar
 from widgets.job_runner import JobRunner, compute_busy
 from widgets.map_view import MapView
@@ -49,9 +54,11 @@ from widgets.quality_view import QualityView
 from widgets.records_table import RecordsModel
 from widgets.report_view import ReportView
 from widgets.review_queue import ReviewQueue
+from widgets.theme import tone_hex
 from widgets.versions_view import VersionsView
 
 APP_NAME = "Synth Studio"
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
@@ -84,9 +91,12 @@ class MainWindow(QMainWindow):
         self.summary_label.setContentsMargins(8, 6, 8, 6)
 
         self.runner = JobRunner(self)  # File > Import / Export
-        self.runner.sig_errored.connect(lambda msg: self.show_message(msg, error=True))
+        self.runner.sig_errored.connect(lambda msg: self.show_message(msg, error=True, logged=True))
         self.runner.sig_finished.connect(self._on_job_finished)
-        self.warm_up_runner = JobRunner(self)
+        self.warm_up_runner = JobRunner(self, background=True)
+        self.error_details = ErrorDetails(self.statusBar())  # "Details…" for the whole text of an error
+        self.close_guard = CloseGuard(self)  # closing asks while a job runs or a prompt is unsaved
+        self.setAcceptDrops(True)  # a table dropped on the window is imported, a notebook opened
         self.generate_bar = GenerateBar(nb.path, prompt_names(nb))
         self.generate_bar.sig_record_added.connect(self._on_record_added)
         self.generate_bar.sig_manage_models.connect(self.open_model_manager)
@@ -216,6 +226,11 @@ class MainWindow(QMainWindow):
             act = QAction(f"{text}\t{key}", self)
             act.triggered.connect(lambda _=False, st=status: self.set_current_status(st))
             m.addAction(act)
+        m.addSeparator()
+        prefs = QAction("&Preferences…", self, menuRole=QAction.MenuRole.PreferencesRole)  # macOS: the app menu
+        prefs.setShortcut(QKeySequence.StandardKey.Preferences)
+        prefs.triggered.connect(self.open_preferences)
+        m.addAction(prefs)
 
     STATUS_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_F: "flagged", Qt.Key.Key_N: "new"}
 
@@ -272,6 +287,12 @@ class MainWindow(QMainWindow):
         dialog = ModelManager(self.nb, self)
         if dialog.exec():
             self.generate_bar.apply_choice(notebook_model(self.nb))
+
+    def open_preferences(self) -> None:
+        from widgets.preferences import PreferencesDialog
+
+        if PreferencesDialog(self).exec():
+            self.generate_bar.reload_preferences()
 
     def _on_prompt_saved(self, name: str) -> None:
         self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
@@ -404,7 +425,8 @@ class MainWindow(QMainWindow):
             self.open_notebook(path)
 
     def _on_new(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "New notebook", str(self.nb.path.parent / "notebook.db"),
+        folder = load_settings()[0].notebooks_folder()  # the data folder (Preferences)
+        path, _ = QFileDialog.getSaveFileName(self, "New notebook", str(folder / "notebook.db"),
                                               "Notebooks (*.db)")
         if path:
             self.open_notebook(path, create=True)
@@ -445,7 +467,15 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()),
                                               "Tables (*.csv *.tsv *.jsonl *.ndjson *.json *.parquet)")
         if path:
-            self.import_data(path)
+            self.preview_import(path)
+
+    def preview_import(self, path: str) -> None:
+        """Show the parsed columns and the record text column first; import only what the person confirms."""
+        from widgets.import_preview import ImportPreview
+
+        dialog = ImportPreview(path, self)
+        if dialog.exec():
+            self.import_data(path, dialog.output_column())
 
     def import_data(self, path: str, output_column: str | None = None) -> None:
         self.runner.start(import_job, self.nb.path, path, output_column=output_column)
@@ -477,12 +507,32 @@ class MainWindow(QMainWindow):
         if not compute_busy():
             self.warm_up_runner.start(_warm_up_map)
 
-    def show_message(self, text: str, error: bool = False) -> None:
-        first = text.splitlines()[0] if text else ""
-        self.statusBar().setStyleSheet("color: #b3261e;" if error else "")
-        self.statusBar().showMessage(("error: " if error else "") + first)
+    def show_message(self, text: str, error: bool = False, logged: bool = False) -> None:
+        """One line in the status bar; an error also goes to the log file and keeps its whole text behind Details…"""
+        self.error_details.show_message(text, error=error, logged=logged)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        """A dropped notebook opens (it wins over tables dropped with it); a dropped table is imported as File > Import does."""
+        got = dropped_files(event.mimeData())
+        if not got:
+            return
+        event.acceptProposedAction()
+        if got.notebooks:
+            self.open_notebook(str(got.notebooks[0]))
+        else:
+            self.import_data(str(got.tables[0]))  # one import at a time: the runner runs one job
+        taken = got.notebooks[0] if got.notebooks else got.tables[0]
+        if len(got.notebooks) + len(got.tables) > 1:
+            self.show_message(f"{len(got.notebooks) + len(got.tables)} files dropped: took {taken.name} "
+                              "(drop the others one at a time)")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if self.close_guard.holds(event):  # it asks; "Quit anyway" closes again
+            return
         self._search_timer.stop()
         self.notebook_view.stop()
         self.generate_bar.cancel()
@@ -528,11 +578,12 @@ def _change_html(old: str | None, new: str | None, context: int = 40) -> str:
     lead = ("…" if start > context else "") + a[max(0, start - context):start]
     tail = b[len(b) - end:][:context] + ("…" if end > context else "")
     gone, added = _clip(a[start:len(a) - end]), _clip(b[start:len(b) - end])
-    return (f"<span style='color:#555'>{html.escape(lead)}</span>"
-            f"<span style='color:#b3261e;text-decoration:line-through'>{html.escape(gone or '')}</span>"
+    muted = tone_hex("muted")
+    return (f"<span style='color:{muted}'>{html.escape(lead)}</span>"
+            f"<span style='color:{tone_hex('error')};text-decoration:line-through'>{html.escape(gone or '')}</span>"
             + (" → " if gone and added else "")
-            + f"<span style='color:#1b7f4b'>{html.escape(added or '')}</span>"
-            f"<span style='color:#555'>{html.escape(tail)}</span>")
+            + f"<span style='color:{tone_hex('ok')}'>{html.escape(added or '')}</span>"
+            f"<span style='color:{muted}'>{html.escape(tail)}</span>")
 
 
 def render_lineage_html(info: dict) -> str:
@@ -557,8 +608,9 @@ def render_lineage_html(info: dict) -> str:
         rows += [("tokens", f"{r['prompt_tokens']} prompt + {r['completion_tokens']} output ({r['finish_reason']})"),
                  ("mean logprob", f"{r['mean_logprob']:.4f}" if r["mean_logprob"] is not None else "—")]
     rows.append(("variables", ", ".join(f"{k}={v}" for k, v in r["variables"].items())))
+    muted = tone_hex("muted")
     parts.append("<table cellspacing=4>" + "".join(
-        f"<tr><td style='color:#666'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
+        f"<tr><td style='color:{muted}'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
     if r.get("prompt"):
         parts.append(f"<h4>Prompt</h4><pre style='white-space:pre-wrap'>{esc(r['prompt'])}</pre>")
     if info["history"]:
@@ -566,7 +618,7 @@ def render_lineage_html(info: dict) -> str:
         for e in reversed(info["history"]):
             link = f" <a href='revert:{e.id}'>revert</a>" if e.field in ("output", "status", "variables") else ""
             items.append(
-                f"<li><span style='color:#666'>{esc(e.created[:19].replace('T', ' '))} {esc(e.author)}</span> "
+                f"<li><span style='color:{muted}'>{esc(e.created[:19].replace('T', ' '))} {esc(e.author)}</span> "
                 f"<b>{esc(e.field)}</b>{link}<br>{_change_html(e.old, e.new)}</li>")
         parts.append("<h4>History</h4><ul>" + "".join(items) + "</ul>")
     return "".join(parts)
@@ -580,7 +632,12 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("synth-studio")
     app.setFont(QFont(app.font().family(), 10))
+    setup_logging()  # from here on, warnings and errors also go to the log file (app.core.logs)
+    log_uncaught()
     settings, problems = load_settings()
+    from widgets.theme import apply_theme
+
+    apply_theme(app, settings.theme)
     try:
         if notebook:
             nb = Notebook.open(notebook)
@@ -588,6 +645,7 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
             last = settings.last_notebook
             nb = Notebook.open(last) if (last and not sample and Path(last).exists()) else open_sample_notebook()
     except StudioError as exc:
+        log.error("could not open the notebook: %s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     win = MainWindow(nb)
@@ -598,7 +656,7 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
         win.resize(1400, 860)
     win.show()
     if problems:  # e.g. an unreadable settings file: the defaults are in use, and a copy was kept
-        win.show_message(problems[0], error=True)
+        win.show_message(problems[0], error=True, logged=True)
     # a new process's first UMAP fit is ~4x slower than a warm one (numba): warm it up a few
     # seconds after start (it compiles on one core)
     QTimer.singleShot(3000, win.warm_up_map)

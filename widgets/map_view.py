@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from matplotlib.path import Path as MplPath
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QPainterPath, QPen, QUndoStack
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QPainterPath, QPalette, QPen, QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsPathItem,
@@ -42,10 +42,11 @@ from app.store.queries import map_values, record_text
 from app.store.scores import score_names
 from widgets.edit_commands import EditRecordCommand
 from widgets.job_runner import JobRunner
+from widgets.theme import data_colour, mix, style_figure
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
-NOISE = "#c9c9c9"
+NOISE = "#c9c9c9"  # drawn as a faint grey of the palette (MapView._on_plot)
 STATUS_COLOURS = {"new": "#9e9e9e", "accepted": "#2ca02c", "rejected": "#d62728", "flagged": "#ff7f0e"}
 AXES = ["length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "nearest-real"]
 
@@ -58,7 +59,7 @@ class LassoViewBox(pg.ViewBox):
         self.on_lasso = on_lasso
         self._poly: list[QPointF] = []
         self._item = QGraphicsPathItem()
-        self._item.setPen(QPen(QColor("#333"), 0, Qt.PenStyle.DashLine))
+        self._item.setPen(QPen(self.palette().color(QPalette.ColorRole.Text), 0, Qt.PenStyle.DashLine))
         self._item.setZValue(1000)
         self.addItem(self._item, ignoreBounds=True)
 
@@ -120,17 +121,20 @@ class MapView(QWidget):
         top.addWidget(self.status, 1)
 
         self.vb = LassoViewBox(self._on_lasso)
-        self.plot = pg.PlotWidget(viewBox=self.vb, background="w")
+        self.plot = pg.PlotWidget(viewBox=self.vb)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.scatter = pg.ScatterPlotItem(pxMode=True, size=7, pen=None, hoverable=False)
-        self.highlight = pg.ScatterPlotItem(pxMode=True, size=14, pen=pg.mkPen("#000", width=2), brush=None)
+        self.highlight = pg.ScatterPlotItem(pxMode=True, size=14, brush=None)
         self.plot.addItem(self.scatter)
         self.plot.addItem(self.highlight)
+        # dark text on a light card whatever the theme: a pair readable on its own
         self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 240, 235), anchor=(0, 1))
         self.hover.setZValue(2000)
         self.hover.hide()
         self.plot.addItem(self.hover, ignoreBounds=True)
+        self._plot_colours: dict[str, str] = {}
+        self._apply_palette()
         self.plot.scene().sigMouseMoved.connect(self._on_move)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.legend = QLabel()
@@ -198,6 +202,31 @@ class MapView(QWidget):
         lay.addWidget(split, 1)
         self.refresh()
 
+    def _apply_palette(self) -> None:
+        """The plot in the window's colours; the points keep theirs (see ``_on_plot``)."""
+        pal = self.palette()
+        self._plot_colours.clear()
+        self.plot.setBackground(pal.color(QPalette.ColorRole.Base))
+        self.highlight.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Text), width=2))
+        self.vb._item.setPen(QPen(pal.color(QPalette.ColorRole.Text), 0, Qt.PenStyle.DashLine))
+
+    def _on_plot(self, colour: str) -> str:
+        """``colour`` as drawn on the plot: noise a faint grey of the palette, any other just far enough
+        from the background to see (a dark category on a dark theme is lightened)."""
+        got = self._plot_colours.get(colour)
+        if got is None:
+            pal = self.palette()
+            bg = pal.color(QPalette.ColorRole.Base)
+            drawn = mix(pal.color(QPalette.ColorRole.Text), bg, 0.7) if colour == NOISE else data_colour(colour, bg)
+            got = self._plot_colours[colour] = drawn.name()
+        return got
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_plot_colours"):
+            self._apply_palette()
+            self.recolour()
+
     # -- data ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
@@ -239,6 +268,7 @@ class MapView(QWidget):
         ax.tick_params(labelsize=6)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+        style_figure(self.sizes_figure)
         self.sizes_canvas.draw_idle()
 
     def _fill_colour_choices(self) -> None:
@@ -282,7 +312,7 @@ class MapView(QWidget):
         def brush(c: str):
             b = brushes.get(c)
             if b is None:
-                b = brushes[c] = pg.mkBrush(c)
+                b = brushes[c] = pg.mkBrush(self._on_plot(c))
             return b
 
         legend = []
@@ -311,7 +341,7 @@ class MapView(QWidget):
             sizes = {c: values.count(c) for c in cats}
             for c in cats[:16]:
                 name = (f"{'noise' if c == -1 else c}: {self.map.labels.get(c, '')}" if what == "cluster" else str(c))
-                legend.append(f'<span style="color:{colour_of[c]}">●</span> {name} ({sizes[c]})')
+                legend.append(f'<span style="color:{self._on_plot(colour_of[c])}">●</span> {name} ({sizes[c]})')
         self.scatter.setData(pos=self.map.xy, brush=[brush(c) for c in colours], data=self.map.record_ids)
         self.legend.setText("&nbsp;&nbsp; ".join(legend))
 
@@ -405,6 +435,7 @@ class MapView(QWidget):
         ax.tick_params(labelsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+        style_figure(self.hist_figure)
         self.hist_canvas.draw_idle()
         for title, rows in (("Highest", top), ("Lowest", bottom)):
             head = QListWidgetItem(f"{title} {axis}")

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.core.credentials import has_credentials, store_api_key, stored_api_key
 from app.core.errors import StudioError
 from app.generate.model_choice import (
     ModelChoice,
@@ -27,7 +29,9 @@ from app.generate.model_choice import (
     find_models,
     is_server_url,
     notebook_model,
+    remember_model_place,
     set_notebook_model,
+    with_preferences,
 )
 from app.store.notebook import Notebook
 
@@ -51,6 +55,7 @@ class ModelManager(QDialog):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
         choice = notebook_model(nb)
         self.n_ctx = QSpinBox(minimum=128, maximum=1_048_576, value=choice.n_ctx, singleStep=512)
         self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0)
@@ -67,21 +72,32 @@ class ModelManager(QDialog):
         server_row = QHBoxLayout()
         server_row.addWidget(self.server, 1)
         server_row.addWidget(use_server)
+        # the key goes to the OS keyring (or this session's memory), never into the notebook or settings
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        has_key = choice.is_server and stored_api_key(str(choice.path)) is not None
+        self.api_key.setPlaceholderText("a key is stored for this server" if has_key else
+                                        "only if the server asks for one (else $SYNTH_STUDIO_API_KEY, $OPENAI_API_KEY)")
         self.message = QLabel()
         add = QPushButton("Add file or folder…")
-        add.clicked.connect(self._on_add)
+        add_menu = QMenu(add)
+        add_menu.addAction("A GGUF file…", lambda: self._on_add(folder=False))
+        add_menu.addAction("A folder of GGUF files…", lambda: self._on_add(folder=True))
+        add.setMenu(add_menu)
         form = QFormLayout()
         form.addRow("Context (n_ctx)", self.n_ctx)
         form.addRow("Threads", self.threads)
         form.addRow("GPU layers", self.gpu_layers)
         form.addRow("Parallel sequences", self.parallel)
         form.addRow("Or a server (OpenAI API)", server_row)
+        form.addRow("Server API key", self.api_key)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.use_button = buttons.addButton("Use for this notebook", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.use_selected)
         buttons.rejected.connect(self.reject)
         top = QHBoxLayout()
-        top.addWidget(QLabel("GGUF models found on this machine (bundled, Hugging Face cache, LM Studio):"), 1)
+        top.addWidget(QLabel("GGUF models found on this machine (bundled, Hugging Face cache, LM Studio, Ollama, "
+                             "llama.cpp cache, what you added):"), 1)
         top.addWidget(add)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -94,11 +110,11 @@ class ModelManager(QDialog):
     def populate(self, entries: list[ModelEntry]) -> None:
         self.entries = entries
         self.table.setRowCount(len(entries))
-        current = notebook_model(self.nb).path
+        current = with_preferences(notebook_model(self.nb)).path
         for row, e in enumerate(entries):
             i = e.info
             cells = (
-                [i.name, i.architecture, _params(i.parameter_count), i.file_type, str(i.context_length or "?"),
+                [e.display_name, i.architecture, _params(i.parameter_count), i.file_type, str(i.context_length or "?"),
                  "yes" if i.has_chat_template else "no", f"{i.size_bytes / 2**20:.0f} MiB", e.source, e.path]
                 if i is not None else [Path(e.path).name, "unreadable", "", "", "", "", "", e.source, e.error or ""]
             )
@@ -108,16 +124,20 @@ class ModelManager(QDialog):
                 self.table.selectRow(row)
         self.table.resizeColumnsToContents()
 
-    def _on_add(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF (*.gguf)")
+    def _on_add(self, folder: bool) -> None:
+        """Add a GGUF file or a folder of them; it is searched again on every start (the settings keep it)."""
+        if folder:
+            path = QFileDialog.getExistingDirectory(self, "Add a folder of GGUF models", str(Path.home()))
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Add a GGUF model", str(Path.home()), "GGUF (*.gguf)")
         if path:
-            from app.generate.model_choice import ModelEntry
-            from backends.gguf_info import read_gguf_info
+            remember_model_place(path)
+            self.populate(find_models())
 
-            try:
-                self.populate(self.entries + [ModelEntry(path, "added", read_gguf_info(path))])
-            except StudioError as exc:
-                self.message.setText(str(exc))
+    def _on_selection_changed(self) -> None:
+        entry = self.selected()
+        warning = entry.warning if entry is not None else None
+        self.message.setText(f"⚠ {warning}" if warning else "")
 
     def selected(self) -> ModelEntry | None:
         rows = self.table.selectionModel().selectedRows()
@@ -128,6 +148,12 @@ class ModelManager(QDialog):
         if not is_server_url(url):
             self.message.setText("a server URL starts with http:// or https://, e.g. http://127.0.0.1:8080/v1")
             return
+        if has_credentials(url):
+            self.message.setText("put the password in the API key field, not in the URL (the URL is saved in the notebook)")
+            return
+        if self.api_key.text().strip():
+            store_api_key(url, self.api_key.text())  # the OS keyring, else only this session's memory
+            self.api_key.clear()
         set_notebook_model(self.nb, ModelChoice(path=url, n_ctx=self.n_ctx.value()))
         self.accept()
 
@@ -136,7 +162,9 @@ class ModelManager(QDialog):
         if entry is None or entry.info is None:
             self.message.setText("choose a readable model first" if entry is None else entry.error or "unreadable")
             return
-        choice = ModelChoice(path=None if entry.source == "bundled" else entry.path, n_ctx=self.n_ctx.value(),
+        # the bundled model is stored as "none chosen" unless the Preferences name another default
+        bundled = entry.source == "bundled" and with_preferences(ModelChoice()).path is None
+        choice = ModelChoice(path=None if bundled else entry.path, n_ctx=self.n_ctx.value(),
                              threads=self.threads.value() or None, n_gpu_layers=self.gpu_layers.value(),
                              parallel=self.parallel.value() or None)
         try:

@@ -42,6 +42,7 @@ from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
 from widgets.job_runner import JobRunner
+from widgets.theme import set_style, set_tone, style_figure
 
 if TYPE_CHECKING:  # imported where they are built: the Map cell pulls in pyqtgraph and scipy
     from widgets.map_view import MapView
@@ -80,13 +81,13 @@ class CellWidget(QFrame):
         self.cell = cell
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("cell")
-        self.setStyleSheet("#cell { border: 1px solid #d0d4da; border-radius: 6px; background: #fbfcfd; }")
+        set_style(self, "#cell { border: 1px solid $mid; border-radius: 6px; background: $alternate_base; }")
         self.toggle = QToolButton()
         self.toggle.setAutoRaise(True)
         self.toggle.clicked.connect(self._on_toggle)
         title = QLabel(f"<b>{cell.title}</b>")
         self.summary = QLabel()
-        self.summary.setStyleSheet("color: #555;")
+        set_tone(self.summary, "muted")
         self.run_button = QPushButton("▶ Run")
         self.run_button.setToolTip("Run this cell")
         self.run_button.clicked.connect(lambda: self.sig_run.emit(self))
@@ -114,7 +115,7 @@ class CellWidget(QFrame):
         form.setContentsMargins(28, 0, 8, 4)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         hint = QLabel(HINTS.get(cell.kind, ""))
-        hint.setStyleSheet("color: #777;")
+        set_tone(hint, "muted")
         form.addRow(hint)
         self.editors: dict[str, QWidget] = {}
         for key, value in cell.settings.items():
@@ -132,7 +133,7 @@ class CellWidget(QFrame):
         form.addRow(self.progress)
         # Generate: records appear as they finish; the text being written streams above them
         self.writing = QLabel()
-        self.writing.setStyleSheet("color: #555; font-style: italic;")
+        set_tone(self.writing, "muted", " font-style: italic;")
         self.writing.setWordWrap(True)
         self.writing.hide()
         self.live = QPlainTextEdit()
@@ -254,7 +255,7 @@ class CellWidget(QFrame):
     def set_output(self, text: str, error: bool = False) -> None:
         self.cell.last_output = text
         self.output.setText(text)
-        self.output.setStyleSheet("color: #b00020;" if error else "color: #1b5e20;")
+        set_tone(self.output, "error" if error else "ok")
         self.summary.setText(text[:120])
 
     def show_rows(self, total: int, rows: list[tuple[int, dict]]) -> None:
@@ -296,6 +297,7 @@ class CellWidget(QFrame):
         if len(stages) > 1:
             draw_funnel(self.chart_figure.add_subplot(), stages)
         self.chart.setVisible(len(stages) > 1)
+        style_figure(self.chart_figure)
         self.chart.draw_idle()
 
     def on_token(self, key: object, piece: str) -> None:
@@ -419,7 +421,7 @@ class NotebookView(QWidget):
                 name = choice.path or "SmolLM2-135M-Instruct Q4_1 (bundled)"
                 par = f", {choice.parallel} sequences at once" if choice.parallel else ""
                 model_label = w.model_label = QLabel(f"model: {name} · n_ctx {choice.n_ctx}{par}")
-                model_label.setStyleSheet("color: #555;")
+                set_tone(model_label, "muted")
                 form.insertRow(1, model_label)
             if cell.kind == "map":  # the scatter and extrema views themselves, in the cell
                 from widgets.map_view import MapView

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from PySide6.QtCore import QRegularExpression, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
+from PySide6.QtCore import QEvent, QRegularExpression, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -30,11 +30,12 @@ from app.core.errors import StudioError
 from app.generate.runs import preview_text
 from app.prompts.templates import parse_template
 from app.store.notebook import Notebook
+from widgets.theme import set_tone, tone, tone_hex
 
 
-def _fmt(colour: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:
+def _fmt(tone_name: str, bold: bool = False, italic: bool = False) -> QTextCharFormat:
     f = QTextCharFormat()
-    f.setForeground(QColor(colour))
+    f.setForeground(tone(tone_name))
     if bold:
         f.setFontWeight(QFont.Weight.Bold)
     f.setFontItalic(italic)
@@ -42,12 +43,20 @@ def _fmt(colour: str, bold: bool = False, italic: bool = False) -> QTextCharForm
 
 
 class JinjaHighlighter(QSyntaxHighlighter):
-    RULES = [
-        (QRegularExpression(r"\{\{.*?\}\}"), _fmt("#1a5fb4", bold=True)),
-        (QRegularExpression(r"\{%.*?%\}"), _fmt("#8a3ab9", bold=True)),
-        (QRegularExpression(r"\{#.*?#\}"), _fmt("#777777", italic=True)),
-    ]
-    FRONT = _fmt("#2a7b4b")
+    """Variables, statements, comments and front matter in the theme's tones (made again when it changes)."""
+
+    def __init__(self, document) -> None:
+        super().__init__(document)
+        self.restyle()
+
+    def restyle(self) -> None:
+        self.rules = [
+            (QRegularExpression(r"\{\{.*?\}\}"), _fmt("accent", bold=True)),
+            (QRegularExpression(r"\{%.*?%\}"), _fmt("human", bold=True)),
+            (QRegularExpression(r"\{#.*?#\}"), _fmt("muted", italic=True)),
+        ]
+        self.front = _fmt("ok")
+        self.rehighlight()
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt name)
         # front matter: from a first-line '---' to the next '---'
@@ -55,14 +64,14 @@ class JinjaHighlighter(QSyntaxHighlighter):
         is_fence = text.strip() == "---"
         in_front = prev == 1 or (self.currentBlock().blockNumber() == 0 and is_fence)
         if in_front:
-            self.setFormat(0, len(text), self.FRONT)
+            self.setFormat(0, len(text), self.front)
             closing = is_fence and self.currentBlock().blockNumber() > 0
             self.setCurrentBlockState(0 if closing else 1)
             if not closing:
                 return
         else:
             self.setCurrentBlockState(0)
-        for rx, fmt in self.RULES:
+        for rx, fmt in self.rules:
             it = rx.globalMatch(text)
             while it.hasNext():
                 m = it.next()
@@ -92,7 +101,7 @@ class PromptEditor(QWidget):
         self.variables.setTextFormat(Qt.TextFormat.RichText)
         self.preview = QTextBrowser()
         self.error = QLabel()
-        self.error.setStyleSheet("color: #b3261e;")
+        set_tone(self.error, "error")
         self.error.setWordWrap(True)
         self.save_button = QPushButton("Save as new version")
         self.save_button.clicked.connect(self.save)
@@ -133,6 +142,7 @@ class PromptEditor(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(split)
 
+        self._clean_text = ""  # the text of the version shown, or last saved: anything else is unsaved
         self._timer = QTimer(self, singleShot=True, interval=200)
         self._timer.timeout.connect(self.update_preview)
         self.editor.textChanged.connect(self._timer.start)
@@ -168,8 +178,18 @@ class PromptEditor(QWidget):
 
     def _on_version_picked(self, index: int) -> None:
         if 0 <= index < len(self._versions):
-            self.editor.setPlainText(self._versions[index].template)
+            self._clean_text = self._versions[index].template
+            self.editor.setPlainText(self._clean_text)
             self.update_preview()
+
+    def has_unsaved_changes(self) -> bool:
+        """The editor holds text that is not the version it shows (closing the window asks first)."""
+        return self.editor.toPlainText() != self._clean_text
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.highlighter.restyle()
+        super().changeEvent(event)
 
     # -- live preview ------------------------------------------------------------------------
 
@@ -192,11 +212,11 @@ class PromptEditor(QWidget):
         self.error.setText("")
         self.preview.setPlainText(rendered)
         have = set(variables)
-        parts = [f"<span style='color:{'#1b7f4b' if v in have else '#b3261e'}'>{v}</span>"
+        parts = [f"<span style='color:{tone_hex('ok' if v in have else 'error')}'>{v}</span>"
                  for v in sorted(pt.required_variables)]
         extra = sorted(have - pt.required_variables)
         self.variables.setText("uses: " + (", ".join(parts) or "no row variables")
-                               + (f" &nbsp; <span style='color:#666'>unused columns: {', '.join(extra)}</span>"
+                               + (f" &nbsp; <span style='color:{tone_hex('muted')}'>unused columns: {', '.join(extra)}</span>"
                                   if extra else ""))
 
     @staticmethod
@@ -213,10 +233,11 @@ class PromptEditor(QWidget):
             parse_template(text)
             pv, created = self.nb.add_prompt_version(name, text)
         except StudioError as exc:
-            self.message.setStyleSheet("color: #b3261e;")
+            set_tone(self.message, "error")
             self.message.setText(f"not saved: {exc}")
             return
-        self.message.setStyleSheet("")
+        self._clean_text = text
+        set_tone(self.message, None)
         self.message.setText(f"saved {pv.label}" if created else f"unchanged: still {pv.label}")
         self.reload()
         self.name.setCurrentText(name)

@@ -27,6 +27,7 @@ from app.quality.funnel import funnel
 from app.store.notebook import Notebook
 from widgets.criteria_editor import CriteriaEditor
 from widgets.job_runner import JobRunner
+from widgets.theme import set_tone, style_figure
 
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"),
          ("rescore", "Recompute stale"))
@@ -49,11 +50,12 @@ def draw_funnel(ax, stages: list[dict]) -> None:
         ax.barh(ys, rescued, left=[k - r for k, r in zip(kept, rescued)], color="#5cb85c",
                 label="kept by a person over a drop")
     for y, s in zip(ys, stages):
-        ax.text(s["kept"], y, f" {s['kept']}", va="center", fontsize=7)
+        ax.text(s["kept"], y, f" {s['kept']}", va="center", fontsize=7,  # over the red bar: a backing (style_figure)
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     ax.set_yticks(list(ys), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("samples", fontsize=8)
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)  # a backing: it can sit over the bars
     final = stages[-1]["kept"] if stages else 0
     ax.set_title(f"Funnel: {final} kept — the dataset export writes", fontsize=10)
 
@@ -123,8 +125,9 @@ class QualityView(QWidget):
         self._set_status(f"{step}: queued behind the job using the cores" if self.runner.queued else f"{step}…")
 
     def _set_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet("color: #b3261e;" if error else "")
+        set_tone(self.status, "error" if error else None)
         self.status.setText(text)
+        self.status.setToolTip("")
 
     def _on_partial(self, event: JobEvent) -> None:
         if isinstance(event, SanityReady):
@@ -141,6 +144,7 @@ class QualityView(QWidget):
 
     def _on_error(self, message: str) -> None:
         self._set_status(message.splitlines()[0], error=True)
+        self.status.setToolTip(message)
         self._on_finished(None)
 
     def _on_finished(self, result: object) -> None:
@@ -162,6 +166,7 @@ class QualityView(QWidget):
         lengths = [len((r["output"] or "").split()) for r in self.nb.records(limit=20000)]
         hx.hist(lengths or [0], bins=20, color="#7fa7d8")
         hx.set_title("Length (words)", fontsize=10)
+        style_figure(self.figure)
         self.canvas.draw_idle()
         self.stages = stages
         rows = notebook_metrics(self.nb)

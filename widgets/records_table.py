@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QUndoStack
+from PySide6.QtGui import QUndoStack
 
 from app.store.notebook import Notebook
 from app.store.queries import RECORD_COLUMNS, RecordFilter, count_records, record_page
+from widgets.theme import STATUS_TONES, tone
 
 PAGE = 200
-STATUS_COLOURS = {"accepted": QColor("#1b7f4b"), "rejected": QColor("#b3261e"), "flagged": QColor("#a86b00")}
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -148,9 +148,9 @@ class RecordsModel(QAbstractTableModel):
             }[col]
             return value
         if role == Qt.ItemDataRole.ForegroundRole and col in ("status", "origin"):
-            if col == "status":
-                return STATUS_COLOURS.get(r["status"])
-            return QColor("#5b4bb7") if r["origin"] == "human-edited" else None
+            name = STATUS_TONES.get(r["status"]) if col == "status" else (
+                "human" if r["origin"] == "human-edited" else None)
+            return tone(name) if name else None
         if role == Qt.ItemDataRole.EditRole and col in EDITABLE:
             return r[EDITABLE[col]]
         if role == Qt.ItemDataRole.ToolTipRole and col == "output":

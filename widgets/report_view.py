@@ -26,6 +26,7 @@ from app.jobs import report_job
 from app.report.html import ReportPage
 from app.store.notebook import Notebook
 from widgets.job_runner import JobRunner
+from widgets.theme import set_tone
 
 SETS = (("kept", "the kept set"), ("all", "all synthetic samples"))
 
@@ -109,7 +110,8 @@ class ReportView(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.status.setStyleSheet("")
+        set_tone(self.status, None)
+        self.status.setToolTip("")
         self.status.setText("queued: waiting for the job that is using the cores" if self.runner.queued
                             else "starting…")
 
@@ -123,8 +125,9 @@ class ReportView(QWidget):
         self.sig_report_ready.emit(result)
 
     def _on_error(self, message: str) -> None:
-        self.status.setStyleSheet("color: #b3261e;")
+        set_tone(self.status, "error")
         self.status.setText(message.splitlines()[0])
+        self.status.setToolTip(message)
 
     def _on_done(self) -> None:
         self.run_button.setEnabled(True)

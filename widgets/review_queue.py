@@ -31,6 +31,7 @@ from app.store.notebook import Notebook
 from app.store.review import review_card, review_progress
 from app.store.trust import set_label
 from widgets.edit_commands import EditRecordCommand
+from widgets.theme import STATUS_TONES, set_tone, tone_hex
 
 KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_F: "flagged"}
 ANSWER_KEYS = {Qt.Key.Key_Y: True, Qt.Key.Key_N: False, Qt.Key.Key_U: None}
@@ -79,10 +80,10 @@ class ReviewQueue(QWidget):
         self.view.currentIndexChanged.connect(self._on_view_changed)
         self.why = QLabel()
         self.why.setWordWrap(True)
-        self.why.setStyleSheet("color: #1f5fa8;")
+        set_tone(self.why, "accent")
         self.stale = QLabel()
         self.stale.setWordWrap(True)
-        self.stale.setStyleSheet("color: #a86b00;")
+        set_tone(self.stale, "warn")
         self.text = QTextBrowser()
         big = QFont(self.font())
         big.setPointSize(big.pointSize() + 4)
@@ -101,7 +102,7 @@ class ReviewQueue(QWidget):
         self.facts.setWordWrap(True)
         self.help = QLabel(HELP)
         self.help.setWordWrap(True)
-        self.help.setStyleSheet("color: #666;")
+        set_tone(self.help, "muted")
         top = QHBoxLayout()
         top.addWidget(self.header, 1)
         top.addWidget(self.view, 0, Qt.AlignmentFlag.AlignTop)
@@ -158,7 +159,7 @@ class ReviewQueue(QWidget):
                           for p in review_progress(self.nb))
         done = progress(self.nb, self.ids).line
         if rid is None:
-            self.header.setText(f"<b>Nothing to review in this view</b><br><span style='color:#666'>"
+            self.header.setText(f"<b>Nothing to review in this view</b><br><span style='color:{tone_hex('muted')}'>"
                                 f"{html.escape(done)}</span>")
             for w in (self.why, self.stale, self.questions, self.facts):
                 w.setText("")
@@ -168,11 +169,11 @@ class ReviewQueue(QWidget):
             return
         card = review_card(self.nb, rid)
         r = card["record"]
-        colour = {"accepted": "#1b7f4b", "rejected": "#b3261e", "flagged": "#a86b00"}.get(r["status"], "#333")
+        status = r["status"] if r["status"] not in STATUS_TONES else (
+            f"<span style='color:{tone_hex(STATUS_TONES[r['status']])}'>{r['status']}</span>")
         self.header.setText(
-            f"<b>Record {rid}</b> ({self.position + 1} of {len(self.ids)}) — "
-            f"<span style='color:{colour}'><b>{r['status']}</b></span>, {r['origin']}"
-            f"<br><b>{html.escape(done)}</b><br><span style='color:#666'>{html.escape(runs)}</span>")
+            f"<b>Record {rid}</b> ({self.position + 1} of {len(self.ids)}) — <b>{status}</b>, {r['origin']}"
+            f"<br><b>{html.escape(done)}</b><br><span style='color:{tone_hex('muted')}'>{html.escape(runs)}</span>")
         item = self.current_item()
         self.why.setText(f"Why: {item.why}" if item else "")
         stale = card["stale"] + (["likelihood"] if card["likelihood_stale"] else [])
@@ -189,7 +190,7 @@ class ReviewQueue(QWidget):
         self._follow_item = False
         self.crit_pos = names.index(want) if want in names else 0
         self.crit_name = names[self.crit_pos] if names else None
-        lines = []
+        lines, muted = [], tone_hex("muted")
         for i, c in enumerate(self.criteria):
             if c.value is None:
                 judge = "not judged"
@@ -198,8 +199,8 @@ class ReviewQueue(QWidget):
                          f"{c.trust})" + (", stale" if c.stale else ""))
             answer = {True: "yes", False: "no", None: "—"}[c.answer]
             line = (f"<b>{html.escape(c.info.name)}</b>: {html.escape(c.info.prompt)} "
-                    f"<span style='color:#666'>{html.escape(judge)}</span> · your answer: <b>{answer}</b>")
-            lines.append(f"▶ {line}" if i == self.crit_pos else f"<span style='color:#555'>&nbsp;&nbsp;&nbsp;{line}</span>")
+                    f"<span style='color:{muted}'>{html.escape(judge)}</span> · your answer: <b>{answer}</b>")
+            lines.append(f"▶ {line}" if i == self.crit_pos else f"<span style='color:{muted}'>&nbsp;&nbsp;&nbsp;{line}</span>")
         self.questions.setText("<br>".join(lines))
 
     @staticmethod
@@ -214,7 +215,7 @@ class ReviewQueue(QWidget):
             facts.append("scores: " + ", ".join(f"{html.escape(s.name)} {s.value:.3g}" for s in card["scores"]
                                                 if s.value is not None))
         if card["failures"]:
-            facts.append("<span style='color:#b3261e'>failed: " + "; ".join(
+            facts.append(f"<span style='color:{tone_hex('error')}'>failed: " + "; ".join(
                 f"{html.escape(s.name.removeprefix('validator:'))} ({html.escape(s.reason)})" for s in card["failures"])
                 + "</span>")
         for d in card["duplicates"]:

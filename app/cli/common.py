@@ -79,6 +79,9 @@ def add_model_args(s: argparse.ArgumentParser, what: str = "model") -> None:
     s.add_argument("--backend", default="llama-cpp", help="llama-cpp (default), openai (any OpenAI-compatible server with logprobs: --model http://HOST:PORT/v1[#name]) or fake (deterministic, for tests)")
     s.add_argument("--n-ctx", type=int, default=2048)
     s.add_argument("--threads", type=int, default=None, help="compute threads (default: every core)")
+    s.add_argument("--api-key", metavar="KEY", default=None,
+                   help="key for a server model, sent as Authorization: Bearer and never stored (default: the key "
+                        "the model manager stored for that server, else $SYNTH_STUDIO_API_KEY or $OPENAI_API_KEY)")
 
 
 def add_sampler_args(s: argparse.ArgumentParser, temperature: float) -> None:
@@ -93,7 +96,7 @@ def add_sampler_args(s: argparse.ArgumentParser, temperature: float) -> None:
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """Backend options from the model arguments (only those the command has)."""
     opts = {"n_ctx": getattr(args, "n_ctx", None), "n_threads": getattr(args, "threads", None),
-            "n_gpu_layers": getattr(args, "n_gpu_layers", None)}
+            "n_gpu_layers": getattr(args, "n_gpu_layers", None), "api_key": getattr(args, "api_key", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 

@@ -32,5 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("notebook")
     s.add_argument("file")
     s.add_argument("--origin", choices=["real", "synthetic"], default="real")
-    s.add_argument("--output-column", metavar="NAME", help="the column holding each record's text (default: output)")
+    s.add_argument("--output-column", metavar="NAME",
+                   help="the column holding each record's text (default: output; SFT/DPO files and the "
+                        "studio's own exports are recognised and come in as records)")
     s.set_defaults(func=cmd_import)

@@ -9,6 +9,7 @@ commands live in the module named after the stage.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ from app import __version__
 from app.cli import criteria, data, export, generate, map, privacy, prompts, quality, report, review, versions
 from app.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR
 from app.core.errors import Cancelled, StudioError
+from app.core.logs import FILE_ONLY, setup_logging
+
+log = logging.getLogger("app.cli")
 
 STAGES = (data, prompts, generate, quality, criteria, privacy, map, review, report, export, versions)
 
@@ -39,14 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    setup_logging()  # warnings and errors also go to the log file (app.core.logs)
     try:
         return int(args.func(args))
     except StudioError as exc:
+        log.error("synth-studio %s: %s", args.command, exc, extra=FILE_ONLY)  # the terminal gets the line below
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Cancelled:
         print("cancelled: everything finished before the stop is kept", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception:  # a bug: Python prints the traceback as it leaves; the log file keeps it too
+        log.exception("synth-studio %s failed", args.command, extra=FILE_ONLY)
+        raise
 
 
 if __name__ == "__main__":

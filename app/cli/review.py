@@ -16,19 +16,21 @@ from app.cli.common import (
 )
 from app.core.errors import StudioError
 from app.store.notebook import RECORD_STATUSES, Notebook
+from app.store.search import search_records
 
 
 def cmd_records(args: argparse.Namespace) -> int:
     with Notebook.open(args.notebook) as nb:
         role = None if args.all else ("input" if args.inputs else "sample")
-        rows = nb.records(role=role, limit=args.limit)
+        rows = (search_records(nb, args.search, role=role, limit=args.limit) if args.search
+                else nb.records(role=role, limit=args.limit))
         if args.json:
             for r in rows:
                 r.pop("token_logprobs", None) if not args.logprobs else None
             print_json(rows)
             return 0
         if not rows:
-            print("no records yet")
+            print(f"no records match {args.search!r}" if args.search else "no records yet")
             return 0
         for r in rows:
             lp = f"{r['mean_logprob']:.2f}" if r["mean_logprob"] is not None else "   - "
@@ -110,6 +112,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--inputs", action="store_true", help="list the input rows instead of samples")
     g.add_argument("--all", action="store_true", help="list inputs and samples")
     s.add_argument("--logprobs", action="store_true", help="include per-token logprobs in --json")
+    s.add_argument("--search", metavar="WORDS", help="only records whose output or variables have these words "
+                   "(each a prefix, all of them; full-text index)")
     s.set_defaults(func=cmd_records)
 
     s = sub.add_parser("edit", help="edit a record (recorded in its history)")

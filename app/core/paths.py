@@ -35,6 +35,11 @@ def config_dir() -> Path:
     return _user_dir("config", platformdirs.user_config_path(APP, appauthor=False))
 
 
+def log_dir() -> Path:
+    """Where the rotating log file goes (``app.core.logs``): on Linux ``~/.local/state/synth-studio/log``."""
+    return _user_dir("logs", platformdirs.user_log_path(APP, appauthor=False))
+
+
 def resources_dir() -> Path:
     """The bundled ``resources`` folder (templates, quality rules, sample data, icons).
 

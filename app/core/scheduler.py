@@ -4,8 +4,9 @@ llama.cpp's threads spin-wait between operations, numba and BLAS use every core
 too: two such jobs at once were measured ~100x slower each, not 2x. So every job
 that uses all cores (a local model generating, judging or embedding; a UMAP fit)
 runs inside :func:`hold_cores`. Within a process a lock serialises them; across
-processes (the window and a CLI run in a terminal) an advisory file lock in the
-cache folder does. A job that has to wait says so through its task's progress
+processes (the window and a CLI run in a terminal) a file lock in the cache folder
+does (``filelock``: flock on Linux and macOS, LockFileEx on Windows), and the holder
+writes what it is beside it, so a waiting process can say what it waits for. A job that has to wait says so through its task's progress
 ("waiting for the cores: <what holds them>") and can be cancelled while it waits.
 The same thread may nest holds (a job that calls another compute function).
 """
@@ -17,15 +18,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypedDict
+
+from filelock import FileLock, Timeout
 
 from app.core.errors import Cancelled
 from app.core.paths import cache_dir
-
-try:
-    import fcntl
-except ImportError:  # Windows: the in-process lock only
-    fcntl = None  # type: ignore[assignment]
 
 POLL_SECONDS = 0.1
 
@@ -48,6 +47,12 @@ def current_holder() -> str:
 
 def _lock_path() -> str:
     return str(cache_dir() / "cores.lock")
+
+
+def _holder_path() -> Path:
+    # Not the lock file itself: Windows forbids reading a locked region, and older filelock
+    # releases truncate the lock file on every attempt to take it.
+    return cache_dir() / "cores.holder"
 
 
 def _cancelled(task: Any) -> bool:
@@ -77,36 +82,38 @@ def hold_cores(label: str, task: Any = None) -> Iterator[None]:
         if not reported:
             _report_wait(task, _holder["label"])
             reported = True
-    fd = None
+    file_lock: FileLock | None = None
     try:
-        if fcntl is not None:
-            fd = os.open(_lock_path(), os.O_RDWR | os.O_CREAT, 0o644)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if _cancelled(task):
-                        raise Cancelled() from None
-                    if not reported:
-                        try:
-                            other = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip()
-                        except OSError:
-                            other = ""
-                        _report_wait(task, f"{other} (another process)" if other else "another process")
-                        reported = True
-                    time.sleep(POLL_SECONDS)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{label} (pid {os.getpid()})".encode(), 0)
+        file_lock = FileLock(_lock_path())
+        while True:
+            try:
+                file_lock.acquire(timeout=0)
+                break
+            except Timeout:
+                if _cancelled(task):
+                    raise Cancelled() from None
+                if not reported:
+                    try:
+                        other = _holder_path().read_text(encoding="utf-8", errors="replace").strip()
+                    except OSError:
+                        other = ""
+                    _report_wait(task, f"{other} (another process)" if other else "another process")
+                    reported = True
+                time.sleep(POLL_SECONDS)
+        try:
+            _holder_path().write_text(f"{label} (pid {os.getpid()})", encoding="utf-8")
+        except OSError:  # only the waiting message loses its detail
+            pass
         _holder["label"], _holder["since"] = label, time.monotonic()
         _state.depth = 1
         yield
     finally:
         _state.depth = 0
-        if fd is not None:
+        if file_lock is not None and file_lock.is_locked:
             try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+                _holder_path().write_text("", encoding="utf-8")
+            except OSError:
+                pass
+            file_lock.release()
         _holder["label"] = ""
         _lock.release()

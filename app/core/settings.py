@@ -31,12 +31,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from app.core.paths import config_dir
+from app.core.paths import config_dir, data_dir
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_RECENT = 8
+THEMES = ("system", "light", "dark")
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 MIGRATIONS: dict[int, Migration] = {}
@@ -74,10 +75,20 @@ class Settings:
     recent_notebooks: list[str] = field(default_factory=list)  # newest first, at most MAX_RECENT
     last_notebook: str | None = None
     window_geometry: str | None = None  # base64 of QMainWindow.saveGeometry()
-    model_folders: list[str] = field(default_factory=list)  # searched for GGUF files besides the usual places
+    model_folders: list[str] = field(default_factory=list)  # GGUF files and folders added in Models, besides the usual places
     default_model: str | None = None  # a GGUF path; None: the bundled model
     compute_threads: int | None = None  # None: every core
+    data_folder: str | None = None  # where new notebooks and the sample go; None: the platform's data folder
+    theme: str = "system"  # one of THEMES
     generate: GenerateDefaults = field(default_factory=GenerateDefaults)
+
+    def notebooks_folder(self) -> Path:
+        """Where new notebooks and the sample notebook go (made if missing)."""
+        if not self.data_folder:
+            return data_dir()
+        folder = Path(self.data_folder).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def remember_notebook(self, path: str | Path) -> None:
         """Make ``path`` the last notebook and the first of the recent ones."""
@@ -228,6 +239,8 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "model_folders": ("a list of folders", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "default_model": ("a path or null", lambda v: v is None or isinstance(v, str)),
     "compute_threads": ("a whole number >= 1 or null", lambda v: v is None or (_is_int(v) and v >= 1)),
+    "data_folder": ("a folder or null", lambda v: v is None or isinstance(v, str)),
+    "theme": (" or ".join(THEMES), lambda v: v in THEMES),
     "generate.samples": ("a whole number >= 1", lambda v: _is_int(v) and v >= 1),
     "generate.rows": ("a whole number >= 0", lambda v: _is_int(v) and v >= 0),
     "generate.temperature": ("a number >= 0", lambda v: isinstance(v, int | float) and not isinstance(v, bool)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.core.paths import data_dir, resources_dir
+from app.core.paths import resources_dir
+from app.core.settings import load_settings
 from app.data.importer import import_file
 from app.store.notebook import Notebook
 
@@ -26,8 +27,8 @@ def create_sample_notebook(path: str | Path) -> Notebook:
 
 
 def open_sample_notebook() -> Notebook:
-    """The user's copy of the sample notebook, created on first use."""
-    path = data_dir() / "sample-notebook.db"
+    """The user's copy of the sample notebook, created on first use in the data folder (Preferences)."""
+    path = load_settings()[0].notebooks_folder() / "sample-notebook.db"
     if path.exists():
         return Notebook.open(path)
     return create_sample_notebook(path)

@@ -14,11 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from app.core.errors import StudioError
 from app.export.card import check_card_target, write_release_files
 from app.export.dpo import as_layout, dpo_pairs, user_text
+from app.export.layout import table
 from app.export.versions import Snapshot, kept_snapshot, load
 from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
@@ -135,7 +134,7 @@ def _items(nb: Notebook, fmt: str, statuses: Iterable[str] | None, status_list: 
             v = result.verdicts.get(r["id"])
             item = {**r, "kept": bool(v and v.kept), "dropped_at": None if v is None or v.kept else v.stage,
                     "reason": v.reason if v else None}
-            item.update({n: scores.get(r["id"], {}).get(n) for n in names})
+            item.update({n: _score(scores.get(r["id"], {}).get(n)) for n in names})
             items.append(item)
     return items, skipped
 
@@ -161,9 +160,14 @@ def _version_items(nb: Notebook, snap: Snapshot, fmt: str) -> tuple[list[dict[st
                                        {"role": "assistant", "content": rec.output}], "id": rec.record_id})
             continue
         item = {**row, "version": snap.tag, "text_hash": rec.text_hash, "cluster": rec.cluster}
-        item.update({n: rec.scores.get(n) for n in names})
+        item.update({n: _score(rec.scores.get(n)) for n in names})
         items.append(item)
     return items, skipped
+
+
+def _score(value: Any) -> float | None:
+    """Scores are floats in every file, even where a score happens to be whole (not Int64 columns)."""
+    return None if value is None else float(value)
 
 
 def _write(items: list[dict[str, Any]], out: Path, ext: str) -> None:
@@ -173,18 +177,11 @@ def _write(items: list[dict[str, Any]], out: Path, ext: str) -> None:
             with tmp.open("w", encoding="utf-8") as fh:
                 for item in items:
                     fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-        else:
-            df = pd.DataFrame(items)
+        else:  # the columns' layout (var.* columns, nullable integers) is app.export.layout's
+            df = table(items, csv=ext == ".csv")
             if ext == ".csv":
-                for col in ("variables", "messages", "prompt", "chosen", "rejected"):
-                    if col in df.columns:
-                        df[col] = df[col].map(lambda v: v if isinstance(v, str) or v is None
-                                              else json.dumps(v, ensure_ascii=False))
                 df.to_csv(tmp, index=False)
             else:
-                if "variables" in df.columns:
-                    # Variables differ per prompt; a JSON string keeps the schema stable.
-                    df["variables"] = df["variables"].map(lambda v: json.dumps(v, ensure_ascii=False))
                 df.to_parquet(tmp, index=False)
         os.replace(tmp, out)
     finally:

@@ -13,10 +13,13 @@ cores: numba's cache lives in the user cache folder, the import is lazy, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,8 +118,46 @@ def cluster(points: np.ndarray, min_cluster_size: int) -> tuple[np.ndarray, np.n
     return labels.astype(int), 1.0 - np.asarray(hd.probabilities_, dtype=np.float64)
 
 
+@functools.cache
+def _word_pattern() -> re.Pattern[str]:
+    """Runs of letters, digits and combining marks, joined by apostrophes or hyphens.
+
+    Python's ``\\w`` is Unicode-aware but leaves out combining marks, the vowel signs of
+    Indic scripts among them ('नमस्ते' would fall apart into 'नमस' and 'त'), so they are added.
+    """
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x300, 0x20000):  # planes 0 and 1 hold every combining mark used in words
+        if unicodedata.category(chr(cp))[0] == "M":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    marks = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    part = f"[\\w{marks}]+"
+    return re.compile(f"{part}(?:['’-]{part})*")
+
+
+def _written_without_spaces(ch: str) -> bool:
+    """Chinese characters and Japanese kana: no spaces between words, so words are not found by splitting."""
+    cp = ord(ch)
+    return (0x3040 <= cp <= 0x30FF or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF or 0xF900 <= cp <= 0xFAFF
+            or 0xFF66 <= cp <= 0xFF9F or 0x20000 <= cp <= 0x3134F)
+
+
 def _words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z][a-z'-]{2,}", text.lower()) if w not in STOPWORDS]
+    """The terms a cluster is named by, in any script: words of three or more characters (two in
+    Hangul) that start with a letter and are not stopwords; in Chinese and Japanese, which have
+    no spaces, overlapping character pairs (a pair is a word more often than not)."""
+    out: list[str] = []
+    for token in _word_pattern().findall(text.lower()):
+        for no_spaces, chars in itertools.groupby(token, key=_written_without_spaces):
+            run = "".join(chars)
+            if no_spaces:
+                out += [run[i : i + 2] for i in range(len(run) - 1)]
+            elif run[0].isalpha() and len(run) >= (2 if 0xAC00 <= ord(run[0]) <= 0xD7AF else 3) \
+                    and run not in STOPWORDS:
+                out.append(run)
+    return out
 
 
 def ctfidf_labels(texts: list[str], clusters: np.ndarray, top: int = 3) -> dict[int, str]:

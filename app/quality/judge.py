@@ -39,6 +39,13 @@ texts, or tables with the ``input`` (and ``prompt``) a template question reads.
 judge whose single answer is noisy: 1 = the criterion's own layout; 2 = also the other
 layout (completion <-> chat); 3 = also the question placed differently (completion:
 asked before the text too; chat: only after it); 4 = that placement in the other layout.
+
+A score is only as good as the model's intent to answer: when the answer tokens hold less
+than ``MIN_ANSWER_MASS`` of the next-token probability (a reasoning model opening with
+``<think>``, a model ignoring the layout), the record's score is stored as *unreliable*: no
+value, failed, and a reason naming the share ("unreliable: answer tokens hold only 3% of the
+probability ..."). The funnel then drops it with that reason (when the judge filters), so a
+guess neither passes nor fails silently, and a person can still accept the record in review.
 """
 
 from __future__ import annotations
@@ -69,6 +76,11 @@ QUESTION_NAMES = ("input", "prompt", "output")  # what a question template may r
 SETTINGS = ("name", "question", "type", "levels", "points", "good", "bad", "threshold", "format", "invert",
             "guidelines", "samples")
 MAX_TEXT_CHARS = 4000  # judge prompts must fit a small context; longer texts are cut (noted in the step)
+# Below this share of next-token probability on the answer tokens a score is unreliable (the model meant
+# to say something else: a reasoning model's <think>, a wrong layout). Not 0.5: the bundled SmolLM2-135M
+# puts only 0.19-0.54 on Yes/No in the default completion layout and still separates texts; a model that
+# opens with <think> puts about 0 there.
+MIN_ANSWER_MASS = 0.1
 
 
 @dataclass(frozen=True)
@@ -365,9 +377,11 @@ def requests_for(c: Criterion, key: K, subject: Subject, variant: int) -> list[C
 
 
 def score_subjects(judge: Judge, c: Criterion, items: Sequence[tuple[K, Example]],
-                   task: TaskState | None = None) -> tuple[dict[K, float], dict[K, str]]:
+                   task: TaskState | None = None, *,
+                   masses: dict[K, float] | None = None) -> tuple[dict[K, float], dict[K, str]]:
     """(scores, reasons it could not ask) for each item: P(yes), expected rubric level, or expected points,
-    averaged over the criterion's ``samples`` wordings."""
+    averaged over the criterion's ``samples`` wordings. ``masses``, when given, receives each item's
+    lowest answer mass (how much next-token probability the answer tokens held) over its requests."""
     task = task or TaskState()
     errors: dict[K, str] = {}
     by_variant: list[list[ChoiceRequest[tuple[K, int, int]]]] = [[] for _ in range(c.samples)]
@@ -391,6 +405,8 @@ def score_subjects(judge: Judge, c: Criterion, items: Sequence[tuple[K, Example]
         else:
             value = res.probs["no"] if c.invert else res.probs["yes"]
         acc[key] = acc.get(key, 0.0) + value / c.samples
+        if masses is not None:
+            masses[key] = min(masses.get(key, 1.0), res.mass)
         done += 1
         task.set_progress(done, len(reqs), c.name)
     task.check()
@@ -428,17 +444,30 @@ def judge_notebook(nb: Notebook, judge: Judge, constitution: Constitution | None
         step = add_step(nb, "judge", c.name, {"constitution": constitution.name, "source": source,
                                               "criterion": spec_of(c), "criterion_version_id": c.version_id},
                         judge.info.sha256)
-        values, errors = score_subjects(judge, c, items, task)
+        masses: dict[int, float] = {}
+        values, errors = score_subjects(judge, c, items, task, masses=masses)
         t = c.pass_threshold
         kind = "judge" if c.type == "yes_no" else c.type
-        scores = [Score(rid, c.score_name, kind, v, v >= t, f"{v:.3f} vs threshold {t:g}", judge.info.sha256,
-                        c.version_id) for rid, v in values.items()]
+        # An answer the model hardly meant to give (a reasoning model opening with <think>) fails with the
+        # reason instead of passing or failing silently; value None keeps it off score axes and stats.
+        low = {rid: masses[rid] for rid in values if masses.get(rid, 1.0) < MIN_ANSWER_MASS}
+        scores = [Score(rid, c.score_name, kind, None, False, unreliable_reason(low[rid], v, t), judge.info.sha256,
+                        c.version_id) for rid, v in values.items() if rid in low]
+        values = {rid: v for rid, v in values.items() if rid not in low}
+        scores += [Score(rid, c.score_name, kind, v, v >= t, f"{v:.3f} vs threshold {t:g}", judge.info.sha256,
+                         c.version_id) for rid, v in values.items()]
         scores += [Score(rid, c.score_name, kind, None, False, f"not judged: {why}", judge.info.sha256, c.version_id)
                    for rid, why in errors.items()]
         save_scores(nb, scores, step)
         passed = sum(v >= t for v in values.values())
-        counts[c.name] = (passed, len(values) + len(errors) - passed)
+        counts[c.name] = (passed, len(values) + len(low) + len(errors) - passed)
     return counts
+
+
+def unreliable_reason(mass: float, value: float, threshold: float) -> str:
+    """Why a score was not trusted: the answer tokens held too little of the next-token probability."""
+    return (f"unreliable: answer tokens hold only {mass:.0%} of the probability (below {MIN_ANSWER_MASS:.0%}; "
+            f"it would score {value:.3f} vs threshold {threshold:g})")
 
 
 def require_criteria(c: Constitution) -> None:

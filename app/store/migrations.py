@@ -305,6 +305,55 @@ def _m006_versions(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m007_search_and_keys(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        -- full-text index of every record's output and variables (FTS5, external content: the
+        -- text lives in records, the index holds only tokens). The layout is sqlite-utils' own
+        -- (records_fts, content="records", triggers records_ai/_ad/_au), so `sqlite-utils search`,
+        -- Table.search() and Datasette's search box find it. Written out here rather than made by
+        -- Table.enable_fts() so the migration is the same SQL whatever sqlite-utils is installed.
+        CREATE VIRTUAL TABLE records_fts USING fts5 (
+            output, variables,
+            tokenize='unicode61 remove_diacritics 2',
+            content="records"
+        );
+        INSERT INTO records_fts (rowid, output, variables) SELECT id, output, variables FROM records;
+        CREATE TRIGGER records_ai AFTER INSERT ON records BEGIN
+            INSERT INTO records_fts (rowid, output, variables) VALUES (new.id, new.output, new.variables);
+        END;
+        CREATE TRIGGER records_ad AFTER DELETE ON records BEGIN
+            INSERT INTO records_fts (records_fts, rowid, output, variables)
+                VALUES ('delete', old.id, old.output, old.variables);
+        END;
+        -- only a change of the indexed text touches the index (status and score marks do not)
+        CREATE TRIGGER records_au AFTER UPDATE OF output, variables ON records BEGIN
+            INSERT INTO records_fts (records_fts, rowid, output, variables)
+                VALUES ('delete', old.id, old.output, old.variables);
+            INSERT INTO records_fts (rowid, output, variables) VALUES (new.id, new.output, new.variables);
+        END;
+        -- map_points.record_id had no foreign key; SQLite cannot add one with ALTER TABLE, so the
+        -- table is rebuilt (new table, copy, drop, rename) inside this migration's transaction. A
+        -- point of a record that no longer exists is a stale cache entry and is not copied.
+        CREATE TABLE map_points_new (
+            map_id INTEGER NOT NULL REFERENCES maps(id) ON DELETE CASCADE,
+            record_id INTEGER NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+            x REAL NOT NULL, y REAL NOT NULL,
+            cluster INTEGER NOT NULL,        -- -1 = noise
+            outlier REAL,                    -- HDBSCAN outlier score (0..1)
+            centroid_distance REAL,          -- cosine distance to its cluster's centroid
+            PRIMARY KEY (map_id, record_id)
+        );
+        INSERT INTO map_points_new (map_id, record_id, x, y, cluster, outlier, centroid_distance)
+            SELECT map_id, record_id, x, y, cluster, outlier, centroid_distance FROM map_points
+            WHERE record_id IN (SELECT id FROM records) AND map_id IN (SELECT id FROM maps);
+        DROP TABLE map_points;
+        ALTER TABLE map_points_new RENAME TO map_points;
+        """,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
@@ -312,6 +361,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_cells", _m004_cells),
     ("005_trust", _m005_trust),
     ("006_versions", _m006_versions),
+    ("007_search_and_keys", _m007_search_and_keys),
 ]
 
 
@@ -352,4 +402,25 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                 conn.execute("ROLLBACK")
             raise
         ran.append(name)
+    _ensure_views(conn)
     return ran
+
+
+def _ensure_views(conn: sqlite3.Connection) -> None:
+    """Create the derived views a notebook lacks (after an upgrade, or if someone dropped one).
+
+    Views are not migrations: ``records_with_scores`` is rebuilt whenever a new score name
+    appears (app/store/views.py), so it is made from the schema as it is now, never frozen.
+    """
+    from app.store.views import covers, ensure_scores_view
+
+    if covers(conn, ()):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ensure_scores_view(conn)
+        conn.execute("COMMIT")
+    except Exception:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

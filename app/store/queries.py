@@ -8,6 +8,7 @@ from typing import Any
 
 from app.store.notebook import Notebook, record_dict
 from app.store.review import review_card, review_ids, review_progress  # noqa: F401 (moved to app.store.review)
+from app.store.search import text_clause
 
 RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
 
@@ -19,7 +20,7 @@ class RecordFilter:
     status: str | None = None
     origin: str | None = None
     prompt: str | None = None  # a prompt name (any version)
-    text: str = ""  # substring of the output, case-insensitive
+    text: str = ""  # words of the output or variables, each a prefix (app/store/search.py)
     prompt_version_id: int | None = None
     run_id: int | None = None
     score: str | None = None  # a score name, e.g. judge:not-rude; with score_min/score_max
@@ -76,9 +77,10 @@ class RecordFilter:
             clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(score_cond)})")
             params.extend(sp)
         if self.text:
-            clauses.append("r.output LIKE ? ESCAPE '\\'")
-            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.append(f"%{escaped}%")
+            text_sql, text_params = text_clause(self.text, "r")
+            if text_sql:
+                clauses.append(text_sql)
+                params.extend(text_params)
         return " AND ".join(clauses), params
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.store.migrations import now
 from app.store.notebook import Notebook, inserted_id
+from app.store.views import ensure_scores_view
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ def add_step(nb: Notebook, kind: str, name: str, settings: dict[str, Any], model
 
 
 def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> int:
-    """Upsert scores (one per record x name) in a single transaction."""
+    """Upsert scores (one per record x name) in a single transaction; a score name seen for the
+    first time rebuilds the ``records_with_scores`` view in that transaction (app/store/views.py)."""
     ts = now()
     rows = [
         (s.record_id, s.name, s.kind, s.value, None if s.passed is None else int(s.passed), s.reason, step_id,
@@ -49,6 +51,8 @@ def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> i
             "criterion_version_id = excluded.criterion_version_id, stale = 0",
             rows,
         )
+        # a new score name gets its column in the records_with_scores view (a cheap check otherwise)
+        ensure_scores_view(c, {r[1] for r in rows})
     return len(rows)
 
 
