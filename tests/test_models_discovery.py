@@ -11,6 +11,7 @@ import pytest
 from app.core.settings import edit_settings, load_settings
 from app.generate.model_choice import (
     ModelChoice,
+    ModelEntry,
     find_models,
     job_model_args,
     model_name,
@@ -80,8 +81,10 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def _found(source: str) -> dict[str, object]:
-    return {e.display_name: e for e in find_models() if e.source == source}
+def _found(source: str, under: Path | None = None) -> dict[str, ModelEntry]:
+    """The models find_models lists from ``source`` (only those in ``under``: a machine may have its own)."""
+    return {e.display_name: e for e in find_models()
+            if e.source == source and (under is None or Path(e.path).is_relative_to(under))}
 
 
 def test_ollama_models_are_found_by_name_and_tag_with_what_their_gguf_says(tmp_path, home, monkeypatch):
@@ -113,7 +116,7 @@ def test_ollama_models_are_found_by_name_and_tag_with_what_their_gguf_says(tmp_p
 def test_ollama_in_the_home_folder_and_the_llama_cpp_cache(tmp_path, home):
     add_ollama_model(home / ".ollama" / "models", "tinychat", "latest", write_gguf(tmp_path / "chat.gguf"))
     cached = write_gguf(home / ".cache" / "llama.cpp" / "bartowski_Tiny-GGUF_tiny-Q8_0.gguf", name="Cached Tiny")
-    assert set(_found("Ollama")) == {"tinychat:latest"}
+    assert set(_found("Ollama", under=home)) == {"tinychat:latest"}  # (not /usr/share/ollama, if this machine has it)
     llama = _found("llama.cpp cache")
     assert set(llama) == {"Cached Tiny"} and llama["Cached Tiny"].path == str(cached)
 

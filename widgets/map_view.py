@@ -256,6 +256,7 @@ class MapView(QWidget):
         """Cluster sizes, biggest first (noise in grey at the end)."""
         self.sizes_figure.clear()
         if self.map is None:
+            style_figure(self.sizes_figure)
             self.sizes_canvas.draw_idle()
             return
         sizes = self.map.sizes()
@@ -427,6 +428,7 @@ class MapView(QWidget):
             values = [v for _, v in axis_values(self.nb, axis)]
         except StudioError as exc:
             self.extremes.addItem(str(exc))
+            style_figure(self.hist_figure)
             self.hist_canvas.draw_idle()
             return
         ax = self.hist_figure.add_subplot()

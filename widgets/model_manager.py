@@ -59,7 +59,7 @@ class ModelManager(QDialog):
         choice = notebook_model(nb)
         self.n_ctx = QSpinBox(minimum=128, maximum=1_048_576, value=choice.n_ctx, singleStep=512)
         self.threads = QSpinBox(minimum=0, maximum=512, value=choice.threads or 0)
-        self.threads.setSpecialValueText("every core")
+        self.threads.setSpecialValueText("as in Preferences")  # app.generate.model_choice.with_preferences
         self.gpu_layers = QSpinBox(minimum=0, maximum=1000, value=choice.n_gpu_layers)
         self.parallel = QSpinBox(minimum=0, maximum=256, value=choice.parallel or 0)
         self.parallel.setSpecialValueText("automatic")
