@@ -77,6 +77,7 @@ class JsonClient:
             self.headers["Authorization"] = f"Basic {token}"
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.connections_opened = 0  # how many TCP connections were made (keep-alive keeps this small)
 
     # -- connections ----------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class JsonClient:
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if len(self._idle) < self.pool_size:
+            if not self._closed and len(self._idle) < self.pool_size:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -99,6 +100,7 @@ class JsonClient:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+            self._closed = True  # from now on every connection is closed after its answer (a cancelled batch's too)
         for conn in idle:
             conn.close()
 

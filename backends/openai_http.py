@@ -103,6 +103,7 @@ class OpenAICompatibleGenerator:
             path=f"{self.base_url}#{self.model}",
             sha256=f"server:{digest}",
             description=f"{self.model} at {self.base_url} ({self._facts(entry)}server model {digest[:12]})",
+            reported=json.dumps(self.server_model, sort_keys=True),
         )
 
     # -- what the server says it serves -------------------------------------------------------

@@ -63,6 +63,7 @@ class ModelInfo:
     path: str | None
     sha256: str | None
     description: str = ""
+    reported: str = ""  # a server model: what the server says about it (JSON), recorded with each run
 
 
 class CancelCheck(Protocol):

@@ -447,6 +447,9 @@ def test_resume_refuses_a_different_server_model(serve, nb, topics_csv, tmp_path
         generate_job(nb.path, "ticket", model_path=other.url, resume=True, task=TaskState())
     done = generate_job(nb.path, "ticket", model_path=first.url, resume=True, task=TaskState())
     assert done.id == run.id and done.status == "completed"
+    reported = nb.run(run.id).settings["server_model"]  # what the server said, kept with the run
+    assert reported["id"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and reported["meta"]["n_params"] == 134515008
+    assert reported["model_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and "created" not in reported
 
 
 # -- a real llama-server, when one is installed ----------------------------------------------------

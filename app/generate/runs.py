@@ -10,6 +10,7 @@ stopped in any way (cancel, crash, kill -9) keeps every finished record, and
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,7 +174,8 @@ def create_run(nb: Notebook, plan: RunPlan, model: ModelInfo) -> Run:
         backend=model.backend,
         model_path=model.path,
         model_sha256=model.sha256,
-        settings=plan.settings.to_dict(),
+        # a server model has no file to hash: keep what the server reported about it next to its id
+        settings={**plan.settings.to_dict(), **({"server_model": json.loads(model.reported)} if model.reported else {})},
         seed=plan.seed,
         samples_per_row=plan.samples_per_row,
         plan=plan.plan,
