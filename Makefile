@@ -32,6 +32,7 @@ bench: setup
 	$(PY) -m bench.map
 	$(PY) -m bench.dedupe
 	$(PY) -m bench.report
+	$(PY) -m bench.fts
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots

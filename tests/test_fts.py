@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -94,14 +95,16 @@ def test_search_keeps_the_sort_order_options(nb):
                                                                            descending=True))]
     assert by_output == ["charlie refund", "bravo refund", "alpha refund"]
     assert [r["id"] for r in record_page(nb, 1, 1, RecordFilter(text="refund"))] == ids[1:2]
+    assert [r["id"] for r in record_page(nb, 0, 10, RecordFilter(text="refund", descending=True))] == ids[::-1]
+    nb.edit_record(ids[0], "status", "accepted")
+    flt = RecordFilter(text="refund", status="new", order_by="prompt")
+    assert count_records(nb, flt) == 2 and {r["id"] for r in record_page(nb, 0, 10, flt)} == set(ids[1:])
 
 
 def test_records_cli_searches(nb, capsys):
     _add(nb, {"topic": "billing"}, "Where is my refund?")
     _add(nb, {}, "Login fails.")
     assert main(["records", str(nb.path), "--search", "refund", "--json"]) == 0
-    import json
-
     rows = json.loads(capsys.readouterr().out)
     assert [r["output"] for r in rows] == ["Where is my refund?"]
     assert main(["records", str(nb.path), "--search", 'NEAR("x" AND']) == 0
@@ -131,6 +134,10 @@ def test_view_has_every_score_as_a_column_and_the_verdict(nb):
     cols = [c.name for c in db["records_with_scores"].columns]
     assert {"score:steps", "score:status", "status"} <= set(cols)
     assert {r["id"]: r["score:status"] for r in db["records_with_scores"].rows} == {a: None, b: 2.0}
+    # any name is a column: quotes in it are quoted, not SQL
+    odd = 'judge:it\'s "ok"; DROP VIEW x --'
+    save_scores(nb, [Score(a, odd, "judge", 0.5, True)], None)
+    assert {r["id"]: r[odd] for r in db["records_with_scores"].rows} == {a: 0.5, b: None}
     # saving known names again does not touch the view
     before = nb.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records_with_scores'").fetchone()[0]
     save_scores(nb, [Score(b, "validator:json", "validator", 0.0, False)], None)
@@ -233,6 +240,7 @@ def test_migration_007_upgrades_a_notebook_from_006(tmp_path, monkeypatch):
     with Notebook.open(path) as nb:
         assert nb.migrations()[-1] == "007_search_and_keys"
         assert _found(nb, "ferry") == {kept} and _found(nb, "harbour") == {kept}  # populated by the migration
+        nb.conn.execute("INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")
         points = nb.conn.execute("SELECT record_id, x, y, cluster, outlier, centroid_distance FROM map_points")
         assert [tuple(p) for p in points] == [(kept, 0.5, 0.25, 0, 0.1, 0.2)]  # the orphan point is dropped
         assert {fk[2] for fk in nb.conn.execute("PRAGMA foreign_key_list(map_points)")} == {"maps", "records"}

@@ -8,7 +8,8 @@ from typing import Any
 
 from app.store.notebook import Notebook, record_dict
 from app.store.review import review_card, review_ids, review_progress  # noqa: F401 (moved to app.store.review)
-from app.store.search import text_clause
+from app.store.search import id_order, text_clause
+from app.store.search import source as search_source
 
 RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
 
@@ -83,8 +84,22 @@ class RecordFilter:
                 params.extend(text_params)
         return " AND ".join(clauses), params
 
+    def source(self, *, prompts: bool = True) -> str:
+        """The FROM clause :meth:`where` goes with: the full-text index first when there are words to
+        look up (app/store/search.py); the prompt versions when the rows or the filter need them."""
+        joins = f"FROM {search_source(self.text)}"
+        if prompts or self.prompt:
+            joins += " LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
+        return joins
 
-_FROM = "FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
+    def order(self) -> str:
+        """ORDER BY, ties broken by id (the index's own order when it drives the query)."""
+        direction = "DESC" if self.descending else "ASC"
+        by_id = id_order(self.text)
+        if self.order_by not in SORTABLE or self.order_by == "id":
+            return f"{by_id} {direction}"  # one term: the index serves it in order, no sort of every match
+        return ", ".join(f"{col} {direction}" for col in SORTABLE[self.order_by].split(", ")) + f", {by_id}"
+
 # table column -> SQL expression it sorts by (whitelisted: never interpolate user text)
 SORTABLE = {
     "id": "r.id", "status": "r.status", "origin": "r.origin", "prompt": "p.name, p.version",
@@ -94,17 +109,15 @@ SORTABLE = {
 
 def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
     where, params = flt.where()
-    count: int = nb.conn.execute(f"SELECT COUNT(*) {_FROM} WHERE {where}", params).fetchone()[0]
+    count: int = nb.conn.execute(f"SELECT COUNT(*) {flt.source(prompts=False)} WHERE {where}", params).fetchone()[0]
     return count
 
 
 def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:
     where, params = flt.where()
-    direction = "DESC" if flt.descending else "ASC"
-    order = ", ".join(f"{col} {direction}" for col in SORTABLE.get(flt.order_by, "r.id").split(", "))
     rows = nb.conn.execute(
-        f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {_FROM} WHERE {where} "
-        f"ORDER BY {order}, r.id LIMIT ? OFFSET ?",
+        f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {flt.source()} WHERE {where} "
+        f"ORDER BY {flt.order()} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     ).fetchall()
     out = []

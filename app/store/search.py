@@ -65,13 +65,35 @@ def substring_clause(text: str, alias: str = "r", columns: tuple[str, ...] = ("o
     return f"({sql})", [f"%{escaped}%"] * len(columns)
 
 
+FTS = "f"  # the alias of records_fts in the FROM clause of :func:`source`
+
+
+def source(text: str, alias: str = "r") -> str:
+    """The FROM clause for ``records AS alias`` searched for ``text``, to go with :func:`text_clause`.
+
+    With words to look up, the index is the outer loop (CROSS JOIN fixes the order): matches
+    stream out of it in id order and each costs one lookup of its record by id; ordered by
+    :func:`id_order`, the first page stops after a page of matches. With the index inner,
+    SQLite would run the full-text query once per record; as ``id IN (subquery)``, it would
+    first copy every match into a temporary table.
+    """
+    if parse(text).words:
+        return f"records_fts {FTS} CROSS JOIN records {alias} ON {alias}.id = {FTS}.rowid"
+    return f"records {alias}"
+
+
+def id_order(text: str, alias: str = "r") -> str:
+    """What to ORDER BY for record id order over :func:`source` (the index's rowid, which it serves in order)."""
+    return f"{FTS}.rowid" if parse(text).words else f"{alias}.id"
+
+
 def text_clause(text: str, alias: str = "r") -> tuple[str, list[Any]]:
-    """SQL (on ``records AS alias``) and its parameters for records that match ``text``; ("", []) for no text."""
+    """WHERE SQL over :func:`source` and its parameters for records that match ``text``; ("", []) for no text."""
     q = parse(text)
     clauses: list[str] = []
     params: list[Any] = []
     if q.words:
-        clauses.append(f"{alias}.id IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
+        clauses.append(f"{FTS}.records_fts MATCH ?")
         params.append(q.match)
     exact: list[tuple[str, tuple[str, ...]]] = [(lit, ("output", "variables")) for lit in q.literals]
     if q.fallback:  # the output only: the variables are JSON, with quotes, colons and braces in every row
@@ -89,7 +111,8 @@ def search_records(nb: Notebook, text: str, *, role: str | None = "sample",
     clause, params = text_clause(text, "r")
     where = [c for c in (clause, "r.role = ?" if role is not None else "") if c]
     params += [role] if role is not None else []
-    sql = "SELECT r.* FROM records r" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.id"
+    sql = f"SELECT r.* FROM {source(text)}" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY {id_order(text)}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
