@@ -145,7 +145,8 @@ class JsonClient:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
                 root: bool = False, optional: bool = False) -> dict[str, Any] | None:
         """The server's JSON answer to ``method path`` (under the base URL's path, or the server's
-        root with ``root``). With ``optional`` a missing or failing endpoint answers None, untried again."""
+        root with ``root``). With ``optional`` an endpoint that is missing, unreachable or still failing
+        after the retries answers None instead of raising (a busy or loading server is still waited for)."""
         full = (self._root_prefix() if root else self.prefix) + path
         data = json.dumps(body).encode() if body is not None else None
         last = ""
@@ -173,15 +174,17 @@ class JsonClient:
                         return None
                     raise ModelError(f"the server at {self.url} answered {path} with JSON that is not an object")
                 return answer
-            if optional:
-                return None
             detail = scrub(raw.decode("utf-8", errors="replace")[:300])
-            if status in RETRYABLE:
+            if status in RETRYABLE:  # llama-server answers 503 while it loads its model
                 last = f"HTTP {status}: {detail}"
                 if status in RETRY_AFTER:
                     retry_after = retry_after_seconds(headers.get("retry-after"))
                 continue
+            if optional:
+                return None
             raise ModelError(scrub(f"the server at {self.url} refused {path} (HTTP {status}): {detail}"))
+        if optional:
+            return None
         raise ModelError(scrub(f"the server at {self.url} did not answer {path} after {self.retries + 1} tries: {last}"))
 
     def _root_prefix(self) -> str:

@@ -50,9 +50,10 @@ from backends.server_logprobs import first_token_alternatives
 DEFAULT_CONCURRENCY = 4
 TOP_LOGPROBS = 20  # the most OpenAI's API allows; enough for a few answer spellings
 # What identifies a served model in a /v1/models entry (OpenAI, vLLM's root/parent, llama-server's
-# meta: parameters, size, vocabulary). Left out: "created" (llama-server sends the current time),
-# vLLM's "permission" (fresh ids each call) and max_model_len (a serving setting, not the model).
+# meta). Left out: "created" (llama-server sends the current time), vLLM's "permission" (fresh ids
+# each call), and serving settings that do not change the model: max_model_len, llama-server's n_ctx.
 IDENTITY_FIELDS = ("id", "owned_by", "root", "parent", "meta")
+IDENTITY_META = ("vocab_type", "n_vocab", "n_ctx_train", "n_embd", "n_params", "size", "ftype")
 
 
 class OpenAICompatibleGenerator:
@@ -111,6 +112,8 @@ class OpenAICompatibleGenerator:
     def _identity(self, entry: dict[str, Any], props: dict[str, Any]) -> dict[str, Any]:
         """The stable facts the server reports about the model (see IDENTITY_FIELDS)."""
         ident = {k: entry[k] for k in IDENTITY_FIELDS if entry.get(k) not in (None, "", [], {})}
+        if isinstance(ident.get("meta"), dict):
+            ident["meta"] = {k: v for k, v in ident["meta"].items() if k in IDENTITY_META}
         ident["id"] = self.model
         model_path = props.get("model_path")
         if isinstance(model_path, str) and model_path:

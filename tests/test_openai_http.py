@@ -84,6 +84,7 @@ def _req(key, text, seed=0, **kw):
 def test_generates_with_logprobs_concurrently(server):
     gen = _gen(server, concurrency=3)
     assert gen.info.backend == "openai" and "SmolLM2" in gen.info.path
+    assert gen.info.sha256.startswith("server:") and _gen(server).info.sha256 == gen.info.sha256  # stable per model
     reqs = [_req(i, f"Name {n} colours.", max_tokens=12, temperature=0) for i, n in enumerate(["two", "three", "four", "five"])]
     results = {r.key: r for r in gen.generate(reqs)}
     assert sorted(results) == [0, 1, 2, 3]

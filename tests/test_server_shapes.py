@@ -414,10 +414,15 @@ def test_a_server_model_has_a_stable_id_from_what_the_server_reports(serve):
     def models(req):  # llama-server stamps "created" with the current time on every call
         listing = fixture("llama_server_models.json")
         listing["data"][0]["created"] = next(created)
+        listing["data"][0]["meta"]["n_ctx"] = 1024 * (1 + len(srv.requests) % 2)  # restarted with another -c
         return 200, {}, listing
 
-    srv = serve(llama_server_routes(**{"/v1/models": models}))
-    a, b = OpenAICompatibleGenerator(srv.url), OpenAICompatibleGenerator(srv.url)
+    loading = [(503, {}, {"error": {"message": "Loading model", "type": "unavailable_error", "code": 503}})]
+    props = fixture("llama_server_props.json")
+    srv = serve(llama_server_routes(**{"/v1/models": models,
+                                       "/props": lambda req: loading.pop() if loading else (200, {}, props)}))
+    a = OpenAICompatibleGenerator(srv.url, backoff=0.01)  # /props answers 503 once: still loading
+    b = OpenAICompatibleGenerator(srv.url)
     assert a.info.sha256 == b.info.sha256 and a.info.sha256.startswith("server:")
     assert a.server_model["model_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert "135M parameters" in a.info.description and a.info.sha256[7:19] in a.info.description
