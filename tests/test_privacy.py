@@ -273,3 +273,10 @@ def test_canary_planted_in_a_real_row_is_found_in_a_synthetic_copy(nb, capsys):
 def test_redact_text_keeps_everything_else():
     text = "Reach me: a@b.io, 555-123-4567. Version 3.11.2 costs $12.99 since 2024-05-01."
     assert redact_text(text)[0] == "Reach me: [EMAIL], [PHONE]. Version 3.11.2 costs $12.99 since 2024-05-01."
+
+
+def test_times_are_not_ipv6_addresses():
+    from app.quality.pii import find_pii
+
+    assert find_pii("11th February, 2023, 1:08:12.170000-11:27::1271 at 10:30:15") == []
+    assert [f.kind for f in find_pii("server at 2001:db8::8a2e:370:7334 and fe80::1")] == ["ip", "ip"]

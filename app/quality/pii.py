@@ -114,6 +114,8 @@ def _ips(text: str) -> Iterator[tuple[int, int]]:
         candidate = m.group()
         if not any(ch.isdigit() for ch in candidate):  # "dead::beef" is valid but reads as a word
             continue
+        if not any(ch in "abcdefABCDEF" for ch in candidate) and candidate.count(":") < 7:
+            continue  # all digits and shortened: a time ("11:27::1271", "10:30:15"), not an address
         address = candidate.split("/")[0].split("%")[0]
         try:
             ip = ipaddress.IPv6Address(address)
