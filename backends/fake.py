@@ -8,6 +8,7 @@ so tests can cancel or kill a run part-way.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,17 @@ class FakeGenerator:
             if cancel is not None and cancel.is_interruption_requested():
                 return
             rng = self._rng(req)
+            if req.json_schema is not None:
+                text = json.dumps(fake_instance(json.loads(req.json_schema), rng), ensure_ascii=False)
+                if on_token is not None:
+                    on_token(req.key, text)
+                n_words = len(text.split())
+                yield GenerationResult(key=req.key, text=text,
+                                       prompt_tokens=sum(len(m["content"].split()) for m in req.messages),
+                                       completion_tokens=n_words,
+                                       token_logprobs=[float(-rng.gamma(1.5, 0.6)) for _ in range(n_words)],
+                                       finish_reason="stop")
+                continue
             n = int(rng.integers(3, max(4, min(req.settings.max_tokens, 40)) + 1))
             n = min(n, req.settings.max_tokens)
             words, logprobs, reason = [], [], "stop"
@@ -102,3 +114,43 @@ class FakeGenerator:
 
     def close(self) -> None:
         pass
+
+
+def fake_instance(schema: Any, rng: np.random.Generator, depth: int = 0) -> Any:
+    """A deterministic value satisfying the simple JSON Schemas prompts declare (object,
+    string with enum/length, integer/number with bounds, boolean, array), as the local
+    backend's grammar would force. Local ``$ref``s and ``anyOf``/``oneOf`` take the first branch."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema:
+        return schema["enum"][int(rng.integers(len(schema["enum"])))]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return fake_instance(schema[key][0], rng, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: fake_instance(v, rng, depth + 1) for k, v in props.items()} if depth < 8 else {}
+    if kind == "array":
+        lo = int(schema.get("minItems", 1))
+        hi = max(lo, int(schema.get("maxItems", lo + 2)))
+        return [fake_instance(schema.get("items", {}), rng, depth + 1) for _ in range(int(rng.integers(lo, hi + 1)))]
+    if kind in ("integer", "number"):
+        low = float(schema.get("minimum", 0))
+        high = float(schema.get("maximum", low + 100))
+        x = float(rng.uniform(low, high))
+        return int(round(min(max(x, low), high))) if kind == "integer" else round(x, 2)
+    if kind == "boolean":
+        return bool(rng.integers(2))
+    if kind == "null":
+        return None
+    lo = int(schema.get("minLength", 1))
+    words = [_WORDS[int(rng.integers(len(_WORDS)))] for _ in range(int(rng.integers(2, 8)))]
+    text = " ".join(words)
+    if "maxLength" in schema:
+        text = text[: int(schema["maxLength"])]
+    return text + "x" * max(0, lo - len(text))

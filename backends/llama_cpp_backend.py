@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import json
 import os
 import threading
 import time
@@ -71,6 +72,9 @@ MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recomput
 # (below this the filler would only cost time: measured 25% at one sequence)
 LONE_FILLER_FROM = 224
 MERGE_GAP = 1  # free slots between two runs of live ones worth a filler row (one micro-batch instead of two)
+
+# llama_token_data {int32 id; float logit; float p}, as a NumPy record so a whole row is one array
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -147,6 +151,25 @@ def tokenize_text(vocab: object, text: str, add_special: bool, parse_special: bo
     return list(buf[:n])
 
 
+def _property_order(schema: object) -> list[str]:
+    """Every property name in the order the schema first writes it (nested objects included)."""
+    names: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                names.extend(str(k) for k in props if k not in names)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(schema)
+    return names
+
+
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -171,6 +194,7 @@ class _Seq:
     decoder: codecs.IncrementalDecoder | None = None
     text: str = ""
     logprobs: list[float] = field(default_factory=list)
+    grammar: object | None = None  # llama.cpp grammar sampler (its parse state) for a schema-bound request
 
 
 class LlamaCppGenerator:
@@ -249,6 +273,12 @@ class LlamaCppGenerator:
         self._eog = np.zeros(self.n_vocab, dtype=bool)
         for t in range(self.n_vocab):
             self._eog[t] = lc.llama_vocab_is_eog(self.vocab, t)
+        self._gbnf: dict[str, str] = {}  # JSON Schema text -> GBNF grammar
+        # candidates for the grammar sampler: every token (to mask a row) and one token (to check a choice)
+        self._cand = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+        self._cand["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+        self.grammar_masks = 0  # decode steps whose sampled token the grammar refused (resampled under the mask)
         self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
         self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
         self.tokens_decoded = 0  # tokens sent through llama_decode (prefix reuse lowers it)
@@ -494,15 +524,56 @@ class LlamaCppGenerator:
             raise ModelError(
                 f"a prompt of {len(tokens)} tokens does not fit the model's context of {self.n_ctx} tokens"
             )
+        grammar = self._new_grammar(req.json_schema) if req.json_schema is not None else None
         start = self._place(slot, tokens)
         return _Seq(
             key=req.key, slot=slot, pending=tokens[start:], pos=start, n_prompt=len(tokens), req=req,
             rng=np.random.default_rng(req.seed), max_tokens=min(req.settings.max_tokens, room),
-            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"), grammar=grammar,
         )
+
+    # -- JSON Schema: llama.cpp's grammar sampler, one parse state per sequence ----------------
+
+    def _new_grammar(self, schema: str) -> object:
+        gbnf = self._gbnf.get(schema)
+        if gbnf is None:
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            try:  # fields in the order the schema writes them (the converter's default is alphabetical)
+                gbnf = self._gbnf[schema] = json_schema_to_gbnf(schema, _property_order(json.loads(schema)))
+            except Exception as exc:  # the converter raises bare exceptions on schemas it cannot express
+                raise ModelError(f"llama.cpp cannot turn this output schema into a grammar: {exc}") from None
+        grammar = self._lc.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
+        if not grammar:
+            raise ModelError("llama.cpp refused the grammar made from the output schema")
+        return cast(object, grammar)
+
+    def _free_grammar(self, sq: _Seq) -> None:
+        if sq.grammar is not None:
+            self._lc.llama_sampler_free(sq.grammar)
+            sq.grammar = None
+
+    def _apply_grammar(self, grammar: object, cand: np.ndarray) -> None:
+        arr = self._lc.llama_token_data_array(
+            cand.ctypes.data_as(ctypes.POINTER(self._lc.llama_token_data)), cand.size, -1, False)
+        self._lc.llama_sampler_apply(grammar, ctypes.byref(arr))
+
+    def _grammar_allows(self, grammar: object, token: int) -> bool:
+        one = self._one
+        one["id"][0], one["logit"][0] = token, 0.0
+        self._apply_grammar(grammar, one)
+        return bool(np.isfinite(one["logit"][0]))
+
+    def _grammar_row(self, grammar: object, row: np.ndarray) -> np.ndarray:
+        """``row`` with every token the grammar refuses next set to -inf."""
+        cand = self._cand
+        cand["logit"] = 0.0
+        self._apply_grammar(grammar, cand)
+        return np.where(np.isfinite(cand["logit"]), row, -np.inf).astype(np.float32)
 
     def _finish(self, sq: _Seq, reason: str) -> GenerationResult:
         assert sq.decoder is not None
+        self._free_grammar(sq)
         sq.text += sq.decoder.decode(b"", final=True)
         return GenerationResult(
             key=sq.key, text=sq.text.strip(), prompt_tokens=sq.n_prompt, completion_tokens=len(sq.logprobs),
@@ -514,6 +585,16 @@ class LlamaCppGenerator:
     ) -> Iterator[GenerationResult]:
         queue.reverse()  # pop() from the end keeps the callers' order
         active: dict[int, _Seq] = {}
+        try:
+            yield from self._loop(queue, active, cancel, on_token)
+        finally:  # an error or a caller that stops early: no grammar state is left behind
+            for sq in active.values():
+                self._free_grammar(sq)
+
+    def _loop(
+        self, queue: list[GenerationRequest], active: dict[int, _Seq], cancel: CancelCheck | None,
+        on_token: TokenCallback | None,
+    ) -> Iterator[GenerationResult]:
         while queue or active:
             if cancel is not None and cancel.is_interruption_requested():
                 for sq in active.values():  # callers stop at the first one and store none of them
@@ -558,6 +639,18 @@ class LlamaCppGenerator:
                 raise RuntimeError(f"sequence {sq.slot} is generating but was not started by _start")
             s = req.settings
             tok = int(greedy[j]) if s.temperature <= 0 else sample_token(logits[j], s, rng)
+            if sq.grammar is not None and not self._grammar_allows(sq.grammar, tok):
+                # the model's own choice breaks the schema: choose again among the tokens the grammar
+                # allows (sampling first and masking only on refusal gives the same distribution as
+                # masking every step, at a fraction of the cost)
+                self.grammar_masks += 1
+                row = self._grammar_row(sq.grammar, logits[j])
+                if not np.isfinite(row).any():
+                    raise ModelError("the output schema's grammar allows no next token (a schema llama.cpp "
+                                     "cannot complete); simplify the schema")
+                tok = int(row.argmax()) if s.temperature <= 0 else sample_token(row, s, rng)
+            if sq.grammar is not None and not self._eog[tok]:
+                self._lc.llama_sampler_accept(sq.grammar, tok)
             reason = None
             if self.trace is not None:
                 toks, margins = self.trace.setdefault(sq.key, ([], []))

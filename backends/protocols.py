@@ -45,6 +45,9 @@ class GenerationRequest(Generic[K]):
     messages: tuple[dict[str, str], ...]
     seed: int
     settings: SamplerSettings = field(default_factory=SamplerSettings)
+    # a JSON Schema (canonical JSON text) the reply must satisfy: the local backend constrains
+    # decoding to it (llama.cpp's grammar sampler), a server gets it as response_format
+    json_schema: str | None = None
 
 
 @dataclass

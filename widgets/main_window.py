@@ -37,10 +37,12 @@ from app.core.logs import log_uncaught, setup_logging
 from app.core.paths import resources_dir
 from app.core.settings import edit_settings, load_settings
 from app.generate.model_choice import notebook_model
+from app.generate.structured import notebook_fields
 from app.jobs import export_job, import_job
+from app.prompts.structured import cell_text, parse_output
 from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook
-from app.store.queries import RecordFilter, filter_choices, lineage, prompt_names, summary
+from app.store.queries import MAX_CHAIN, RecordFilter, filter_choices, lineage, prompt_names, summary
 from widgets.close_guard import CloseGuard
 from widgets.compare_view import CompareView
 from widgets.error_details import ErrorDetails
@@ -122,14 +124,21 @@ class MainWindow(QMainWindow):
             w.setPlaceholderText(hint)
             w.setValidator(QDoubleValidator(w))
             w.setMaximumWidth(70)
+        self.field_filter = QComboBox()  # a structured output's field (shown when a prompt declares output_schema)
+        self.field_filter.setToolTip("A field of the structured outputs (the prompt's output_schema)")
+        self.field_value = QLineEdit()
+        self.field_value.setPlaceholderText("value, or 1..5")
+        self.field_value.setToolTip("Records whose field is exactly this value (as the table shows it), "
+                                    "or a number range lo..hi (either end may be left out)")
+        self.field_value.setMaximumWidth(140)
         self.shown_label = QLabel()
         self._fill_filter_choices()
         for combo in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter,
-                      self.score_filter, self.cluster_filter, self.verdict_filter):
+                      self.score_filter, self.cluster_filter, self.verdict_filter, self.field_filter):
             combo.currentIndexChanged.connect(self.apply_filter)
         self._search_timer = QTimer(self, singleShot=True, interval=250)
         self._search_timer.timeout.connect(self.apply_filter)
-        for w in (self.score_min, self.score_max):
+        for w in (self.score_min, self.score_max, self.field_value):
             w.textChanged.connect(lambda _t: self._search_timer.start())
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
         filters = QHBoxLayout()
@@ -148,6 +157,8 @@ class MainWindow(QMainWindow):
         filters2.addWidget(self.score_min)
         filters2.addWidget(QLabel("–"))
         filters2.addWidget(self.score_max)
+        filters2.addWidget(self.field_filter)
+        filters2.addWidget(self.field_value)
 
         left = QWidget()
         lay = QVBoxLayout(left)
@@ -295,6 +306,7 @@ class MainWindow(QMainWindow):
             self.generate_bar.reload_preferences()
 
     def _on_prompt_saved(self, name: str) -> None:
+        self._fill_field_choices()  # a schema's fields become columns and filter choices
         self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
         self.generate_bar.prompt.setCurrentText(name)
         self.refresh_summary()
@@ -327,7 +339,9 @@ class MainWindow(QMainWindow):
 
     def _on_anchor(self, url) -> None:
         target = url.toString()
-        if target.startswith("revert:"):
+        if target.startswith("record:"):
+            self.go_to_record(int(target.split(":", 1)[1]))
+        elif target.startswith("revert:"):
             self.model.revert_edit(int(target.split(":", 1)[1]))
             current = self.table.currentIndex()
             if current.isValid():
@@ -350,6 +364,34 @@ class MainWindow(QMainWindow):
             index = combo.findData(current)
             combo.setCurrentIndex(max(index, 0))
             combo.blockSignals(False)
+        self._fill_field_choices()
+
+    def _fill_field_choices(self) -> None:
+        """The field menu: the notebook's structured output fields (hidden when it has none)."""
+        fields = notebook_fields(self.nb)
+        current = self.field_filter.currentData()
+        self.field_filter.blockSignals(True)
+        self.field_filter.clear()
+        self.field_filter.addItem("any field", None)
+        for name in fields:
+            self.field_filter.addItem(f"output.{name}", name)
+        self.field_filter.setCurrentIndex(max(self.field_filter.findData(current), 0))
+        self.field_filter.blockSignals(False)
+        self.field_filter.setVisible(bool(fields))
+        self.field_value.setVisible(bool(fields))
+
+    def _field_condition(self) -> dict:
+        """The field filter's RecordFilter arguments: a value to match, or a number range ``lo..hi``."""
+        name, text = self.field_filter.currentData(), self.field_value.text().strip()
+        if not name or not text:
+            return {}
+        if ".." in text:
+            lo, _, hi = (t.strip() for t in text.partition(".."))
+            try:
+                return {"field": name, "field_min": float(lo) if lo else None, "field_max": float(hi) if hi else None}
+            except ValueError:
+                pass  # not a range of numbers: a value that happens to hold ".."
+        return {"field": name, "field_value": text}
 
     def apply_filter(self) -> None:
         if self.nb.closed:  # a filter timer that fires after the notebook was closed
@@ -363,7 +405,7 @@ class MainWindow(QMainWindow):
             prompt_version_id=self.version_filter.currentData(), run_id=self.run_filter.currentData(),
             score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
             cluster=self.cluster_filter.currentData(), verdict=self.verdict_filter.currentData(),
-            order_by=old.order_by, descending=old.descending))
+            **self._field_condition(), order_by=old.order_by, descending=old.descending))
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)
@@ -376,6 +418,21 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.records_page)
         if self.model.rowCount():
             self.table.selectRow(0)
+
+    def go_to_record(self, record_id: int) -> None:
+        """Select ``record_id`` in the table when it is among the loaded rows, else show its details in
+        the side panel, leaving the filter and the loaded pages as they are (no paging through 1M rows)."""
+        row = self.model.row_of(record_id)
+        if row is not None:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.model.index(row, 0))
+            return
+        try:
+            info = lineage(self.nb, record_id, chain=True)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return
+        self.detail.setHtml(render_lineage_html(info, note="not in the table as filtered now"))
 
     def _on_data_changed(self, top_left, _bottom_right, _roles=()) -> None:
         current = self.table.currentIndex()
@@ -416,7 +473,7 @@ class MainWindow(QMainWindow):
         if not current.isValid():
             return
         rec = self.model.record_at(current.row())
-        self.detail.setHtml(render_lineage_html(lineage(self.nb, rec["id"])))
+        self.detail.setHtml(render_lineage_html(lineage(self.nb, rec["id"], chain=True)))
 
     def _on_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open notebook", str(self.nb.path.parent),
@@ -586,11 +643,31 @@ def _change_html(old: str | None, new: str | None, context: int = 40) -> str:
             f"<span style='color:{muted}'>{html.escape(tail)}</span>")
 
 
-def render_lineage_html(info: dict) -> str:
+def _chain_html(title: str, records: list[dict], muted: str) -> str:
+    """A list of linked records (a chain's ancestors or children): each a link that jumps to it."""
+    items = []
+    for c in records:
+        made = " · ".join(html.escape(str(x)) for x in (c.get("derivation"), c.get("prompt_label")) if x)
+        text = html.escape(" ".join((c.get("output") or "").split())[:120])
+        items.append(f"<li><a href='record:{int(c['id'])}'>#{int(c['id'])}</a> "
+                     f"<span style='color:{muted}'>{made}{' · ' if made else ''}{html.escape(str(c['status']))}</span>"
+                     f"<br>{text}</li>")
+    return f"<h4>{html.escape(title)}</h4><ul>" + "".join(items) + "</ul>"
+
+
+def render_lineage_html(info: dict, note: str = "") -> str:
     r = info["record"]
     esc = lambda v: html.escape(str(v)) if v is not None else "—"  # noqa: E731
+    muted = tone_hex("muted")
     parts = [f"<h3>Record {r['id']} <small>({esc(r['status'])}, {esc(r['origin'])})</small></h3>"]
+    if note:
+        parts.append(f"<p style='color:{muted}'>{esc(note)}</p>")
     parts.append(f"<p style='white-space:pre-wrap'>{esc(r['output'])}</p>")
+    fields = parse_output(r["output"])
+    if fields:  # a structured output: its fields, one a line
+        parts.append("<table cellspacing=4>" + "".join(
+            f"<tr><td style='color:{muted}'>output.{esc(k)}</td><td>{esc(cell_text(v))}</td></tr>"
+            for k, v in fields.items()) + "</table>")
     rows = []
     pv = info.get("prompt_version")
     run = info.get("run")
@@ -608,9 +685,15 @@ def render_lineage_html(info: dict) -> str:
         rows += [("tokens", f"{r['prompt_tokens']} prompt + {r['completion_tokens']} output ({r['finish_reason']})"),
                  ("mean logprob", f"{r['mean_logprob']:.4f}" if r["mean_logprob"] is not None else "—")]
     rows.append(("variables", ", ".join(f"{k}={v}" for k, v in r["variables"].items())))
-    muted = tone_hex("muted")
+    if r.get("derivation"):
+        rows.append(("made by", r["derivation"]))
     parts.append("<table cellspacing=4>" + "".join(
         f"<tr><td style='color:{muted}'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
+    if info.get("ancestors"):
+        parts.append(_chain_html("Made from (parent first)", info["ancestors"], muted))
+    if info.get("children"):
+        n = len(info["children"])
+        parts.append(_chain_html(f"Made from this ({n}{'+' if n >= MAX_CHAIN else ''})", info["children"], muted))
     if r.get("prompt"):
         parts.append(f"<h4>Prompt</h4><pre style='white-space:pre-wrap'>{esc(r['prompt'])}</pre>")
     if info["history"]:

@@ -1,5 +1,6 @@
 """The Map tab: every sample as a point (UMAP of its embedding), coloured by cluster,
-score, run, prompt version or status; hover shows the text, click opens the record,
+score, run, prompt version, status or a structured output's field (``output.<field>``:
+a gradient when every value is a number, distinct colours otherwise); hover shows the text, click opens the record,
 Shift+drag lassos points to filter the Records tab or accept/reject/flag them at once;
 the extrema panel lists both ends of any axis and jumps to them on the map.
 
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 from scipy.spatial import cKDTree
 
 from app.core.errors import StudioError
+from app.generate.structured import FIELD_PREFIX, field_columns
 from app.jobs import map_job
 from app.map.axes import axis_values, extrema
 from app.map.projection import MapResult, latest_map
@@ -278,6 +280,7 @@ class MapView(QWidget):
         self.colour_by.clear()
         names = ["cluster", "origin", "funnel verdict", "status", "run", "prompt version", "likelihood", "length"]
         names += [f"score:{name}" for name in score_names(self.nb)]
+        names += field_columns(self.nb)
         self.colour_by.addItems(names)
         if current in names:
             self.colour_by.setCurrentText(current)
@@ -301,7 +304,11 @@ class MapView(QWidget):
         if what == "funnel verdict":
             compute_funnel(self.nb)  # the verdicts as the store says now
         got = map_values(self.nb, what, ids)
-        return [got.get(i) for i in ids], what.startswith("score:") or what in ("likelihood", "length")
+        values = [got.get(i) for i in ids]
+        if what.startswith(FIELD_PREFIX):  # a gradient when the field holds numbers, categories otherwise
+            present = [v for v in values if v is not None]
+            return values, bool(present) and all(isinstance(v, int | float) for v in present)
+        return values, what.startswith("score:") or what in ("likelihood", "length")
 
     def recolour(self) -> None:
         if self.map is None or not self.map.record_ids:

@@ -15,7 +15,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with Notebook.open(args.notebook) as nb:
         written, skipped = export(nb, args.out, fmt=args.format, statuses=statuses,
                                   select="all" if args.all else "kept", version=args.version, card=args.card,
-                                  by_split=args.by_split)
+                                  by_split=args.by_split, structured=args.structured)
     what = ("records" if args.format in ("plain", "sft") else "pairs") + (
         "" if args.all or args.status else f" (version {args.version})" if args.version and args.version != "current"
         else " (the funnel's kept set)")
@@ -55,4 +55,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="one file per split (OUT.train / OUT.eval / OUT.holdout; see synth-studio split)")
     s.add_argument("--card", action="store_true",
                    help="write the manifest and dataset card for the kept set now (implied by --version)")
+    s.add_argument("--structured", choices=["nest", "flatten"], default=None,
+                   help="records whose output is a JSON object (a prompt's output_schema): nest = output is the "
+                   "object in JSONL (the JSON text in CSV/Parquet); flatten = output stays the text and each field "
+                   "gets an output.<field> column (default: nest for JSONL, flatten for CSV and Parquet)")
     s.set_defaults(func=cmd_export)

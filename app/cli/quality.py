@@ -1,4 +1,8 @@
-"""CLI, stage 4 (quality): ``validate``, ``judge``, ``sanity``, ``dedupe``, ``metrics``, ``funnel``."""
+"""CLI, stage 4 (quality): ``validate``, ``judge``, ``sanity``, ``dedupe``, ``metrics``, ``funnel``.
+
+``metrics`` also compares a generated table with the real one when records have structured
+outputs: per column of the input rows, 1 - KS (numeric) or 1 - TVD (categorical) against the
+outputs' fields (``app.report.compute.compare_tables``), per prompt version."""
 
 from __future__ import annotations
 
@@ -124,11 +128,14 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from app.quality.diversity import notebook_metrics
+    from app.report.compute import compare_tables
 
     with Notebook.open(args.notebook) as nb:
         rows = notebook_metrics(nb)
+        tables = compare_tables(nb)
     if args.json:
-        print_json(rows)
+        print_json([{**r, "columns": tables[r["prompt_version"]].to_dict() if r["prompt_version"] in tables
+                     else None} for r in rows])
         return 0
     if not rows:
         print("no records with text yet")
@@ -138,6 +145,20 @@ def cmd_metrics(args: argparse.Namespace) -> int:
               f"distinct-1/2/3={r['distinct_1']:.2f}/{r['distinct_2']:.2f}/{r['distinct_3']:.2f} "
               f"overlap={r['pairwise_overlap_2']:.3f} compression={r['compression_ratio']:.2f} "
               f"unique/input={upi} words={r['mean_words']:.0f}")
+        table = tables.get(r["prompt_version"])
+        if table is None:
+            continue
+        print(f"  columns, real vs synthetic ({table.real_rows} input rows vs {table.synthetic_rows} structured "
+              "records; 1 = the same distribution):")
+        for c in table.columns:
+            print(f"    {c.column:<22} {c.kind:<12} {c.metric:<13} {c.score:.3f}")
+        if not table.columns:
+            print("    no column to compare: the input rows and the outputs' fields share no numeric or "
+                  "categorical column")
+        if table.text_columns:
+            print(f"    free text (compared in synth-studio report): {', '.join(table.text_columns)}")
+        for note in table.notes:
+            print(f"    note: {note}")
     return 0
 
 
@@ -213,7 +234,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_dedupe)
 
-    s = sub.add_parser("metrics", help="diversity and collapse metrics per prompt version")
+    s = sub.add_parser("metrics", help="diversity and collapse metrics per prompt version; for structured "
+                                       "outputs, each column's similarity to the input rows (KS numeric, TVD "
+                                       "categorical)")
     s.add_argument("notebook")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_metrics)

@@ -112,7 +112,22 @@ def file_schema(path: Path, items: Sequence[dict[str, Any]]) -> pa.Schema:
     try:  # one block, so every row takes part in the inference
         return paj.read_json(path, read_options=paj.ReadOptions(block_size=path.stat().st_size + 1)).schema
     except pa.ArrowInvalid:
+        pass
+    try:
         return pa.Table.from_pylist(list(items)).schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed kinds (JSON objects and texts)
+        pass
+    names: dict[str, None] = {}
+    for item in items:
+        names.update(dict.fromkeys(item))
+    fields = []
+    for n in names:
+        try:
+            t = pa.array([item.get(n) for item in items]).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            t = pa.string()  # what a reader can make of it: each value's JSON or text
+        fields.append((n, t))
+    return pa.schema(fields)
 
 
 def features(schema: pa.Schema) -> list[dict[str, Any]]:

@@ -2,6 +2,17 @@
 chat-format SFT data or DPO preference pairs; or a frozen version's records, with its manifest
 and a dataset card beside them (``app.export.card``).
 
+Structured outputs (a prompt's ``output_schema:``, a record whose output is a JSON object)
+in plain exports, the user's choice (``structured``; ``--structured`` on the command line):
+
+- ``nest`` (the default for JSONL): ``output`` is the JSON object itself, not its text; in a
+  CSV or Parquet file it stays the JSON text;
+- ``flatten`` (the default for CSV and Parquet): ``output`` stays the text and each field gets
+  a column of its own beside it, ``output.<field>`` (a nested value is JSON text there).
+
+Records whose output is not a JSON object are written unchanged either way, and chat SFT and
+DPO files keep the JSON text as the assistant's content.
+
 Files are written to a temporary name and renamed into place, so a failed export
 never leaves half a file where the user expects a whole one.
 """
@@ -19,12 +30,14 @@ from app.export.card import check_card_target, write_release_files
 from app.export.dpo import as_layout, dpo_pairs, user_text
 from app.export.layout import table
 from app.export.versions import Snapshot, kept_snapshot, load
+from app.prompts.structured import FIELD_PREFIX, parse_output
 from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
 from app.store.records import export_rows
 from app.store.trust import score_table
 
 EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
+STRUCTURED = ("nest", "flatten")  # how a JSON-object output is written (see the module docstring)
 FORMATS = ("plain", "sft", "dpo", "dpo-chat")
 SELECTIONS = ("kept", "all")
 DEFAULT_STATUSES = ("new", "accepted", "flagged")  # everything but rejected (for --status)
@@ -43,6 +56,7 @@ def export(
     version: str | None = None,
     card: bool = False,
     by_split: bool = False,
+    structured: str | None = None,
 ) -> tuple[int, int]:
     """Write records to ``out``; returns (written, skipped). The file type follows the extension.
 
@@ -51,7 +65,8 @@ def export(
     ``version`` (a tag, or ``current``) writes exactly that version's records as frozen (text,
     status, scores, cluster) and, beside the file, its manifest and a dataset card; ``card``
     writes those two for the kept set now. ``by_split`` writes one file per split of the real
-    records (OUT.train/.eval/.holdout; synthetic records go to train).
+    records (OUT.train/.eval/.holdout; synthetic records go to train). ``structured`` is ``nest``
+    or ``flatten`` (default: nest for JSONL, flatten for CSV and Parquet; plain records only).
     """
     out = Path(out)
     ext = out.suffix.lower()
@@ -59,6 +74,8 @@ def export(
         raise StudioError(f"cannot export to {out.name}: use a {', '.join(EXPORT_TYPES)} file name")
     if fmt not in FORMATS:
         raise StudioError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
+    if structured is not None and structured not in STRUCTURED:
+        raise StudioError(f"unknown structured layout {structured!r} (use {' or '.join(STRUCTURED)})")
     if select not in SELECTIONS:
         raise StudioError(f"unknown selection {select!r} (use {', '.join(SELECTIONS)})")
     status_list = list(statuses) if statuses is not None else list(RECORD_STATUSES)
@@ -81,6 +98,9 @@ def export(
         items, skipped = _version_items(nb, snap, fmt)
     else:
         items, skipped = _items(nb, fmt, statuses, status_list, select)
+    if fmt == "plain":
+        how = structured or ("nest" if ext == ".jsonl" else "flatten")
+        items = structured_items(items, how, jsonl=ext == ".jsonl")
     if by_split:
         from app.export.splits import write_by_split
 
@@ -163,6 +183,29 @@ def _version_items(nb: Notebook, snap: Snapshot, fmt: str) -> tuple[list[dict[st
         item.update({n: _score(rec.scores.get(n)) for n in names})
         items.append(item)
     return items, skipped
+
+
+def structured_items(items: list[dict[str, Any]], how: str, *, jsonl: bool) -> list[dict[str, Any]]:
+    """Plain items with their JSON-object outputs nested or flattened (``how``; module docstring)."""
+    parsed = [parse_output(it.get("output")) for it in items]
+    if not any(f is not None for f in parsed):
+        return items
+    if how == "nest":
+        if not jsonl:  # a table cell holds the JSON text
+            return items
+        return [it if f is None else {**it, "output": f} for it, f in zip(items, parsed)]
+    names: dict[str, None] = {}  # every field, in the order first seen
+    for f in parsed:
+        names.update(dict.fromkeys(f or ()))
+    out = []
+    for it, f in zip(items, parsed):
+        row: dict[str, Any] = {}
+        for k, v in it.items():
+            row[k] = v
+            if k == "output":  # the field columns sit beside the text
+                row.update({f"{FIELD_PREFIX}{n}": None if f is None else f.get(n) for n in names})
+        out.append(row)
+    return out
 
 
 def _score(value: Any) -> float | None:

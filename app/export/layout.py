@@ -5,6 +5,8 @@
   value (list, object) is JSON text there. The importer (``app.data.training_files``) reads them back.
 - A column whose values are all integers stays integers when some are missing (pandas ``Int64``,
   Parquet ``int64`` with nulls: ``3``, never ``3.0``); floats stay floats; yes/no stays boolean.
+- A structured output's fields, flattened (``app.export.formats``), are ``output.<field>``
+  columns beside ``output``; like a variable, a nested field value is JSON text there.
 - Other lists and objects (chat messages) stay nested in Parquet and are JSON text in CSV.
 - A column that mixes kinds (a variable that is a number in one record and text in another)
   is written as text, so the file keeps one type per column.
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+
+from app.prompts.structured import FIELD_PREFIX
 
 VAR_PREFIX = "var."
 
@@ -58,7 +62,7 @@ def _column(name: str, values: list[Any], text_nested: bool) -> pd.Series:
     if all(isinstance(v, str) for v in present):
         return pd.Series(values, dtype=object)
     nested = all(isinstance(v, (list, dict)) for v in present)
-    if nested and not text_nested and not name.startswith(VAR_PREFIX):
+    if nested and not text_nested and not name.startswith((VAR_PREFIX, FIELD_PREFIX)):
         return pd.Series(values, dtype=object)  # Parquet keeps lists and structs
     return pd.Series([None if _missing(v) else _text(v) for v in values], dtype=object)
 

@@ -11,6 +11,12 @@ body that becomes the user message::
       Acme sells accounting software to small businesses.
     glossary: {SLA: service level agreement}                # `glossary_block()`
     few_shot: {k: 2, from: accepted}                        # `few_shot()` / `examples`
+    columns:                                                # sampled per sample (app/prompts/columns.py)
+      tier: {categories: {free: 3, pro: 1}}
+    output_schema:                                          # JSON records (app/prompts/structured.py)
+      type: object
+      properties: {title: {type: string}, body: {type: string}}
+      required: [title, body]
     ---
     You are {{ persona }}. Write a support ticket about {{ topic }},
     mentioning {{ sample(features, 2) | join(" and ") }}.
@@ -33,9 +39,12 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from app.core.errors import TemplateError
+from app.prompts.columns import Column, draw_all, parse_columns
+from app.prompts.structured import as_output, check_output_schema, schema_fields
 
 TEMPLATE_FILENAME = "<template>"
 FEW_SHOT_SOURCES = ("accepted", "real", "any")
+FRONT_MATTER = ("personas", "lists", "context", "glossary", "few_shot", "columns", "output_schema")
 _HELPERS = ("sample", "pick", "few_shot", "glossary_block")
 _PROVIDED = ("persona", "context", "glossary", "examples", *_HELPERS)
 
@@ -59,12 +68,19 @@ class PromptTemplate:
     glossary: dict[str, str] = field(default_factory=dict)
     few_shot_k: int = 0
     few_shot_from: str = "accepted"
+    columns: dict[str, Column] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
 
     @property
     def required_variables(self) -> set[str]:
         """Variables the body uses that must come from each input row."""
         ast = _env.parse(self.body)
-        return set(meta.find_undeclared_variables(ast)) - set(_PROVIDED) - set(self.lists)
+        return set(meta.find_undeclared_variables(ast)) - set(_PROVIDED) - set(self.lists) - set(self.columns)
+
+    @property
+    def fields(self) -> list[str]:
+        """The output's fields when the prompt declares an output schema."""
+        return schema_fields(self.output_schema)
 
 
 def _split_front_matter(text: str) -> tuple[str | None, str, int]:
@@ -97,11 +113,10 @@ def parse_template(text: str) -> PromptTemplate:
         if not isinstance(loaded, dict):
             raise TemplateError("front matter must be a mapping of settings (personas, lists, ...)", 2)
         fm = loaded
-    unknown = set(fm) - {"personas", "lists", "context", "glossary", "few_shot"}
+    unknown = set(fm) - set(FRONT_MATTER)
     if unknown:
         raise TemplateError(
-            f"front matter: unknown setting(s) {', '.join(sorted(unknown))} "
-            "(known: personas, lists, context, glossary, few_shot)"
+            f"front matter: unknown setting(s) {', '.join(sorted(unknown))} (known: {', '.join(FRONT_MATTER)})"
         )
     lists = fm.get("lists") or {}
     if not isinstance(lists, dict):
@@ -133,7 +148,18 @@ def parse_template(text: str) -> PromptTemplate:
         glossary={str(k): str(v) for k, v in glossary.items()},
         few_shot_k=int(few.get("k", 0)),
         few_shot_from=few_from,
+        columns=parse_columns(fm.get("columns")),
+        output_schema=check_output_schema(fm["output_schema"]) if "output_schema" in fm else None,
     )
+
+
+def slot_variables(
+    pt: PromptTemplate, variables: dict[str, Any], seed: int, pins: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The variables one sample renders with and is stored with: the sampled columns (drawn
+    from ``seed``), then the input row's own values (a row's column wins), then ``pins``
+    (values a top-up run fixes, e.g. the category it fills)."""
+    return {**draw_all(pt.columns, seed), **variables, **(pins or {})}
 
 
 def _template_line(tb: Any) -> int | None:
@@ -195,7 +221,10 @@ def render(
     }
     if pt.personas:
         ctx["persona"] = rng.choice(pt.personas)
+    ctx.update(draw_all(pt.columns, seed))  # the same values slot_variables() stores with the record
     ctx.update(variables)  # a row's own column wins over a declared list of the same name
+    if isinstance(ctx.get("output"), str):  # a chained prompt reads its parent's fields: {{ output.answer }}
+        ctx["output"] = as_output(ctx["output"])
     try:
         template = _env.from_string(pt.body)
         template.filename = TEMPLATE_FILENAME

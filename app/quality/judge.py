@@ -29,7 +29,8 @@ and are written like a criteria file (TOML or YAML)::
 
 A question (and each additive point) is a Jinja template rendered in the prompts'
 sandbox for each record, with ``input`` (the record's input-row variables), ``prompt``
-(the rendered prompt) and ``output`` (the text). A question without ``{{ output }}``
+(the rendered prompt) and ``output`` (the text; when it is a JSON object, a prompt with
+``output_schema:``, its fields too: ``{{ output.answer }}``). A question without ``{{ output }}``
 keeps the plain layout (guidelines, the text, then the question); one with it is the
 whole request, so the text sits where the question puts it. A record whose row lacks
 a variable the question reads is not judged: its score says why. Known examples are
@@ -59,8 +60,10 @@ from typing import Any
 
 from app.core.errors import StudioError, TemplateError
 from app.core.tasks import TaskState
+from app.prompts.structured import StructuredText, as_output
 from app.prompts.templates import render_string, template_variables
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
+from app.quality.validators import output_field_error, template_context
 from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
 from app.store.scores import Score, add_step, save_scores
@@ -308,15 +311,31 @@ def embeds_output(question: str) -> bool:
     return is_template(question) and "output" in template_variables(question)
 
 
+def _output(text: str) -> str:
+    """The record's output as a question reads it: clipped, and its fields readable when it is a JSON object."""
+    out = as_output(text)
+    if isinstance(out, StructuredText):  # the fields whole, the text clipped like any other
+        return StructuredText(_clip(text), out.fields)
+    return _clip(text)
+
+
 def render_question(question: str, subject: Subject) -> str:
-    """The question as asked about ``subject`` (a plain question is returned as it is)."""
+    """The question as asked about ``subject`` (a plain question is returned as it is).
+
+    A question may be about one field of a structured output: ``Is {{ output.answer }} correct
+    for {{ input.question }}?`` puts only that field in the request (the rest of the output is
+    not shown, as with any question that places ``output`` itself)."""
     if not is_template(question):
         return question
-    ctx = {"input": dict(subject.input), "prompt": subject.prompt, "output": _clip(subject.output)}
+    row = template_context(subject.input, "")["input"]  # input.output of a chained prompt reads fields too
+    ctx = {"input": row, "prompt": subject.prompt, "output": _output(subject.output)}
     try:
         return render_string(question, ctx)
     except TemplateError as exc:
         msg = str(exc)
+        why = output_field_error(msg, ctx["output"], "output" in template_variables(question))
+        if why:
+            raise QuestionError(f"the question cannot be asked: {why}") from None
         missing = re.search(r"has no attribute '([^']+)'", msg)
         if missing:
             have = ", ".join(sorted(subject.input)) or "none"

@@ -3,22 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from app.core.errors import TemplateError
 from app.core.tasks import TaskState
+from app.prompts.templates import parse_template
 from app.quality.scorers import SCORERS
 from app.quality.validators import Rule, load_rules, spec_of_rule
 from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
+from app.store.records import sample_prompt_versions
 from app.store.scores import Score, add_step, sample_texts, save_scores
 
 BATCH = 500
+SCHEMA_RULE = "schema"  # the automatic check of structured outputs (a score named validator:schema)
+
+
+def output_schemas(nb: Notebook) -> dict[int, dict[str, Any]]:
+    """record id -> the ``output_schema`` of the prompt version that made it, for every sample
+    with text whose prompt declares one."""
+    made_by = sample_prompt_versions(nb)
+    used = set(made_by.values())
+    schemas: dict[int, dict[str, Any]] = {}
+    for pv in nb.prompt_versions():
+        if pv.id not in used:
+            continue
+        try:
+            schema = parse_template(pv.template).output_schema
+        except TemplateError:  # a version saved before its front matter was checked: nothing to check against
+            continue
+        if schema:
+            schemas[pv.id] = schema
+    return {rid: schemas[pv] for rid, pv in made_by.items() if pv in schemas}
 
 
 def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | None = None,
              source: str = "") -> dict[str, tuple[int, int]]:
     """Apply every rule (the notebook's active rules by default) to every sample; returns {rule name: (passed, failed)}.
 
-    A rule setting written as a template is rendered from each record's input row.
+    A rule setting written as a template is rendered from each record's input row (and its output).
+    A ``schema`` rule checks each output against its prompt's ``output_schema``. When no rule
+    is of type ``schema``, every record whose prompt declares an ``output_schema`` is still
+    checked against it, under the rule name ``schema`` (records of other prompts get no such
+    score), so an output that breaks its schema drops in the funnel with the reason.
     """
     task = task or TaskState()
     if rules is None:
@@ -26,8 +53,15 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
 
         rules = notebook_rules(nb)
         source = source or "notebook"
-    settings = {"source": source, "rules": [{**spec_of_rule(r), "criterion_version_id": r.version_id}
-                                            for r in rules]}
+    rules = list(rules)
+    schemas = output_schemas(nb)
+    auto: Rule | None = None
+    if schemas and not any(r.type == "schema" for r in rules):
+        taken = {r.name for r in rules}
+        auto = Rule(SCHEMA_RULE if SCHEMA_RULE not in taken else "output-schema", "schema")
+        rules.append(auto)
+    settings = {"source": source, "rules": [{**spec_of_rule(r), "criterion_version_id": r.version_id,
+                                             **({"automatic": True} if r is auto else {})} for r in rules]}
     step = add_step(nb, "validate", Path(source).name or "rules", settings)
     items = sample_contexts(nb)
     counts = {r.name: [0, 0] for r in rules}
@@ -35,8 +69,11 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
         task.check()
         scores = []
         for item in items[start : start + BATCH]:
+            schema = schemas.get(item.record_id)
             for rule in rules:
-                v = rule.check(item.output, item.completion_tokens, item.variables)
+                if rule is auto and schema is None:  # only records whose prompt declares a schema
+                    continue
+                v = rule.check(item.output, item.completion_tokens, item.variables, schema)
                 counts[rule.name][0 if v.passed else 1] += 1
                 scores.append(Score(item.record_id, f"validator:{rule.name}", "validator", v.value, v.passed,
                                     v.reason, criterion_version_id=rule.version_id))

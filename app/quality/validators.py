@@ -28,6 +28,25 @@ A setting can be read from each record's input row by writing it as a template
     must_contain = "{{ answer }}"    # plain text, case-insensitive unless case_sensitive = true
 
 A record whose row lacks the variable fails the rule with that reason (nothing crashes).
+A setting's template also reads the record's own ``output``; when the output is a JSON object
+(a prompt with ``output_schema:``) its fields too: ``must_contain = "{{ output.answer }}"``.
+(A chained prompt's parent output, a variable of its row, is ``input.output``.)
+
+Structured outputs (app.prompts.structured)::
+
+    [[rule]]
+    type = "schema"          # the output matches the output_schema of the prompt version that made it
+    # schema = { type = "object", required = ["answer"] }   # or this schema instead
+
+    [[rule]]
+    type = "length"
+    field = "answer"         # any rule can check one field of a JSON output instead of the whole text
+    unit = "words"
+    max = 50
+
+``validate`` checks every record whose prompt declares ``output_schema`` under the rule name
+``schema`` even when no schema rule is listed (app.quality.steps.validate), so an output that
+breaks the schema (a server that ignored it, a person's edit) drops in the funnel with the reason.
 """
 
 from __future__ import annotations
@@ -43,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import TemplateError
+from app.prompts.structured import StructuredText, as_output, cell_text, field_value, parse_output, validate_output
 from app.prompts.templates import render_string, template_variables
 from app.quality.pii import KINDS as PII_KINDS
 from app.quality.pii import find_pii, kinds_found
@@ -69,14 +89,28 @@ class Rule:
     templates: dict[str, str] = field(default_factory=dict)  # settings rendered per record from its input row
     version_id: int | None = None  # the notebook's criteria_versions row it came from (None: a file)
 
-    def check(self, text: str, tokens: int | None = None, variables: dict[str, Any] | None = None) -> Verdict:
+    def check(self, text: str, tokens: int | None = None, variables: dict[str, Any] | None = None,
+              output_schema: dict[str, Any] | None = None) -> Verdict:
+        """The verdict on one record's ``text``; ``output_schema`` is its prompt's (for a schema rule)."""
         params = self.params
         if self.templates:
             try:
-                params = {**params, **_row_settings(self, variables or {})}
+                params = {**params, **_row_settings(self, variables or {}, text)}
             except ValueError as exc:  # this record's value is missing or unusable: its own failure
                 return Verdict(False, str(exc))
-        return CHECKS[self.type](text, tokens, params)
+        if self.type == "schema":
+            params = {**params, "_prompt_schema": output_schema}
+        name = params.get(FIELD_SETTING)
+        if name is None:
+            return CHECKS[self.type](text, tokens, params)
+        fields = parse_output(text)
+        if fields is None:
+            return Verdict(False, f"the output is not a JSON object, so it has no field {name!r}")
+        value = field_value(fields, str(name))
+        if value is None:
+            return Verdict(False, f"the output has no field {name!r}")
+        v = CHECKS[self.type](cell_text(value), None, params)  # the model's token count is the whole output's
+        return Verdict(v.passed, f"{name}: {v.reason}", v.value)
 
 
 def _words(text: str) -> list[str]:
@@ -130,6 +164,14 @@ def _json(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
             where = "/".join(map(str, e.path)) or "(root)"
             return Verdict(False, f"schema: {where}: {e.message}")
     return Verdict(True, "valid JSON")
+
+
+def _schema(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
+    schema = p.get("schema") or p.get("_prompt_schema")
+    if not schema:
+        return Verdict(True, "no output schema to check (its prompt declares none)")
+    reason = validate_output(text, schema)
+    return Verdict(reason is None, reason or "matches the output schema")
 
 
 def _markdown(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
@@ -220,6 +262,7 @@ CHECKS: dict[str, Callable[[str, int | None, dict[str, Any]], Verdict]] = {
     "repetition": _repetition,
     "contains": _contains,
     "pii": _pii,
+    "schema": _schema,
 }
 _ALLOWED = {
     "length": {"unit", "min", "max"},
@@ -231,7 +274,9 @@ _ALLOWED = {
     "repetition": {"n", "max_ratio"},
     "contains": {"must_contain", "must_not_contain", "case_sensitive"},
     "pii": {"kinds"},
+    "schema": {"schema"},
 }
+FIELD_SETTING = "field"  # any kind but schema: check one field of a JSON output (``field = "answer"``)
 # settings that may be written as a template, and what their rendered text is converted to
 ROW_SETTINGS: dict[str, dict[str, type]] = {
     "length": {"min": int, "max": int},
@@ -245,14 +290,42 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def _row_settings(rule: Rule, variables: dict[str, Any]) -> dict[str, Any]:
+def template_context(variables: dict[str, Any], output: str) -> dict[str, Any]:
+    """What a rule setting's template reads about a record: its input row's variables (bare and as
+    ``input.NAME``) and its ``output``, whose fields a template reads when it is a JSON object."""
+    row = dict(variables)
+    if isinstance(row.get("output"), str):  # a chained prompt's parent output: input.output.answer
+        row["output"] = as_output(row["output"])
+    return {**row, "input": row, "output": as_output(output)}
+
+
+def output_field_error(msg: str, output: str, reads_output: bool) -> str | None:
+    """Why a template could not read a field of the record's ``output`` (already ``as_output``),
+    from the sandbox's message; None when the message is about something else."""
+    m = re.search(r"'([\w.]+) object' has no attribute '([^']+)'", msg)
+    if m is None:
+        return None
+    name = m.group(2)
+    if isinstance(output, StructuredText) and m.group(1).endswith("StructuredText"):
+        have = ", ".join(output.fields) or "none"
+        return f"it reads output.{name}, which this record's output lacks (its fields: {have})"
+    if reads_output and m.group(1) == "str" and not isinstance(output, StructuredText):
+        return f"it reads output.{name}, but this record's output is not a JSON object"
+    return None
+
+
+def _row_settings(rule: Rule, variables: dict[str, Any], output: str = "") -> dict[str, Any]:
     """The rule's template settings rendered for one record; ValueError says why one cannot be."""
     out: dict[str, Any] = {}
+    ctx = template_context(variables, output)
     for key, source in rule.templates.items():
         try:
-            text = render_string(source, {**variables, "input": variables})
+            text = render_string(source, ctx)
         except TemplateError as exc:
             msg = str(exc)
+            why = output_field_error(msg, ctx["output"], "output" in template_variables(source))
+            if why:
+                raise ValueError(f"{key}: {why}") from None
             missing = re.search(r"'([^']+)' is not defined|has no attribute '([^']+)'", msg)
             if missing:
                 have = ", ".join(sorted(variables)) or "none"
@@ -290,10 +363,14 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
     if kind not in CHECKS:
         raise where(f"unknown rule type {kind!r} (known: {', '.join(CHECKS)})")
     params = {k: v for k, v in spec.items() if k not in ("type", "name")}
-    extra = set(params) - _ALLOWED[kind]
+    allowed = _ALLOWED[kind] | ({FIELD_SETTING} if kind != "schema" else set())
+    extra = set(params) - allowed
     if extra:
         raise where(f"rule type {kind!r} has no setting {', '.join(sorted(extra))} "
-                    f"(settings: {', '.join(sorted(_ALLOWED[kind])) or 'none'})")
+                    f"(settings: {', '.join(sorted(allowed)) or 'none'})")
+    if FIELD_SETTING in params:  # (a schema rule, which checks the whole output, has none: refused above)
+        if not isinstance(params[FIELD_SETTING], str) or not params[FIELD_SETTING].strip():
+            raise where("field must name a field of the JSON output, e.g. field = \"answer\"")
     templates: dict[str, str] = {}
     for key in [k for k, v in params.items() if _is_template(v)]:
         if key not in ROW_SETTINGS.get(kind, {}):
@@ -332,6 +409,16 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
 
         try:
             jsonschema.Draft202012Validator.check_schema(params["schema"])
+        except jsonschema.SchemaError as exc:
+            raise where(f"invalid JSON Schema: {exc.message}") from None
+    if kind == "schema" and "schema" in params:
+        import jsonschema
+
+        schema = params["schema"]
+        if not isinstance(schema, dict):
+            raise where("schema must be a JSON Schema table, e.g. schema = { type = \"object\", required = [\"answer\"] }")
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
             raise where(f"invalid JSON Schema: {exc.message}") from None
     if kind == "pii" and "kinds" in params:

@@ -8,6 +8,10 @@
 - a **text** field (the output, and any input column of free text) is measured by its length in
   words and in tokens (each a numeric column scored as above), its vocabulary and its top 1-2-grams.
 
+A record's columns are its variables and, when its output is a JSON object (a prompt's
+``output_schema``), that object's fields (``record_columns``): a synthetic table generated
+as JSON rows is compared column by column with a real table (``column_shapes``).
+
 Tokens here are words and punctuation marks (one regular expression, the same for real and
 synthetic text): model tokens are only known for generated records, never for real ones.
 """
@@ -18,7 +22,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,7 @@ import numpy as np
 
 from app.core.tasks import TaskState
 from app.map.projection import STOPWORDS
+from app.prompts.structured import FIELD_PREFIX, parse_output
 
 WORD = re.compile(r"\w+(?:['’-]\w+)*")
 TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -230,43 +235,66 @@ class TextField:
                 "real": self.real.to_dict(top), "synthetic": self.synthetic.to_dict(top)}
 
 
-def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Sequence[tuple[str, dict[str, Any]]],
-                    task: TaskState | None = None) -> tuple[list[TextField], list[ColumnShape], list[str]]:
-    """(text fields, column shapes, notes) for two sets of (output, variables); ``task`` is checked
-    for a cancel between columns.
+def record_columns(output: str | None, variables: dict[str, Any]) -> dict[str, Any]:
+    """A record as a table row: its variables and, when its output is a JSON object (a prompt's
+    ``output_schema``), the object's fields (a field wins over a variable of the same name)."""
+    return {**variables, **(parse_output(output) or {})}
 
-    Input columns present in only one set are listed in the notes, not scored (as SDMetrics needs
+
+def compare_columns(real: Sequence[tuple[str, dict[str, Any]]], synthetic: Sequence[tuple[str, dict[str, Any]]],
+                    task: TaskState | None = None, *, output_fields: Collection[str] = ()
+                    ) -> tuple[list[TextField], list[ColumnShape], list[str]]:
+    """(text fields, column shapes, notes) for two sets of (output, columns); ``task`` is checked
+    for a cancel between columns. A column named in ``output_fields`` is a structured output's
+    field (labelled ``output.<name>``, see :func:`record_columns`), any other an input column
+    (``variables.<name>``).
+
+    Columns present in only one set are listed in the notes, not scored (as SDMetrics needs
     one metadata for both tables).
     """
-    task = task or TaskState()
     fields = [TextField("output", text_side([o for o, _ in real]), text_side([o for o, _ in synthetic]))]
+    more, shapes, notes = column_shapes(
+        [v for _, v in real], [v for _, v in synthetic], task,
+        label=lambda col: f"{FIELD_PREFIX}{col}" if col in output_fields else f"variables.{col}")
+    fields += more
+    text_shapes = [sh for f in fields if f.real.count and f.synthetic.count for sh in f.shapes()]
+    return fields, text_shapes + shapes, notes
+
+
+def column_shapes(real: Sequence[dict[str, Any]], synthetic: Sequence[dict[str, Any]],
+                  task: TaskState | None = None, *, label: Callable[[str], str] = str
+                  ) -> tuple[list[TextField], list[ColumnShape], list[str]]:
+    """(free-text columns, column shapes, notes) for two tables given as rows of {column: value}:
+    each column both tables have is scored 1 - KS (numeric) or 1 - TVD (categorical); a column
+    of free text becomes a text field; ids and columns only one table has are named in the notes."""
+    task = task or TaskState()
+    fields: list[TextField] = []
     shapes: list[ColumnShape] = []
     notes: list[str] = []
-    real_cols = {k for _, v in real for k in v}
-    synth_cols = {k for _, v in synthetic for k in v}
-    for name, where in ((sorted(real_cols - synth_cols), "real"), (sorted(synth_cols - real_cols), "synthetic")):
-        if name:
-            notes.append(f"input columns only in the {where} records (not compared): {', '.join(name)}")
+    real_cols = {k for v in real for k in v}
+    synth_cols = {k for v in synthetic for k in v}
+    for only, where in ((sorted(real_cols - synth_cols), "real"), (sorted(synth_cols - real_cols), "synthetic")):
+        if only:
+            notes.append(f"columns only in the {where} records (not compared): {', '.join(only)}")
     ids: list[str] = []
     for col in sorted(real_cols & synth_cols):
         task.check()
-        r = [v.get(col) for _, v in real]
-        s = [v.get(col) for _, v in synthetic]
+        r = [v.get(col) for v in real]
+        s = [v.get(col) for v in synthetic]
         kind = column_kind(r + s)
-        label = f"variables.{col}"
+        name = label(col)
         if kind == "numeric":
             rn = [x for x in map(_number, r) if x is not None]
             sn = [x for x in map(_number, s) if x is not None]
-            shapes.append(numeric_shape(label, rn, sn))
+            shapes.append(numeric_shape(name, rn, sn))
         elif kind == "categorical":
-            shapes.append(categorical_shape(label, [_category(v) for v in r], [_category(v) for v in s]))
+            shapes.append(categorical_shape(name, [_category(v) for v in r], [_category(v) for v in s]))
         elif kind == "text":
-            fields.append(TextField(label, text_side([_category(v) for v in r if v not in (None, "")]),
+            fields.append(TextField(name, text_side([_category(v) for v in r if v not in (None, "")]),
                                     text_side([_category(v) for v in s if v not in (None, "")])))
         elif kind == "identifier":
             ids.append(col)
     if ids:
-        notes.append(f"input columns with a different value in nearly every row (ids, names; not compared): "
+        notes.append(f"columns with a different value in nearly every row (ids, names; not compared): "
                      f"{', '.join(ids)}")
-    text_shapes = [sh for f in fields if f.real.count and f.synthetic.count for sh in f.shapes()]
-    return fields, text_shapes + shapes, notes
+    return fields, shapes, notes

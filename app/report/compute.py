@@ -3,8 +3,8 @@
 Parts, each in [0, 1] (1 = the synthetic set is indistinguishable from the real one on it):
 
 - ``column shapes``: the mean of every column's score (SDMetrics' Column Shapes): the text
-  fields' lengths in words and tokens (1 - KS) and each input column (1 - KS numeric, 1 - TVD
-  categorical);
+  fields' lengths in words and tokens (1 - KS) and each input column and structured output
+  field (``output.<name>``) (1 - KS numeric, 1 - TVD categorical);
 - ``n-grams``: 1 - TVD between the real and synthetic word and word-pair frequencies, averaged
   over the text fields;
 - ``embedding precision`` and ``embedding recall``: k-NN manifolds (``app.map.neighbours``);
@@ -27,9 +27,18 @@ from app.core.errors import StudioError
 from app.core.scheduler import hold_cores
 from app.core.tasks import TaskState
 from app.map.neighbours import manifold_fit
-from app.report.columns import ColumnShape, TextField, compare_columns, frequency_similarity
+from app.prompts.structured import parse_output
+from app.report.columns import (
+    ColumnShape,
+    TextField,
+    column_shapes,
+    compare_columns,
+    frequency_similarity,
+    record_columns,
+)
 from app.store.maps import latest_map, map_points
 from app.store.notebook import Notebook
+from app.store.records import sample_prompt_versions
 from app.store.report import (
     ReportRow,
     current_vectors,
@@ -174,8 +183,13 @@ def compute_report(nb: Notebook, *, synthetic: str = "kept", record_ids: list[in
                              else ""))
     task.check()
     task.set_progress(0, 0, "comparing columns")
-    fields, columns, notes = compare_columns([(r.output, r.variables) for r in real],
-                                             [(r.output, r.variables) for r in synth], task)
+    # a record's columns: its variables and, for a structured output, its fields (output.<name>)
+    real_cols = [record_columns(r.output, r.variables) for r in real]
+    synth_cols = [record_columns(r.output, r.variables) for r in synth]
+    out_fields = {k for r in real + synth for k in (parse_output(r.output) or {})}
+    fields, columns, notes = compare_columns([(r.output, c) for r, c in zip(real, real_cols)],
+                                             [(r.output, c) for r, c in zip(synth, synth_cols)], task,
+                                             output_fields=out_fields)
     parts: dict[str, float] = {}
     if columns:
         parts["column shapes"] = float(np.mean([c.score for c in columns]))
@@ -244,3 +258,62 @@ def _cluster_part(nb: Notebook, real: list[ReportRow], synth: list[ReportRow], n
     rows.sort(key=lambda row: (-(row.real + row.synthetic), row.cluster))
     return ClusterPart(stored.id, frequency_similarity(r, s), rows,
                        np.array([p[1:3] for p in rp], float), np.array([p[1:3] for p in sp], float))
+
+
+# -- a generated table vs the real one (``synth-studio metrics``) ------------------------------------
+
+
+@dataclass
+class TableComparison:
+    """Real table rows (the notebook's input rows) against generated rows, column by column."""
+
+    real_rows: int
+    synthetic_rows: int
+    columns: list[ColumnShape]  # numeric (KSComplement) and categorical (TVComplement) columns
+    text_columns: list[str]  # columns of free text: compared in the report's n-grams, not here
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"real_rows": self.real_rows, "synthetic_rows": self.synthetic_rows,
+                "columns": [c.to_dict() for c in self.columns], "text_columns": self.text_columns,
+                "notes": self.notes}
+
+
+def compare_table(nb: Notebook, *, record_ids: list[int] | None = None,
+                  task: TaskState | None = None) -> TableComparison | None:
+    """Each column of the real table (the variables of the input rows, ``role = 'input'``)
+    against the same column of the generated rows: the structured output's fields of every
+    synthetic sample whose output is a JSON object (of ``record_ids`` only, if given), with its
+    variables for the columns the prompt was given or sampled (``columns:``) rather than wrote.
+
+    None when there is nothing to compare: no input rows, or no structured outputs.
+    """
+    real = [v for _, v in nb.input_rows()]
+    if not real:
+        return None
+    ids = record_ids if record_ids is not None else synthetic_sample_ids(nb)
+    synth = [record_columns(r.output, r.variables) for r in report_rows(nb, ids)
+             if r.origin != "real" and parse_output(r.output) is not None]
+    if not synth:
+        return None
+    text, shapes, notes = column_shapes(real, synth, task)
+    return TableComparison(len(real), len(synth), shapes, [f.name for f in text], notes)
+
+
+def compare_tables(nb: Notebook, task: TaskState | None = None) -> dict[str, TableComparison]:
+    """:func:`compare_table` for each prompt version's records ("name vN"; records no prompt
+    made are "imported"), for the prompt versions that have structured outputs."""
+    if not nb.input_rows(limit=1):
+        return {}
+    made_by = sample_prompt_versions(nb)
+    labels = {pv.id: pv.label for pv in nb.prompt_versions()}
+    groups: dict[str, list[int]] = {}
+    for rid in synthetic_sample_ids(nb):
+        pv = made_by.get(rid)
+        groups.setdefault(labels.get(pv, "imported") if pv is not None else "imported", []).append(rid)
+    out = {}
+    for label, ids in groups.items():
+        table = compare_table(nb, record_ids=ids, task=task)
+        if table is not None:
+            out[label] = table
+    return out

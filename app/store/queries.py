@@ -13,6 +13,24 @@ from app.store.search import source as search_source
 
 RECORD_COLUMNS = ("id", "status", "origin", "prompt", "output", "tokens", "mean logprob", "run")
 
+# A structured output's field as a column, sort key, filter or map colour is named ``output.<field>``
+# (the same prefix as app.prompts.structured.FIELD_PREFIX; the store sits below app.prompts, so it is not imported).
+FIELD_PREFIX = "output."
+
+
+def _field_rows(alias: str = "r") -> str:
+    """FROM clause over the top-level members of ``alias``'s output when it is a JSON object, one row per
+    member (key, value, type); no rows for a plain text output. The field's name is matched as a bound
+    parameter (``j.key = ?``), never spliced into a JSON path: any name works, quotes and dots included.
+    json_valid first: json_each raises on malformed JSON, and most outputs of most notebooks are plain text."""
+    return f"json_each(CASE WHEN json_valid({alias}.output) THEN {alias}.output END) j"
+
+
+def field_sql(alias: str = "r") -> str:
+    """SQL for the value of one output field (one ``?``: the field's name): a number, a text, 1/0 for
+    true/false, the JSON text of an object or array; NULL when the field or the JSON object is absent."""
+    return f"(SELECT j.value FROM {_field_rows(alias)} WHERE j.key = ?)"
+
 
 @dataclass(frozen=True)
 class RecordFilter:
@@ -30,7 +48,11 @@ class RecordFilter:
     cluster: int | None = None  # a cluster of the latest map (-1 = noise)
     record_ids: tuple[int, ...] | None = None  # e.g. a lasso selection on the map
     verdict: str | None = None  # the funnel's: "kept", "dropped" or "dropped:<stage>"
-    order_by: str = "id"  # a column of SORTABLE
+    field: str | None = None  # a structured output's field (its name, without "output."); with field_value/min/max
+    field_value: str | None = None  # the field's value as a cell shows it: "easy", "3", "true"
+    field_min: float | None = None  # a numeric field's range
+    field_max: float | None = None
+    order_by: str = "id"  # a column of SORTABLE, or "output.<field>"
     descending: bool = False
 
     def where(self) -> tuple[str, list[Any]]:
@@ -77,6 +99,23 @@ class RecordFilter:
                 sp.append(self.score_max)
             clauses.append(f"EXISTS (SELECT 1 FROM scores s WHERE {' AND '.join(score_cond)})")
             params.extend(sp)
+        if self.field and (self.field_value is not None or self.field_min is not None or self.field_max is not None):
+            field_cond = ["j.key = ?"]
+            fp: list[Any] = [self.field]
+            if self.field_value is not None:  # compared as the table shows it: true/false spelled out, numbers as text
+                field_cond.append("(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+                                  "ELSE CAST(j.value AS TEXT) END) = ?")
+                fp.append(self.field_value)
+            if self.field_min is not None or self.field_max is not None:
+                field_cond.append("j.type IN ('integer', 'real')")
+            if self.field_min is not None:
+                field_cond.append("j.value >= ?")
+                fp.append(self.field_min)
+            if self.field_max is not None:
+                field_cond.append("j.value <= ?")
+                fp.append(self.field_max)
+            clauses.append(f"EXISTS (SELECT 1 FROM {_field_rows('r')} WHERE {' AND '.join(field_cond)})")
+            params.extend(fp)
         if self.text:
             text_sql, text_params = text_clause(self.text, "r")
             if text_sql:
@@ -92,13 +131,18 @@ class RecordFilter:
             joins += " LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id"
         return joins
 
-    def order(self) -> str:
-        """ORDER BY, ties broken by id (the index's own order when it drives the query)."""
+    def order(self) -> tuple[str, list[Any]]:
+        """ORDER BY and its parameters, ties broken by id (the index's own order when it drives the query).
+
+        An ``output.<field>`` column sorts by the field's JSON value: numbers as numbers (before texts,
+        SQLite's order of types), records without the field first ascending (NULLs), last descending."""
         direction = "DESC" if self.descending else "ASC"
         by_id = id_order(self.text)
+        if self.order_by.startswith(FIELD_PREFIX) and len(self.order_by) > len(FIELD_PREFIX):
+            return f"{field_sql('r')} {direction}, {by_id}", [self.order_by.removeprefix(FIELD_PREFIX)]
         if self.order_by not in SORTABLE or self.order_by == "id":
-            return f"{by_id} {direction}"  # one term: the index serves it in order, no sort of every match
-        return ", ".join(f"{col} {direction}" for col in SORTABLE[self.order_by].split(", ")) + f", {by_id}"
+            return f"{by_id} {direction}", []  # one term: the index serves it in order, no sort of every match
+        return ", ".join(f"{col} {direction}" for col in SORTABLE[self.order_by].split(", ")) + f", {by_id}", []
 
 # table column -> SQL expression it sorts by (whitelisted: never interpolate user text)
 SORTABLE = {
@@ -115,10 +159,11 @@ def count_records(nb: Notebook, flt: RecordFilter = RecordFilter()) -> int:
 
 def record_page(nb: Notebook, offset: int, limit: int, flt: RecordFilter = RecordFilter()) -> list[dict[str, Any]]:
     where, params = flt.where()
+    order, order_params = flt.order()
     rows = nb.conn.execute(
         f"SELECT r.*, p.name AS prompt_name, p.version AS prompt_version {flt.source()} WHERE {where} "
-        f"ORDER BY {flt.order()} LIMIT ? OFFSET ?",
-        (*params, limit, offset),
+        f"ORDER BY {order} LIMIT ? OFFSET ?",
+        (*params, *order_params, limit, offset),
     ).fetchall()
     out = []
     for row in rows:
@@ -139,8 +184,9 @@ def record_row(nb: Notebook, record_id: int) -> dict[str, Any]:
     return d
 
 
-def lineage(nb: Notebook, record_id: int) -> dict[str, Any]:
-    """Everything that explains where one record came from."""
+def lineage(nb: Notebook, record_id: int, *, chain: bool = False) -> dict[str, Any]:
+    """Everything that explains where one record came from; with ``chain``, also the records it was
+    made from (``ancestors``, parent first) and the ones made from it (``children``)."""
     rec = nb.record(record_id)
     out: dict[str, Any] = {"record": rec}
     if rec["prompt_version_id"]:
@@ -148,7 +194,54 @@ def lineage(nb: Notebook, record_id: int) -> dict[str, Any]:
     if rec["run_id"]:
         out["run"] = nb.run(rec["run_id"])
     out["history"] = nb.history(record_id)
+    if chain:
+        out["ancestors"] = record_ancestors(nb, record_id)
+        out["children"] = record_children(nb, record_id)
     return out
+
+
+# what the chain lists show of each record (no token log-probabilities: a chain can be long)
+_CHAIN_COLUMNS = ("r.id, r.status, r.origin, r.derivation, r.parent_record_id, r.output, "
+                  "p.name AS prompt_name, p.version AS prompt_version")
+MAX_CHAIN = 200  # more generations up, or children, than a side panel lists
+
+
+def _chain_row(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["prompt_label"] = f"{d['prompt_name']} v{d['prompt_version']}" if d.get("prompt_name") else ""
+    return d
+
+
+def record_ancestors(nb: Notebook, record_id: int) -> list[dict[str, Any]]:
+    """The records ``record_id`` was made from, by ``parent_record_id``: its parent first, then the
+    grandparent, up to the first record of the chain. A cycle (hand-made data) stops at the first repeat."""
+    rows = nb.conn.execute(
+        "WITH RECURSIVE up(id, depth) AS ("
+        " SELECT parent_record_id, 1 FROM records WHERE id = ? AND parent_record_id IS NOT NULL"
+        " UNION ALL SELECT r.parent_record_id, up.depth + 1 FROM records r JOIN up ON r.id = up.id"
+        " WHERE r.parent_record_id IS NOT NULL AND up.depth < ?)"
+        f" SELECT {_CHAIN_COLUMNS} FROM up JOIN records r ON r.id = up.id"
+        " LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id ORDER BY up.depth",
+        (record_id, MAX_CHAIN),
+    ).fetchall()
+    out: list[dict[str, Any]] = []
+    seen = {record_id}
+    for row in rows:
+        if row["id"] in seen:
+            break
+        seen.add(row["id"])
+        out.append(_chain_row(row))
+    return out
+
+
+def record_children(nb: Notebook, record_id: int, limit: int = MAX_CHAIN) -> list[dict[str, Any]]:
+    """The records made from ``record_id`` (their ``parent_record_id`` is it), oldest first."""
+    rows = nb.conn.execute(
+        f"SELECT {_CHAIN_COLUMNS} FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
+        "WHERE r.parent_record_id = ? ORDER BY r.id LIMIT ?",
+        (record_id, limit),
+    ).fetchall()
+    return [_chain_row(row) for row in rows]
 
 
 def summary(nb: Notebook) -> dict[str, Any]:
@@ -249,7 +342,9 @@ MAP_RECORD_VALUES = {"funnel verdict": "(SELECT CASE WHEN v.kept THEN 'kept' ELS
 
 
 def map_values(nb: Notebook, what: str, record_ids: list[int]) -> dict[int, Any]:
-    """Per record id: the value of ``what`` (a key of MAP_RECORD_VALUES, or ``score:NAME``); missing ones left out.
+    """Per record id: the value of ``what`` (a key of MAP_RECORD_VALUES, ``score:NAME`` or ``output.FIELD``);
+    missing ones left out. A field's value is a number, a text, ``"true"``/``"false"``, or the JSON text of
+    an object or array.
 
     The ids go in as one JSON parameter: a map can hold more records than SQLite allows ``?`` placeholders.
     """
@@ -257,6 +352,13 @@ def map_values(nb: Notebook, what: str, record_ids: list[int]) -> dict[int, Any]
     if what.startswith("score:"):
         return dict(nb.conn.execute("SELECT record_id, value FROM scores WHERE name = ? AND record_id IN "
                                     "(SELECT value FROM json_each(?))", (what[6:], packed)).fetchall())
+    if what.startswith(FIELD_PREFIX):
+        return dict(nb.conn.execute(
+            "SELECT r.id, CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE j.value END "
+            f"FROM records r, {_field_rows('r')} WHERE r.id IN (SELECT value FROM json_each(?)) "
+            "AND j.key = ? AND j.type != 'null'",
+            (packed, what.removeprefix(FIELD_PREFIX)),
+        ).fetchall())
     col = MAP_RECORD_VALUES[what]
     return dict(nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN (SELECT value FROM json_each(?))",
                                 (packed,)).fetchall())

@@ -115,6 +115,12 @@ def samples_with_prompt_version(nb: Notebook) -> list[tuple[str, int | None, str
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def sample_prompt_versions(nb: Notebook) -> dict[int, int]:
+    """The prompt version that made each sample with text (samples no prompt made are left out)."""
+    return dict(nb.conn.execute("SELECT id, prompt_version_id FROM records WHERE role = 'sample' "
+                                "AND output IS NOT NULL AND prompt_version_id IS NOT NULL").fetchall())
+
+
 def export_rows(nb: Notebook, statuses: Iterable[str]) -> list[dict[str, Any]]:
     """Samples with text and one of ``statuses``, with their prompt version and model, in id order."""
     statuses = list(statuses)
