@@ -68,10 +68,14 @@ def generate_job(
     backend: str = "llama-cpp",
     model_options: dict[str, Any] | None = None,
     resume: bool = False,
+    over: str | None = None,
+    over_kept: bool = False,
     task: TaskState,
     worker: Emitter | None = None,
 ) -> Run:
-    """Generate (or, with ``resume``, finish the prompt's last unfinished run); the CLI and the window."""
+    """Generate (or, with ``resume``, finish the prompt's last unfinished run); the CLI and the window.
+    ``over`` chains the prompt onto another's samples (``run:12``, ``prompt:NAME@v2``); with
+    ``over_kept`` only onto those the funnel keeps."""
     import backends
     from app.generate.runs import resumable_run
 
@@ -79,8 +83,13 @@ def generate_job(
         # Cheap checks first (model file, template, rows): bad input changes nothing and costs no model load.
         known = _describe_local_model(backend, model_path)
         run = resumable_run(nb, prompt_name, known) if resume and known else None
+        only = None
+        if over is not None and over_kept and not resume:
+            from app.quality.funnel import kept_ids
+
+            only = kept_ids(nb)
         plan = None if resume else prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed,
-                                               settings=settings)
+                                               settings=settings, over=over, only=only)
         total = len(plan.plan) * samples if plan else 0
         task.set_progress(0, total, "loading model")
         generator = backends.load_generator(backend, known.path if known else model_path, **(model_options or {}))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
+import math
 import os
 import threading
 import time
@@ -168,6 +169,29 @@ def _property_order(schema: object) -> list[str]:
 
     walk(schema)
     return names
+
+
+MAX_INT_ENUM = 1024  # an integer range up to this size is written out for the grammar
+
+
+def _bounded_ints(node: object) -> object:
+    """The schema with each small bounded integer range spelled as an enum: llama-cpp-python's
+    JSON-Schema-to-grammar converter ignores minimum/maximum, an enum it enforces. (Wider
+    ranges and bounded numbers are left to the validate step's schema check.)"""
+    if isinstance(node, list):
+        return [_bounded_ints(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _bounded_ints(v) for k, v in node.items()}
+    if out.get("type") == "integer" and "enum" not in out:
+        lo, hi = out.get("minimum"), out.get("maximum")
+        if isinstance(out.get("exclusiveMinimum"), int | float):
+            lo = math.floor(out["exclusiveMinimum"]) + 1
+        if isinstance(out.get("exclusiveMaximum"), int | float):
+            hi = math.ceil(out["exclusiveMaximum"]) - 1
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and 0 <= hi - lo < MAX_INT_ENUM:
+            out = {"enum": list(range(math.ceil(lo), math.floor(hi) + 1))}
+    return out
 
 
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
@@ -539,8 +563,9 @@ class LlamaCppGenerator:
         if gbnf is None:
             from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+            tree = json.loads(schema)
             try:  # fields in the order the schema writes them (the converter's default is alphabetical)
-                gbnf = self._gbnf[schema] = json_schema_to_gbnf(schema, _property_order(json.loads(schema)))
+                gbnf = self._gbnf[schema] = json_schema_to_gbnf(json.dumps(_bounded_ints(tree)), _property_order(tree))
             except Exception as exc:  # the converter raises bare exceptions on schemas it cannot express
                 raise ModelError(f"llama.cpp cannot turn this output schema into a grammar: {exc}") from None
         grammar = self._lc.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")

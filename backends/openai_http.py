@@ -85,6 +85,7 @@ class OpenAICompatibleGenerator:
         url = url.rstrip("/")
         plain_url = split_credentials(url)[0]
         self.concurrency = max(1, int(concurrency))
+        self._schema_style = "json_schema"  # how this server takes an output schema (see _chat)
         self.client = JsonClient(url, api_key=api_key_for(plain_url, api_key), timeout=timeout, retries=retries,
                                  backoff=backoff, pool_size=self.concurrency)
         self.base_url = self.client.url  # without user:password@, so it can be shown and stored
@@ -182,7 +183,25 @@ class OpenAICompatibleGenerator:
             body["top_k"] = s.top_k  # not OpenAI's, but llama-server, vLLM and llama-cpp-python read it
         if s.stop:
             body["stop"] = list(s.stop)
-        out = self._call("POST", "/chat/completions", body)
+        if req.json_schema is not None:
+            # OpenAI's structured outputs (llama-server and vLLM read the same shape); a server that
+            # refuses it (llama-cpp-python's) is asked once more in its own shape, remembered. The
+            # reply is checked against the schema by the validate step (a mismatch is a failure)
+            schema = json.loads(req.json_schema)
+            formats = {"json_schema": {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
+                       "json_object": {"type": "json_object", "schema": schema}}
+            style = self._schema_style
+            body["response_format"] = formats[style]
+            try:
+                out = self._call("POST", "/chat/completions", body)
+            except ModelError as exc:
+                if style != "json_schema" or not any(f"HTTP {c}" in str(exc) for c in (400, 422)):
+                    raise
+                body["response_format"] = formats["json_object"]
+                out = self._call("POST", "/chat/completions", body)
+                self._schema_style = "json_object"
+        else:
+            out = self._call("POST", "/chat/completions", body)
         try:
             choice = out["choices"][0]
             text = choice["message"].get("content") or ""

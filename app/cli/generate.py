@@ -27,7 +27,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with cancellable("generate", quiet=args.quiet, unit="sample") as task:
         run = generate_job(args.notebook, args.prompt, samples=args.samples, limit_rows=args.limit_rows,
                            seed=args.seed, settings=sampler_settings(args), model_path=args.model,
-                           backend=args.backend, model_options=model_options(args), resume=args.resume, task=task)
+                           backend=args.backend, model_options=model_options(args), resume=args.resume, over=args.over,
+                           over_kept=args.over_kept, task=task)
     with Notebook.open(args.notebook) as nb:
         made = run_record_count(nb, run.id)
     total = len(run.plan) * run.samples_per_row
@@ -166,6 +167,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_args(s)
     s.add_argument("--n-gpu-layers", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="finish the prompt's last unfinished run")
+    s.add_argument("--over", metavar="SOURCE",
+                   help="chain: run over another prompt's samples instead of the input rows (run:ID, prompt:NAME, "
+                        "prompt:NAME@v2); the template reads {{ output }}, its fields and the parent's variables")
+    s.add_argument("--over-kept", action="store_true", help="with --over: only the parents the funnel keeps")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_generate)
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import Cancelled, ModelError, StudioError, TemplateError
 from app.core.tasks import TaskState
-from app.prompts.templates import PromptTemplate, check_rows, parse_template, render
+from app.prompts.structured import parse_output, schema_json
+from app.prompts.templates import PromptTemplate, check_rows, parse_template, render, slot_variables
 from app.store.notebook import Notebook, PromptVersion, Run
-from app.store.records import few_shot_samples, plan_records
+from app.store.records import chain_sources, few_shot_samples, plan_records
 from app.store.runs import run_slot_record_ids
 from backends.protocols import (
     GenerationRequest,
@@ -31,7 +32,7 @@ from backends.protocols import (
 CHUNK = 256  # requests handed to the backend at a time (it batches them and streams results back)
 
 
-def sample_seed(run_seed: int, input_id: int | None, sample_index: int) -> int:
+def sample_seed(run_seed: int, input_id: int | str | None, sample_index: int) -> int:
     """The seed of one sample: stable for (run seed, input row, sample number).
 
     Keyed by the input record's id rather than its position, so two prompt
@@ -72,18 +73,46 @@ def preview_text(nb: Notebook, template: str, *, row: int = 1, seed: int = 0) ->
         where = f"input row {row}" if inputs else "the notebook (no input rows yet)"
         raise TemplateError(f"the template uses {', '.join(sorted(missing))} but {where} has no such column "
                             f"(its columns: {have})")
+    variables = slot_variables(pt, variables, sample_seed(seed, input_id, 0))
     return render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=few_shot_pool(nb, pt)), variables
 
 
+# what a chained record reads from its parent but does not store (its parent link keeps them)
+PARENT_ONLY = ("text", "output")
+
+
 def plan_variables(nb: Notebook, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Variables of each planned record. Input rows give their columns; a sample (the
-    source of a transform) also gives its text as ``text``."""
+    """Variables of each planned record. Input rows give their columns; a sample (the parent
+    of a chained or transformed record) gives its own variables, its text as ``output`` (and
+    ``text``), and, for a structured output, each field that no variable already names."""
     out: dict[int, dict[str, Any]] = {}
     for rid, role, variables, output in plan_records(nb, ids):
         if role == "sample":
-            variables = {**variables, "text": output or ""}
+            fields = parse_output(output) or {}
+            variables = {**{k: v for k, v in fields.items() if k not in variables}, **variables,
+                         "text": output or "", "output": output or ""}
         out[rid] = variables
     return out
+
+
+def parse_over(nb: Notebook, over: str) -> tuple[str, list[int]]:
+    """``run:12``, ``prompt:NAME`` or ``prompt:NAME@v2`` -> (its canonical spelling, the parent
+    samples a chained prompt runs over)."""
+    kind, _, what = over.partition(":")
+    if kind == "run" and what.strip().isdigit():
+        run = nb.run(int(what))
+        return f"run:{run.id}", chain_sources(nb, run_id=run.id)
+    if kind == "prompt" and what:
+        name, _, ver = what.partition("@")
+        if ver:
+            if not ver.lstrip("v").isdigit():
+                raise StudioError(f"--over {over}: write the version as NAME@v2")
+            pv = nb.prompt_version(name, int(ver.lstrip("v")))
+            return f"prompt:{name}@v{pv.version}", chain_sources(nb, prompt_version_ids=[pv.id])
+        nb.prompt_version(name)  # a clear error when there is no such prompt
+        ids = [v.id for v in nb.prompt_versions() if v.name == name]
+        return f"prompt:{name}", chain_sources(nb, prompt_version_ids=ids)
+    raise StudioError(f"--over {over!r}: use run:ID, prompt:NAME or prompt:NAME@vN")
 
 
 @dataclass
@@ -94,6 +123,22 @@ class _Slot:
     variables: dict[str, Any]
     seed: int
     prompt: str
+
+
+def row_key(run_settings: dict[str, Any], input_id: int | None, row_index: int) -> int | str | None:
+    """What a row's sample seeds are keyed by: its input record, or, in a run whose plan may
+    repeat an input (a top-up, tabular rows), the input and the row's place in the plan."""
+    return f"{input_id}/{row_index}" if run_settings.get("pins") is not None else input_id
+
+
+def _stored(variables: dict[str, Any], chained: bool, parent: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps of its variables: a chained record does not copy its parent's text
+    and fields (its parent link leads to them)."""
+    if not chained:
+        return variables
+    fields = parse_output(parent.get("output")) or {}
+    return {k: v for k, v in variables.items()
+            if k not in PARENT_ONLY and not (k in fields and parent.get(k) == fields[k])}
 
 
 def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
@@ -107,14 +152,18 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
     check_rows(pt, rows)
     examples = few_shot_pool(nb, pt)
     done = nb.done_slots(run.id)
+    pins: list[dict[str, Any] | None] = run.settings.get("pins") or [None] * len(run.plan)
+    chained = bool(run.settings.get("over"))
     slots = []
     for row_index, (input_id, variables) in enumerate(zip(run.plan, rows)):
+        key = row_key(run.settings, input_id, row_index)
         for s in range(run.samples_per_row):
             if (row_index, s) in done:
                 continue
-            seed = sample_seed(run.seed, input_id, s)
-            prompt = render(pt, variables, seed=seed, examples=examples)
-            slots.append(_Slot(row_index, s, input_id, variables, seed, prompt))
+            seed = sample_seed(run.seed, key, s)
+            values = slot_variables(pt, variables, seed, pins[row_index])
+            prompt = render(pt, values, seed=seed, examples=examples)
+            slots.append(_Slot(row_index, s, input_id, _stored(values, chained, variables), seed, prompt))
     return slots
 
 
@@ -127,6 +176,9 @@ class RunPlan:
     seed: int
     samples_per_row: int
     plan: Sequence[int | None]  # input record ids, one per row (None: a template with no input rows)
+    # stored with the run's settings: "over" (the parents of a chained run), "pins" (per row: the
+    # variables a top-up fixes), "purpose" (e.g. "top-up", "tabular")
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_run(
@@ -138,8 +190,14 @@ def prepare_run(
     seed: int = 0,
     settings: SamplerSettings | None = None,
     prompt_version: int | None = None,
+    over: str | None = None,
+    only: Sequence[int] | None = None,
 ) -> RunPlan:
-    """Check everything a run needs without writing anything (template, rows, settings)."""
+    """Check everything a run needs without writing anything (template, rows, settings).
+
+    ``over`` chains the prompt onto another's samples (``run:12``, ``prompt:NAME@v2``): each
+    parent sample is a row, read as its variables plus ``output`` and its structured fields;
+    ``only`` keeps just those parents (e.g. the kept set)."""
     if samples < 1:
         raise StudioError("--samples must be at least 1")
     if limit_rows is not None and limit_rows < 1:
@@ -151,7 +209,21 @@ def prepare_run(
         raise StudioError("--temperature must be between 0 and 5")
     pv = nb.prompt_version(prompt_name, prompt_version)
     pt = parse_template(pv.template)
-    inputs = nb.input_rows(limit_rows)
+    extra: dict[str, Any] = {}
+    if over is not None:
+        spelled, parents = parse_over(nb, over)
+        if only is not None:
+            keep = set(only)
+            parents = [p for p in parents if p in keep]
+        if not parents:
+            raise StudioError(f"--over {spelled}: no samples to run over (none made yet, all rejected, "
+                              "or none kept)")
+        parents = parents[:limit_rows] if limit_rows else parents
+        variables_of = plan_variables(nb, parents)
+        inputs = [(p, variables_of[p]) for p in parents]
+        extra["over"] = spelled
+    else:
+        inputs = nb.input_rows(limit_rows)
     if not inputs and pt.required_variables:
         raise StudioError(
             f"the template uses {', '.join(sorted(pt.required_variables))} but the notebook has no "
@@ -163,8 +235,9 @@ def prepare_run(
     # Render one sample per row now so a template error surfaces before the run exists.
     examples = few_shot_pool(nb, pt)
     for input_id, variables in zip(plan, rows):
-        render(pt, variables, seed=sample_seed(seed, input_id, 0), examples=examples)
-    return RunPlan(pv.id, settings, seed, samples, plan)
+        s0 = sample_seed(seed, input_id, 0)
+        render(pt, slot_variables(pt, variables, s0), seed=s0, examples=examples)
+    return RunPlan(pv.id, settings, seed, samples, plan, extra)
 
 
 def create_run(nb: Notebook, plan: RunPlan, model: ModelInfo) -> Run:
@@ -175,7 +248,8 @@ def create_run(nb: Notebook, plan: RunPlan, model: ModelInfo) -> Run:
         model_path=model.path,
         model_sha256=model.sha256,
         # a server model has no file to hash: keep what the server reported about it next to its id
-        settings={**plan.settings.to_dict(), **({"server_model": json.loads(model.reported)} if model.reported else {})},
+        settings={**plan.settings.to_dict(), **plan.extra,
+                  **({"server_model": json.loads(model.reported)} if model.reported else {})},
         seed=plan.seed,
         samples_per_row=plan.samples_per_row,
         plan=plan.plan,
@@ -207,7 +281,9 @@ def execute_run(
     task = task or TaskState()
     pv = nb.prompt_version_by_id(run.prompt_version_id)
     settings = SamplerSettings.from_dict(run.settings)
-    derivation = pv.name if pv.name.startswith("transform:") else None
+    derivation = pv.name if pv.name.startswith("transform:") else ("chain" if run.settings.get("over") else None)
+    schema = parse_template(pv.template).output_schema
+    json_schema = schema_json(schema) if schema is not None else None
     total = len(run.plan) * run.samples_per_row
     slots = _slots(nb, run, pv)
     done = total - len(slots)
@@ -223,6 +299,7 @@ def execute_run(
                     messages=({"role": "user", "content": s.prompt},),
                     seed=s.seed,
                     settings=settings,
+                    json_schema=json_schema,
                 )
                 for key, s in chunk.items()
             ]

@@ -126,8 +126,8 @@ def schema_fields(schema: dict[str, Any] | None) -> list[str]:
 
 
 def schema_json(schema: dict[str, Any]) -> str:
-    """The schema as the canonical JSON text the backends receive (stable for caching)."""
-    return json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
+    """The schema as the JSON text the backends receive."""
+    return json.dumps(schema, ensure_ascii=False, default=str)  # key order kept: it is the order fields are written
 
 
 def validate_output(text: str | None, schema: dict[str, Any]) -> str | None:

@@ -168,3 +168,30 @@ def reviewed_siblings(nb: Notebook) -> list[dict[str, Any]]:
         "ORDER BY input_record_id, prompt_version_id, id"
     ).fetchall()
     return [{**dict(r), "variables": json.loads(r["variables"] or "{}")} for r in rows]
+
+
+def chain_sources(nb: Notebook, *, run_id: int | None = None, prompt_version_ids: Sequence[int] = ()) -> list[int]:
+    """Ids of the samples a chained prompt runs over: those with text, not rejected, made by
+    run ``run_id`` or by any of ``prompt_version_ids``, in the order they were made."""
+    params: list[Any]
+    if run_id is not None:
+        where, params = "run_id = ?", [run_id]
+    else:
+        where, params = "prompt_version_id IN (SELECT value FROM json_each(?))", [json.dumps(list(prompt_version_ids))]
+    return [r[0] for r in nb.conn.execute(
+        f"SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL AND status != 'rejected' AND {where} "
+        "ORDER BY id", params)]
+
+
+def category_counts(nb: Notebook, prompt_name: str, column: str, record_ids: Iterable[int] | None = None,
+                    ) -> dict[str, int]:
+    """How many samples of prompt ``prompt_name`` (any version) have each value of variable ``column``;
+    only among ``record_ids`` when given (e.g. the kept set)."""
+    sql = ("SELECT json_extract(r.variables, '$.' || json_quote(?)) AS v, COUNT(*) FROM records r "
+           "JOIN prompt_versions p ON p.id = r.prompt_version_id "
+           "WHERE r.role = 'sample' AND r.output IS NOT NULL AND p.name = ?")
+    params: list[Any] = [column, prompt_name]
+    if record_ids is not None:
+        sql += " AND r.id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(list(record_ids)))
+    return {str(v): n for v, n in nb.conn.execute(sql + " GROUP BY v", params) if v is not None}
