@@ -33,6 +33,7 @@ bench: setup
 	$(PY) -m bench.dedupe
 	$(PY) -m bench.report
 	$(PY) -m bench.fts
+	$(PY) -m bench.structured
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots

@@ -28,7 +28,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {"file": "", "output_column": ""},
     "prompt": {"prompt": "", "row": 1},
     "generate": {"prompt": "", "samples": 2, "rows": 5, "seed": 1, "temperature": 0.8, "max_tokens": 120,
-                 "keep_best": 0},  # best-of: keep the k most likely samples per row (0 = keep all)
+                 "keep_best": 0,  # best-of: keep the k most likely samples per row (0 = keep all)
+                 # a chain: run over another prompt's samples ("prompt:NAME", "run:ID"); "" = the input rows
+                 "over": "", "over_kept": False},
     "quality": {"validate": True, "judge": False, "dedupe": True},
     "map": {"method": "auto"},
     "review": {},
@@ -139,10 +141,13 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
         run = jobs.generate_job(
             notebook_path, name, samples=int(s["samples"]), limit_rows=int(s["rows"]) or None, seed=int(s["seed"]),
             settings=SamplerSettings(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"])),
+            over=str(s.get("over") or "").strip() or None, over_kept=bool(s.get("over_kept")),
             backend=backend, task=task, worker=worker, **model)
         with Notebook.open(notebook_path) as nb:
             made = run_record_count(nb, run.id)
             out = f"run {run.id} {run.status}: {made} samples from {name}"
+            if run.settings.get("over"):
+                out += f" (chained over {run.settings['over']})"
             keep = int(s.get("keep_best") or 0)
             if keep and run.status == "completed":
                 if keep >= int(s["samples"]):

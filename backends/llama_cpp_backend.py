@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -182,13 +182,14 @@ def _bounded_ints(node: object) -> object:
         return [_bounded_ints(x) for x in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _bounded_ints(v) for k, v in node.items()}
+    out: dict[str, Any] = {k: _bounded_ints(v) for k, v in node.items()}
     if out.get("type") == "integer" and "enum" not in out:
         lo, hi = out.get("minimum"), out.get("maximum")
-        if isinstance(out.get("exclusiveMinimum"), int | float):
-            lo = math.floor(out["exclusiveMinimum"]) + 1
-        if isinstance(out.get("exclusiveMaximum"), int | float):
-            hi = math.ceil(out["exclusiveMaximum"]) - 1
+        ex_lo, ex_hi = out.get("exclusiveMinimum"), out.get("exclusiveMaximum")
+        if isinstance(ex_lo, int | float):
+            lo = math.floor(ex_lo) + 1
+        if isinstance(ex_hi, int | float):
+            hi = math.ceil(ex_hi) - 1
         if isinstance(lo, int | float) and isinstance(hi, int | float) and 0 <= hi - lo < MAX_INT_ENUM:
             out = {"enum": list(range(math.ceil(lo), math.floor(hi) + 1))}
     return out

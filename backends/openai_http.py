@@ -195,7 +195,7 @@ class OpenAICompatibleGenerator:
             try:
                 out = self._call("POST", "/chat/completions", body)
             except ModelError as exc:
-                if style != "json_schema" or not any(f"HTTP {c}" in str(exc) for c in (400, 422)):
+                if style != "json_schema" or "response_format" not in str(exc):
                     raise
                 body["response_format"] = formats["json_object"]
                 out = self._call("POST", "/chat/completions", body)

@@ -94,6 +94,28 @@ def test_generates_with_logprobs_concurrently(server):
         assert all(lp <= 0 for lp in r.token_logprobs)
 
 
+def test_an_output_schema_reaches_the_server_and_its_replies_match_it(server):
+    """llama-cpp-python's server refuses OpenAI's json_schema shape; the backend asks again in
+    the server's own (json_object + schema) once and keeps to it; the replies follow the schema."""
+    import json
+
+    from app.prompts.structured import schema_json, validate_output
+
+    schema = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]},
+                                               "count": {"type": "integer"}},
+              "required": ["colour", "count"]}
+    gen = _gen(server, concurrency=2)
+    reqs = [GenerationRequest(key=i, messages=({"role": "user", "content": f"Pick a colour for a {t}. Answer in JSON."},),
+                              seed=i, settings=SamplerSettings(max_tokens=40, temperature=0),
+                              json_schema=schema_json(schema)) for i, t in enumerate(["car", "house", "shirt"])]
+    results = list(gen.generate(reqs))
+    assert len(results) == 3
+    for r in results:
+        assert validate_output(r.text, schema) is None, r.text
+        assert json.loads(r.text)["colour"] in ("red", "green", "blue")
+    assert gen._schema_style == "json_object"
+
+
 def test_judge_probabilities_match_the_local_backend(server, smollm):
     gen = _gen(server)
     yn = (("yes", YES), ("no", NO))

@@ -204,8 +204,8 @@ def test_the_cli_chains_prompts(tmp_path, topics_csv, capsys):
     assert main(["import", str(db), str(topics_csv)]) == 0
     topic_col = next(iter(json.loads(__import__("sqlite3").connect(db).execute(
         "SELECT variables FROM records WHERE role='input' LIMIT 1").fetchone()[0])))
-    (tmp_path / "q.txt").write_text(QUESTION.replace("{{ topic }}", "{{ %s }}" % topic_col))
-    (tmp_path / "a.txt").write_text(ANSWER.replace("{{ topic }}", "{{ %s }}" % topic_col))
+    (tmp_path / "q.txt").write_text(QUESTION.replace("{{ topic }}", f"{{{{ {topic_col} }}}}"))
+    (tmp_path / "a.txt").write_text(ANSWER.replace("{{ topic }}", f"{{{{ {topic_col} }}}}"))
     assert main(["prompt", "add", str(db), "question", "--template", str(tmp_path / "q.txt")]) == 0
     assert main(["prompt", "add", str(db), "answer", "--template", str(tmp_path / "a.txt")]) == 0
     assert main(["generate", str(db), "--prompt", "question", "--backend", "fake", "--limit-rows", "3", "--quiet"]) == 0

@@ -49,10 +49,12 @@ if TYPE_CHECKING:  # imported where they are built: the Map cell pulls in pyqtgr
     from widgets.prompt_editor import PromptEditor
     from widgets.review_queue import ReviewQueue
 
+INPUT_ROWS = "input rows"  # the Generate cell's "over" when it is not a chain
 HINTS = {
     "data": "Import a table: rows without text are inputs to generate from.",
     "prompt": "Edit the template and preview it against a row; every save is a version. Run checks it renders.",
-    "generate": "Generate samples with the notebook's model (File > Models…).",
+    "generate": "Generate samples with the notebook's model (File > Models…). Over another prompt's samples, "
+                "it chains: question → answer → critique.",
     "quality": "Validators, LLM judges and near-duplicates; the funnel counts what is left.",
     "map": "Embed samples and cluster them; hover for text, Shift+drag to lasso, look at the extremes of any axis.",
     "review": "One record at a time: A accept, R reject, F flag, J/K next/previous, E edit. Run reports progress.",
@@ -204,6 +206,16 @@ class CellWidget(QFrame):
             dspin.setValue(value)
             dspin.valueChanged.connect(lambda v, k=key: self._set(k, float(v)))
             return dspin
+        if key == "over":  # a chain: the input rows, or another prompt's samples (typed: run:ID)
+            combo = QComboBox()
+            combo.setEditable(True)
+            combo.addItems([INPUT_ROWS, *(f"prompt:{p}" for p in prompts)])
+            combo.setMinimumWidth(260)
+            combo.setCurrentText(str(value) or INPUT_ROWS)
+            combo.setToolTip("Run over the input rows, or over another prompt's samples (a chain): the template "
+                             "reads {{ output }}, its fields ({{ output.answer }}) and the parent's variables")
+            combo.currentTextChanged.connect(lambda v, k=key: self._set(k, "" if v == INPUT_ROWS else v.strip()))
+            return combo
         if key == "prompt" or key in CHOICES:
             combo = QComboBox()
             combo.addItems(prompts if key == "prompt" else list(CHOICES[key]))

@@ -131,9 +131,14 @@ def row_key(run_settings: dict[str, Any], input_id: int | None, row_index: int) 
     return f"{input_id}/{row_index}" if run_settings.get("pins") is not None else input_id
 
 
-def _stored(variables: dict[str, Any], chained: bool, parent: dict[str, Any]) -> dict[str, Any]:
+def _stored(variables: dict[str, Any], chained: bool, parent: dict[str, Any],
+            given: list[str] | None = None, own: set[str] | None = None) -> dict[str, Any]:
     """What a record keeps of its variables: a chained record does not copy its parent's text
-    and fields (its parent link leads to them)."""
+    and fields (its parent link leads to them); a tabular row keeps only the given columns
+    (and its own sampled or pinned values), not the real row's other values."""
+    if given is not None:
+        keep = set(given) | (own or set())
+        return {k: v for k, v in variables.items() if k in keep}
     if not chained:
         return variables
     fields = parse_output(parent.get("output")) or {}
@@ -154,6 +159,7 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
     done = nb.done_slots(run.id)
     pins: list[dict[str, Any] | None] = run.settings.get("pins") or [None] * len(run.plan)
     chained = bool(run.settings.get("over"))
+    given = run.settings.get("given") if isinstance(run.settings.get("given"), list) else None
     slots = []
     for row_index, (input_id, variables) in enumerate(zip(run.plan, rows)):
         key = row_key(run.settings, input_id, row_index)
@@ -163,7 +169,8 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
             seed = sample_seed(run.seed, key, s)
             values = slot_variables(pt, variables, seed, pins[row_index])
             prompt = render(pt, values, seed=seed, examples=examples)
-            slots.append(_Slot(row_index, s, input_id, _stored(values, chained, variables), seed, prompt))
+            own = set(pt.columns) | set(pins[row_index] or {})
+            slots.append(_Slot(row_index, s, input_id, _stored(values, chained, variables, given, own), seed, prompt))
     return slots
 
 
