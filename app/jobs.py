@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from app.core.tasks import TaskState
 from app.generate.runs import create_run, execute_run, prepare_run
 from app.store.notebook import Notebook, Run
-from backends.protocols import ModelInfo, SamplerSettings
+from backends.protocols import ModelInfo, SamplerSettings, TextGenerator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from app.export.versions import VersionDiff
+    from app.quality.coverage import Round, TopUp
     from app.quality.sanity import SanityReport
     from app.report.html import ReportPage
     from app.store.versions import DatasetVersion
@@ -306,3 +309,40 @@ def report_job(notebook_path: str | Path, *, synthetic: str = "kept", version: s
         task.set_progress(0, 0, "drawing the report")
         page = render_html(report, title=f"Real vs synthetic: {nb.get_meta('title') or nb.path.stem}", task=task)
     return ReportPage(report, page)
+
+
+def topup_job(notebook_path: str | Path, prompt_name: str, *, targets: Sequence[str] = (), per_row: int | None = None,
+              rules: str | Path | None = None, rounds: int = 5, seed: int = 0, settings: SamplerSettings | None = None,
+              model_path: str | None = None, backend: str = "llama-cpp", model_options: dict[str, Any] | None = None,
+              on_round: Callable[[Round], None] | None = None, task: TaskState,
+              worker: Emitter | None = None) -> TopUp:
+    """Top up a target mix (``targets``: ``COLUMN=N`` / ``COLUMN:VALUE=N``, default the prompt's
+    front-matter targets; ``per_row``: kept records wanted per input row) by rounds of pinned
+    runs, each validated (``rules``, default the notebook's active rules) and counted by the
+    funnel. The model loads only when a round has something to make."""
+    import backends
+    from app.generate.targets import parse_target_args
+    from app.quality.coverage import topup
+    from app.quality.validators import load_rules
+
+    asked = parse_target_args(targets)
+    rule_list = load_rules(rules) if rules else None  # a malformed file fails before anything is written
+    known = _describe_local_model(backend, model_path)  # and so does a bad model file
+    loaded: list[TextGenerator] = []
+
+    def generator() -> TextGenerator:
+        if not loaded:
+            task.set_progress(0, 0, "loading model")
+            loaded.append(backends.load_generator(backend, known.path if known else model_path,
+                                                  **(model_options or {})))
+        return loaded[0]
+
+    on_record = (lambda rid: worker.emit(RecordMade(rid))) if worker else None
+    with Notebook.open(notebook_path) as nb:
+        try:
+            return topup(nb, generator, prompt_name, asked=asked, per_row=per_row, rules=rule_list,
+                         rules_source=str(rules or ""), rounds=rounds, seed=seed, settings=settings, task=task,
+                         on_round=on_round, on_record=on_record)
+        finally:
+            for g in loaded:
+                g.close()

@@ -25,6 +25,7 @@ from app.jobs import JobEvent, SanityReady, quality_job
 from app.quality.diversity import notebook_metrics
 from app.quality.funnel import funnel
 from app.store.notebook import Notebook
+from widgets.coverage_view import CoverageView
 from widgets.criteria_editor import CriteriaEditor
 from widgets.job_runner import JobRunner
 from widgets.theme import set_tone, style_figure
@@ -100,6 +101,8 @@ class QualityView(QWidget):
         self.lower_tabs = QTabWidget()
         self.lower_tabs.addTab(self.sanity, "Judges' sanity")
         self.lower_tabs.addTab(self.criteria, "Criteria")
+        self.coverage = CoverageView(nb)  # kept per category value against the prompts' targets
+        self.lower_tabs.addTab(self.coverage, "Coverage")
         self.lower_tabs.setMinimumHeight(220)
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
@@ -160,6 +163,8 @@ class QualityView(QWidget):
             self.criteria.nb = self.nb
         self.criteria.refresh()
         stages = funnel(self.nb)
+        self.coverage.nb = self.nb
+        self.coverage.refresh()
         self.figure.clear()
         ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])
         draw_funnel(ax, stages)

@@ -14,14 +14,28 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.cli import criteria, data, export, generate, map, privacy, prompts, quality, report, review, versions
+from app.cli import (
+    coverage,
+    criteria,
+    data,
+    export,
+    generate,
+    map,
+    privacy,
+    prompts,
+    quality,
+    report,
+    review,
+    tabular,
+    versions,
+)
 from app.cli.common import EXIT_CANCELLED, EXIT_USER_ERROR
 from app.core.errors import Cancelled, StudioError
 from app.core.logs import FILE_ONLY, setup_logging
 
 log = logging.getLogger("app.cli")
 
-STAGES = (data, prompts, generate, quality, criteria, privacy, map, review, report, export, versions)
+STAGES = (data, prompts, generate, tabular, quality, coverage, criteria, privacy, map, review, report, export, versions)
 
 
 def build_parser() -> argparse.ArgumentParser:
