@@ -197,3 +197,38 @@ def _first_prompt(nb: Notebook) -> str:
     if not names:
         raise StudioError("no prompt yet: write one in the Prompt tab (or synth-studio prompt add)")
     return names[0]
+
+
+# -- the chain sample: question -> answer -> judge, as successive cells ------------------------------
+
+def create_chain_notebook(path: str | Path) -> Notebook:
+    """A notebook that shows a chain (resources/chain): a table of quiz topics, a structured
+    ``question`` prompt with a sampled, targeted ``difficulty``, an ``answer`` prompt that runs
+    over the questions (reading ``{{ output.question }}``), a judge criterion for the answers,
+    and the cells Data -> Generate(question) -> Generate(answer, over the questions) ->
+    Quality -> Map -> Review -> Export. ``customers.csv`` beside it is the tabular example
+    (``synth-studio tabular NB --given region --rows 20`` on a notebook that imported it)."""
+    from app.core.paths import resources_dir
+    from app.data.importer import import_file
+    from app.quality.criteria import import_file as import_criteria
+
+    folder = resources_dir() / "chain"
+    nb = Notebook.create(path)
+    import_file(nb, folder / "quiz_topics.csv", origin="real")
+    for name in ("question", "answer"):
+        nb.add_prompt_version(name, (folder / f"{name}.j2").read_text(encoding="utf-8"))
+    import_criteria(nb, folder / "criteria.toml")
+    nb.set_meta("title", "Quiz questions and answers (chain sample)")
+    base = {**DEFAULTS["generate"], "samples": 1, "rows": 12, "max_tokens": 160}
+    cells: list[tuple[str, dict[str, Any]]] = [
+        ("data", {**DEFAULTS["data"], "file": str(folder / "quiz_topics.csv")}),
+        ("generate", {**base, "prompt": "question"}),
+        ("generate", {**base, "prompt": "answer", "over": "prompt:question", "rows": 0}),
+        ("quality", {"validate": True, "judge": True, "dedupe": False}),
+        ("map", dict(DEFAULTS["map"])),
+        ("review", {}),
+        ("export", dict(DEFAULTS["export"])),
+    ]
+    for i, (kind, settings) in enumerate(cells):
+        add_cell(nb, kind, settings, position=i)
+    return nb

@@ -273,3 +273,32 @@ def test_an_unconstrained_request_in_the_same_batch_is_unchanged(smollm_path):
         gen.close()
     assert mixed["free"] == alone
     assert not alone.lstrip().startswith("{")
+
+
+def test_the_chain_sample_runs_as_successive_cells(tmp_path):
+    """resources/chain: Generate(question) then Generate(answer, over the questions), as the
+    notebook's cells run them; every answer is linked to its question and reads its field."""
+    from app.cells import create_chain_notebook, list_cells, run_cell
+    from app.core.tasks import TaskState
+    from app.quality.steps import validate
+
+    nb = create_chain_notebook(tmp_path / "chain.db")
+    gens = [c for c in list_cells(nb) if c.kind == "generate"]
+    assert [c.settings["prompt"] for c in gens] == ["question", "answer"]
+    assert gens[1].settings["over"] == "prompt:question"
+    out_q = run_cell(nb.path, gens[0], backend="fake", task=TaskState())
+    out_a = run_cell(nb.path, gens[1], backend="fake", task=TaskState())
+    assert "12 samples from question" in out_q and "chained over prompt:question" in out_a
+    questions = {r["id"]: r for r in nb.records() if r["run_id"] == 1}
+    answers = [r for r in nb.records() if r["run_id"] == 2]
+    assert len(answers) == len(questions) == 12
+    for a in answers:
+        q = questions[a["parent_record_id"]]
+        assert json.loads(q["output"])["question"] in a["prompt"]
+        assert set(json.loads(a["output"])) == {"answer", "confidence"}
+        assert 1 <= json.loads(a["output"])["confidence"] <= 5
+    validate(nb, [])  # the automatic output-schema check: the fake backend's JSON satisfies both schemas
+    from app.quality.funnel import kept_ids
+
+    assert len(kept_ids(nb)) == 24
+    nb.close()

@@ -9,6 +9,14 @@ from app.store.notebook import Notebook
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    if args.sample == "chain":
+        from app.cells import create_chain_notebook
+
+        create_chain_notebook(args.notebook).close()
+        print(f"created notebook {args.notebook}: quiz topics, prompts question -> answer (chained) and a judge "
+              f"criterion; run it: synth-studio generate {args.notebook} --prompt question, then "
+              f"synth-studio generate {args.notebook} --prompt answer --over prompt:question")
+        return 0
     nb = Notebook.create(args.notebook)
     nb.close()
     print(f"created notebook {args.notebook}")
@@ -24,8 +32,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("new", help="create an empty notebook file")
+    s = sub.add_parser("new", help="create an empty notebook file (or a sample one)")
     s.add_argument("notebook")
+    s.add_argument("--sample", choices=["chain"], help="chain: quiz question -> answer -> judge (resources/chain)")
     s.set_defaults(func=cmd_new)
 
     s = sub.add_parser("import", help="import a CSV/TSV/JSONL/JSON/Parquet table as records")
