@@ -10,10 +10,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.tasks import TaskState
 from backends.protocols import SamplerSettings
+
+if TYPE_CHECKING:
+    from app.report.compute import TableComparison
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -118,3 +121,17 @@ def load_model(args: argparse.Namespace) -> Any:
 
     path = check_model(args)
     return backends.load_generator(args.backend, path, **model_options(args))
+
+
+def print_column_comparison(table: TableComparison, what: str, *, shared: str = "the new rows") -> None:
+    """Per-column similarity of generated rows to the input rows (``metrics``, ``tabular``)."""
+    print(f"  columns, real vs synthetic ({table.real_rows} input rows vs {table.synthetic_rows} {what}; "
+          "1 = the same distribution):")
+    for c in table.columns:
+        print(f"    {c.column:<22} {c.kind:<12} {c.metric:<13} {c.score:.3f}")
+    if not table.columns:
+        print(f"    no column to compare: the input rows and {shared} share no numeric or categorical column")
+    if table.text_columns:
+        print(f"    free text (compared in synth-studio report): {', '.join(table.text_columns)}")
+    for note in table.notes:
+        print(f"    note: {note}")

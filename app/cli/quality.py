@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from app.cli.common import add_model_args, cancellable, load_model, print_json
+from app.cli.common import add_model_args, cancellable, load_model, print_column_comparison, print_json
 from app.quality.judge import Constitution
 from app.store.notebook import Notebook
 
@@ -148,17 +148,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         table = tables.get(r["prompt_version"])
         if table is None:
             continue
-        print(f"  columns, real vs synthetic ({table.real_rows} input rows vs {table.synthetic_rows} structured "
-              "records; 1 = the same distribution):")
-        for c in table.columns:
-            print(f"    {c.column:<22} {c.kind:<12} {c.metric:<13} {c.score:.3f}")
-        if not table.columns:
-            print("    no column to compare: the input rows and the outputs' fields share no numeric or "
-                  "categorical column")
-        if table.text_columns:
-            print(f"    free text (compared in synth-studio report): {', '.join(table.text_columns)}")
-        for note in table.notes:
-            print(f"    note: {note}")
+        print_column_comparison(table, "structured records", shared="the outputs' fields")
     return 0
 
 

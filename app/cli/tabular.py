@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from app.cli.common import (
     EXIT_CANCELLED,
@@ -15,32 +14,16 @@ from app.cli.common import (
     cancellable,
     check_model,
     load_model,
+    print_column_comparison,
     print_json,
     sampler_settings,
 )
 from app.core.errors import StudioError
 from app.store.notebook import Notebook
 
-if TYPE_CHECKING:
-    from app.report.compute import TableComparison
-
 
 def _given(spec: str | None) -> list[str]:
     return [c.strip() for c in (spec or "").split(",") if c.strip()]
-
-
-def print_comparison(table: TableComparison, what: str) -> None:
-    """The per-column lines of ``synth-studio metrics`` for one set of generated rows."""
-    print(f"  columns, real vs synthetic ({table.real_rows} input rows vs {table.synthetic_rows} {what}; "
-          "1 = the same distribution):")
-    for c in table.columns:
-        print(f"    {c.column:<22} {c.kind:<12} {c.metric:<13} {c.score:.3f}")
-    if not table.columns:
-        print("    no column to compare: the input rows and the new rows share no numeric or categorical column")
-    if table.text_columns:
-        print(f"    free text (compared in synth-studio report): {', '.join(table.text_columns)}")
-    for note in table.notes:
-        print(f"    note: {note}")
 
 
 def cmd_tabular(args: argparse.Namespace) -> int:
@@ -84,7 +67,7 @@ def cmd_tabular(args: argparse.Namespace) -> int:
     print(f"{pv.label}: {', '.join(given) or 'no column'} given, "
           f"{', '.join(parse_template(pv.template).fields)} written by {run.model_path or run.backend}")
     if table is not None:
-        print_comparison(table, f"rows of run {run.id}")
+        print_column_comparison(table, f"rows of run {run.id}")
     compared = ", ".join(c.column for c in table.columns) if table is not None and table.columns else "none"
     print(f"run {run.id}: {len(ids)} rows ({valid} match the schema); columns compared: {compared}")
     return 0
