@@ -30,7 +30,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "generate": {"prompt": "", "samples": 2, "rows": 5, "seed": 1, "temperature": 0.8, "max_tokens": 120,
                  "keep_best": 0,  # best-of: keep the k most likely samples per row (0 = keep all)
                  # a chain: run over another prompt's samples ("prompt:NAME", "run:ID"); "" = the input rows
-                 "over": "", "over_kept": False},
+                 "over": "", "over_kept": False,
+                 # several models: "a.gguf b.gguf=2" spreads the samples over them ("" = the notebook's model)
+                 "models": ""},
     "quality": {"validate": True, "judge": False, "dedupe": True},
     "map": {"method": "auto"},
     "review": {},
@@ -134,18 +136,30 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
             text, _ = preview(nb, name, row=row)
         out = f"{name}: renders {len(text)} characters for row {row}: {' '.join(text.split())[:160]}"
     elif cell.kind == "generate":
+        from app.generate.runs import parse_model_weights, spread_group
         from backends.protocols import SamplerSettings
 
         with Notebook.open(notebook_path) as nb:
             name = s.get("prompt") or _first_prompt(nb)
+        models = parse_model_weights(str(s.get("models")).split()) if str(s.get("models") or "").strip() else None
+        if models:
+            if int(s.get("keep_best") or 0):
+                raise StudioError("Generate: keep best ranks one model's samples; clear models or keep best")
+            model = {"model_path": None, "model_options": model["model_options"]}
         run = jobs.generate_job(
             notebook_path, name, samples=int(s["samples"]), limit_rows=int(s["rows"]) or None, seed=int(s["seed"]),
             settings=SamplerSettings(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"])),
             over=str(s.get("over") or "").strip() or None, over_kept=bool(s.get("over_kept")),
-            backend=backend, task=task, worker=worker, **model)
+            backend=backend, models=models, task=task, worker=worker, **model)
         with Notebook.open(notebook_path) as nb:
-            made = run_record_count(nb, run.id)
+            group = spread_group(nb, nb.run(run.id))
+            made = sum(run_record_count(nb, r.id) for r in group)
             out = f"run {run.id} {run.status}: {made} samples from {name}"
+            if len(group) > 1:
+                run = group[-1] if all(r.status == "completed" for r in group) else next(
+                    r for r in group if r.status != "completed")
+                out = (f"runs {', '.join(str(r.id) for r in group)} {run.status}: {made} samples from {name} "
+                       f"over {len(group)} models")
             if run.settings.get("over"):
                 out += f" (chained over {run.settings['over']})"
             keep = int(s.get("keep_best") or 0)

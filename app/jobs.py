@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.core.errors import ModelError
 from app.core.tasks import TaskState
 from app.generate.runs import create_run, execute_run, prepare_run
 from app.store.notebook import Notebook, Run
@@ -73,16 +74,24 @@ def generate_job(
     resume: bool = False,
     over: str | None = None,
     over_kept: bool = False,
+    models: Sequence[tuple[str, float]] | None = None,
     task: TaskState,
     worker: Emitter | None = None,
 ) -> Run:
     """Generate (or, with ``resume``, finish the prompt's last unfinished run); the CLI and the window.
     ``over`` chains the prompt onto another's samples (``run:12``, ``prompt:NAME@v2``); with
-    ``over_kept`` only onto those the funnel keeps."""
+    ``over_kept`` only onto those the funnel keeps. ``models`` [(path, weight)] spreads the
+    samples over several models (one run each, see app.generate.runs.spread_parts); the first
+    run of the generation is returned."""
     import backends
-    from app.generate.runs import resumable_run
+    from app.generate.runs import resumable_run, resumable_spread
 
     with Notebook.open(notebook_path) as nb:
+        spread = resumable_spread(nb, prompt_name) if resume else None
+        if models or spread:
+            return _generate_spread(nb, prompt_name, spread, models or [], samples=samples, limit_rows=limit_rows,
+                                    seed=seed, settings=settings, backend=backend, model_options=model_options,
+                                    over=over, over_kept=over_kept, task=task, worker=worker)
         # Cheap checks first (model file, template, rows): bad input changes nothing and costs no model load.
         known = _describe_local_model(backend, model_path)
         run = resumable_run(nb, prompt_name, known) if resume and known else None
@@ -106,6 +115,67 @@ def generate_job(
             return execute_run(nb, run, generator, task, on_record=on_record, on_token=on_token)
         finally:
             generator.close()
+
+
+def _generate_spread(nb: Notebook, prompt_name: str, resume: list[Run] | None, models: Sequence[tuple[str, float]],
+                     *, samples: int, limit_rows: int | None, seed: int, settings: SamplerSettings | None,
+                     backend: str, model_options: dict[str, Any] | None, over: str | None, over_kept: bool,
+                     task: TaskState, worker: Emitter | None) -> Run:
+    """One generation spread over several models: every model is checked (and, for a file, hashed)
+    before anything is written, then each model is loaded in turn (one in memory at a time) and
+    makes its share of the slots. A resume finishes each unfinished part with the file it began
+    with, refusing a file whose content changed."""
+    import backends
+    from app.generate.runs import create_spread_runs, planned_samples, spread_group
+
+    if resume is not None:
+        runs = resume
+        for r in runs:
+            known = _describe_local_model(r.backend, r.model_path)
+            if known is not None and known.sha256 != r.model_sha256:
+                raise ModelError(f"run {r.id} was made with {r.model_path}, whose content has changed since "
+                                 f"(sha256 {str(r.model_sha256)[:12]}...); it cannot be resumed with it")
+        paths = [r.model_path for r in runs]
+        backend_of = [r.backend for r in runs]
+        everyone = spread_group(nb, runs[0])
+    else:
+        only = None
+        if over is not None and over_kept:
+            from app.quality.funnel import kept_ids
+
+            only = kept_ids(nb)
+        plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings,
+                           over=over, only=only)
+        infos = []
+        for model_path, weight in models:
+            info = _describe_local_model(backend, model_path)
+            if info is None:  # a server (or another backend): ask it what it is, without keeping it loaded
+                probe = backends.load_generator(backend, model_path, **(model_options or {}))
+                info = probe.info
+                probe.close()
+            infos.append((info, weight))
+        runs = everyone = create_spread_runs(nb, plan, infos)
+        paths = [info.path for info, _ in infos]
+        backend_of = [info.backend for info, _ in infos]
+    total = sum(planned_samples(r) for r in everyone)
+    before = total - sum(planned_samples(r) - len(nb.done_slots(r.id)) for r in runs)
+    on_record = (lambda rid: worker.emit(RecordMade(rid))) if worker else None
+    on_token = (lambda key, piece: worker.emit(TokenStreamed(key, piece))) if worker else None
+    for i, (run, path, kind) in enumerate(zip(runs, paths, backend_of)):
+        task.check()
+        spread = run.settings["spread"]
+        label = f"run {run.id} ({spread['models'][spread['part']]}, model {i + 1} of {len(runs)})"
+        task.set_progress(before, total, f"loading {label}")
+        generator = backends.load_generator(kind, path, **(model_options or {}))
+        try:
+            done = execute_run(nb, run, generator, task, on_record=on_record, on_token=on_token,
+                               group=(before, total, label))
+        finally:
+            generator.close()
+        if done.status != "completed":
+            return everyone[0]
+        before = total - sum(planned_samples(r) - len(nb.done_slots(r.id)) for r in runs)
+    return everyone[0]
 
 
 def _describe_local_model(backend: str, model_path: str | None) -> ModelInfo | None:

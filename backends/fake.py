@@ -37,11 +37,15 @@ _WORDS = (
 class FakeGenerator:
     def __init__(self, model_path: str | None = None, delay: float | None = None, **_: object) -> None:
         self.delay = float(os.environ.get("SYNTH_STUDIO_FAKE_DELAY", "0")) if delay is None else delay
-        self.info = ModelInfo(backend="fake", path=None, sha256="fake-model-v1", description="deterministic fake")
+        # a named fake (``--model fake-b``) is another "model": its own hash and its own texts
+        self.name = model_path
+        sha = "fake-model-v1" if model_path is None else "fake:" + hashlib.sha256(model_path.encode()).hexdigest()[:16]
+        self.info = ModelInfo(backend="fake", path=model_path, sha256=sha, description="deterministic fake")
 
     def _rng(self, req: GenerationRequest[Any]) -> np.random.Generator:
         text = "\x00".join(m["content"] for m in req.messages)
-        digest = hashlib.sha256(f"{req.seed}\x00{req.settings.temperature}\x00{text}".encode()).digest()
+        named = "" if self.name is None else f"{self.name}\x00"
+        digest = hashlib.sha256(f"{named}{req.seed}\x00{req.settings.temperature}\x00{text}".encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
     def generate(

@@ -278,7 +278,7 @@ class MapView(QWidget):
         current = self.colour_by.currentText()
         self.colour_by.blockSignals(True)
         self.colour_by.clear()
-        names = ["cluster", "origin", "funnel verdict", "status", "run", "prompt version", "likelihood", "length"]
+        names = ["cluster", "origin", "funnel verdict", "status", "run", "model", "prompt version", "likelihood", "length"]
         names += [f"score:{name}" for name in score_names(self.nb)]
         names += field_columns(self.nb)
         self.colour_by.addItems(names)

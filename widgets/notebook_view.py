@@ -226,6 +226,11 @@ class CellWidget(QFrame):
             return combo
         line = QLineEdit(str(value))
         line.textChanged.connect(lambda v, k=key: self._set(k, v))
+        if key == "models":
+            line.setPlaceholderText("the notebook's model")
+            line.setToolTip("Spread the samples over several models (one run each, the same seeds): GGUF paths "
+                            "or server URLs separated by spaces, each optionally =WEIGHT (a.gguf=2 b.gguf=1). "
+                            "Colour the map by model to compare their styles.")
         if key != "file":
             return line
         box = FileField(line)

@@ -24,34 +24,53 @@ from app.store.queries import run_record_count, run_record_ids
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from app.generate.runs import model_label, parse_model_weights, planned_samples, spread_group
+
+    models = None
+    if args.models:
+        if args.model:
+            raise StudioError("give either --model (one model) or --models (several), not both")
+        models = parse_model_weights(args.models)
     with cancellable("generate", quiet=args.quiet, unit="sample") as task:
         run = generate_job(args.notebook, args.prompt, samples=args.samples, limit_rows=args.limit_rows,
                            seed=args.seed, settings=sampler_settings(args), model_path=args.model,
                            backend=args.backend, model_options=model_options(args), resume=args.resume, over=args.over,
-                           over_kept=args.over_kept, task=task)
+                           over_kept=args.over_kept, models=models, task=task)
     with Notebook.open(args.notebook) as nb:
-        made = run_record_count(nb, run.id)
-    total = len(run.plan) * run.samples_per_row
-    if run.status == "cancelled":
-        print(f"run {run.id} cancelled: {made} of {total} samples kept; finish it with --resume", file=sys.stderr)
+        runs = spread_group(nb, nb.run(run.id))
+        made = {r.id: run_record_count(nb, r.id) for r in runs}
+    total = sum(planned_samples(r) for r in runs)
+    if any(r.status != "completed" for r in runs):
+        print(f"{'run ' + str(run.id) if len(runs) == 1 else 'runs ' + ', '.join(str(r.id) for r in runs)} "
+              f"cancelled: {sum(made.values())} of {total} samples kept; finish with --resume", file=sys.stderr)
         return EXIT_CANCELLED
-    print(f"run {run.id} complete: {made} samples from {run.model_path or run.backend}")
+    if len(runs) == 1:
+        print(f"run {run.id} complete: {made[run.id]} samples from {run.model_path or run.backend}")
+        return 0
+    print(f"{total} samples spread over {len(runs)} models:")
+    for r in runs:
+        print(f"  run {r.id}: {made[r.id]} samples from {model_label(r.model_path, r.backend)}")
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from app.generate.runs import model_label, planned_samples
+
     with Notebook.open(args.notebook) as nb:
         rows = []
         for r in nb.runs():
             pv = nb.prompt_version_by_id(r.prompt_version_id)
             rows.append({**r.__dict__, "prompt": pv.label, "made": run_record_count(nb, r.id),
-                         "planned": len(r.plan) * r.samples_per_row})
+                         "planned": planned_samples(r), "model": model_label(r.model_path, r.backend),
+                         "spread": r.settings.get("spread")})
     if args.json:
         print_json(rows)
         return 0
     for row in rows:
+        part = (f"  [part {row['spread']['part'] + 1} of {len(row['spread']['weights'])}, group {row['spread']['group']}]"
+                if row["spread"] else "")
         print(f"run {row['id']:<4} {row['prompt']:<20} {row['status']:<10} {row['made']}/{row['planned']} samples  "
-              f"seed {row['seed']}  model {str(row['model_sha256'])[:12]}  {row['created']}")
+              f"seed {row['seed']}  model {row['model']} ({str(row['model_sha256'])[:12]})  {row['created']}{part}")
     if not rows:
         print("no runs yet")
     return 0
@@ -171,6 +190,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="chain: run over another prompt's samples instead of the input rows (run:ID, prompt:NAME, "
                         "prompt:NAME@v2); the template reads {{ output }}, its fields and the parent's variables")
     s.add_argument("--over-kept", action="store_true", help="with --over: only the parents the funnel keeps")
+    s.add_argument("--models", nargs="+", metavar="MODEL[=WEIGHT]",
+                   help="spread the samples over several models (one run each, same seeds): round-robin, or by "
+                        "weight (a.gguf=2 b.gguf=1); split metrics with `metrics --by model`, colour the map by model")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_generate)
 

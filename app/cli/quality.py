@@ -131,8 +131,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from app.report.compute import compare_tables
 
     with Notebook.open(args.notebook) as nb:
-        rows = notebook_metrics(nb)
-        tables = compare_tables(nb)
+        rows = notebook_metrics(nb, by=args.by)
+        tables = compare_tables(nb) if args.by == "prompt" else {}
     if args.json:
         print_json([{**r, "columns": tables[r["prompt_version"]].to_dict() if r["prompt_version"] in tables
                      else None} for r in rows])
@@ -141,7 +141,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         print("no records with text yet")
     for r in rows:
         upi = "-" if r["unique_per_input"] is None else f"{r['unique_per_input']:.2f}"
-        print(f"{r['prompt_version']:<22} n={r['records']:<6} unique={r['unique']:<6} "
+        print(f"{r['group']:<22} n={r['records']:<6} unique={r['unique']:<6} "
               f"distinct-1/2/3={r['distinct_1']:.2f}/{r['distinct_2']:.2f}/{r['distinct_3']:.2f} "
               f"overlap={r['pairwise_overlap_2']:.3f} compression={r['compression_ratio']:.2f} "
               f"unique/input={upi} words={r['mean_words']:.0f}")
@@ -228,6 +228,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                        "outputs, each column's similarity to the input rows (KS numeric, TVD "
                                        "categorical)")
     s.add_argument("notebook")
+    s.add_argument("--by", choices=["prompt", "model"], default="prompt",
+                   help="one line per prompt version (default) or per model that made the records")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_metrics)
 

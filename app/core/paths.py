@@ -51,3 +51,12 @@ def resources_dir() -> Path:
     if not isinstance(root, Path):  # only a zipped install does this, and pip never makes one
         raise TypeError(f"Synth Studio's resources must be installed as plain files, not in {root}")
     return root
+
+
+def model_label(path: str | None, backend: str) -> str:
+    """A model's short name in tables and legends: its file name, a server model's name, or the backend."""
+    if not path:
+        return backend
+    if "://" in path:
+        return path.rpartition("#")[2] or path
+    return path.replace("\\", "/").rstrip("/").rpartition("/")[2] or path

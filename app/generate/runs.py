@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import Cancelled, ModelError, StudioError, TemplateError
+from app.core.paths import model_label
 from app.core.tasks import TaskState
 from app.prompts.structured import parse_output, schema_json
 from app.prompts.templates import PromptTemplate, check_rows, parse_template, render, slot_variables
 from app.store.notebook import Notebook, PromptVersion, Run
 from app.store.records import chain_sources, few_shot_samples, plan_records
-from app.store.runs import run_slot_record_ids
+from app.store.runs import run_slot_record_ids, spread_runs
 from backends.protocols import (
     GenerationRequest,
     ModelInfo,
@@ -160,11 +162,12 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
     pins: list[dict[str, Any] | None] = run.settings.get("pins") or [None] * len(run.plan)
     chained = bool(run.settings.get("over"))
     given = run.settings.get("given") if isinstance(run.settings.get("given"), list) else None
+    owned = owned_slots(run)
     slots = []
     for row_index, (input_id, variables) in enumerate(zip(run.plan, rows)):
         key = row_key(run.settings, input_id, row_index)
         for s in range(run.samples_per_row):
-            if (row_index, s) in done:
+            if (row_index, s) in done or (owned is not None and (row_index, s) not in owned):
                 continue
             seed = sample_seed(run.seed, key, s)
             values = slot_variables(pt, variables, seed, pins[row_index])
@@ -172,6 +175,87 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
             own = set(pt.columns) | set(pins[row_index] or {})
             slots.append(_Slot(row_index, s, input_id, _stored(values, chained, variables, given, own), seed, prompt))
     return slots
+
+
+# -- several models: one generation spread over them ---------------------------------------
+
+
+def spread_parts(weights: Sequence[float], n: int) -> list[int]:
+    """Which model makes each of ``n`` slots, in slot order: smooth weighted round-robin, so the
+    counts follow the weights exactly (2:1 over 30 slots is 20 and 10) and the models interleave
+    (equal weights are plain round-robin). Deterministic: a resume recomputes the same split."""
+    if not weights or any(w <= 0 for w in weights):
+        raise StudioError("model weights must be positive numbers")
+    total = float(sum(weights))
+    current = [0.0] * len(weights)
+    parts = []
+    for _ in range(n):
+        for j, w in enumerate(weights):
+            current[j] += w
+        j = max(range(len(weights)), key=lambda i: (current[i], -i))
+        current[j] -= total
+        parts.append(j)
+    return parts
+
+
+def owned_slots(run: Run) -> set[tuple[int, int]] | None:
+    """The (row, sample) slots this run makes when its generation is spread over several models
+    (slots in row order, then sample order); None for a one-model run (every slot)."""
+    spread = run.settings.get("spread")
+    if not isinstance(spread, dict):
+        return None
+    k = run.samples_per_row
+    parts = spread_parts(spread["weights"], len(run.plan) * k)
+    return {(i // k, i % k) for i, part in enumerate(parts) if part == spread["part"]}
+
+
+def planned_samples(run: Run) -> int:
+    """How many samples the run makes (its share, when spread over several models)."""
+    owned = owned_slots(run)
+    return len(run.plan) * run.samples_per_row if owned is None else len(owned)
+
+
+def parse_model_weights(specs: Sequence[str]) -> list[tuple[str, float]]:
+    """``a.gguf b.gguf=2 http://host/v1#m=0.5`` -> [(model, weight)]; a model written twice is refused."""
+    out: list[tuple[str, float]] = []
+    for spec in specs:
+        model, w = spec, 1.0
+        head, eq, tail = spec.rpartition("=")
+        if eq and head:
+            try:
+                model, w = head, float(tail)
+            except ValueError:
+                pass  # the "=" belongs to the path
+        if not model or (eq and not head):
+            raise StudioError(f"--models {spec!r}: write a model path, optionally followed by =WEIGHT")
+        if not 0 < w < float("inf"):
+            raise StudioError(f"--models {spec!r}: the weight must be a positive number")
+        if model in [m for m, _ in out]:
+            raise StudioError(f"--models: {model} is named twice (give it a larger weight instead)")
+        out.append((model, w))
+    if len(out) < 2:
+        raise StudioError("--models needs at least two models (use --model for one)")
+    return out
+
+
+def create_spread_runs(nb: Notebook, plan: RunPlan, models: Sequence[tuple[ModelInfo, float]]) -> list[Run]:
+    """Store a plan spread over several models: one run per model (each keeps its own model's
+    lineage), the same plan and seeds, each making its share of the slots."""
+    group = secrets.token_hex(6)
+    weights = [w for _, w in models]
+    labels = [model_label(m.path, m.backend) for m, _ in models]
+    runs = []
+    for part, (info, _) in enumerate(models):
+        extra = {**plan.extra, "spread": {"group": group, "part": part, "weights": weights, "models": labels}}
+        runs.append(create_run(nb, RunPlan(plan.prompt_version_id, plan.settings, plan.seed, plan.samples_per_row,
+                                           plan.plan, extra), info))
+    return runs
+
+
+def spread_group(nb: Notebook, run: Run) -> list[Run]:
+    """Every run of the generation ``run`` belongs to (just ``run`` when it used one model)."""
+    spread = run.settings.get("spread")
+    return spread_runs(nb, spread["group"]) if isinstance(spread, dict) else [run]
 
 
 @dataclass(frozen=True)
@@ -276,6 +360,16 @@ def resumable_run(nb: Notebook, prompt_name: str, model: ModelInfo) -> Run:
     return run
 
 
+def resumable_spread(nb: Notebook, prompt_name: str) -> list[Run] | None:
+    """The unfinished runs of the prompt's last generation when it was spread over several models
+    (each resumes with its own model file); None when that generation used one model."""
+    nb.prompt_version(prompt_name)
+    run = nb.latest_unfinished_run(prompt_name)
+    if run is None or not isinstance(run.settings.get("spread"), dict):
+        return None
+    return [r for r in spread_group(nb, run) if r.status != "completed"]
+
+
 def execute_run(
     nb: Notebook,
     run: Run,
@@ -283,19 +377,22 @@ def execute_run(
     task: TaskState | None = None,
     on_record: Callable[[int], None] | None = None,
     on_token: Callable[[Any, str], None] | None = None,
+    group: tuple[int, int, str] | None = None,
 ) -> Run:
-    """Generate every missing slot of ``run``; returns the run with its final status."""
+    """Generate every missing slot of ``run``; returns the run with its final status.
+    ``group`` = (samples made before this run, samples in all, label) when the run is one part
+    of a generation spread over several models, so progress counts the whole generation."""
     task = task or TaskState()
     pv = nb.prompt_version_by_id(run.prompt_version_id)
     settings = SamplerSettings.from_dict(run.settings)
     derivation = pv.name if pv.name.startswith("transform:") else ("chain" if run.settings.get("over") else None)
     schema = parse_template(pv.template).output_schema
     json_schema = schema_json(schema) if schema is not None else None
-    total = len(run.plan) * run.samples_per_row
+    before, total, label = group or (0, planned_samples(run), f"run {run.id}")
     slots = _slots(nb, run, pv)
-    done = total - len(slots)
+    done = before + planned_samples(run) - len(slots)
     nb.set_run_status(run.id, "running")
-    task.set_progress(done, total, f"run {run.id}")
+    task.set_progress(done, total, label)
     try:
         for start in range(0, len(slots), CHUNK):
             task.check()
@@ -331,7 +428,7 @@ def execute_run(
                     derivation=derivation,
                 )
                 done += 1
-                task.set_progress(done, total, f"run {run.id}")
+                task.set_progress(done, total, label)
                 if on_record is not None:
                     on_record(record_id)
             task.check()

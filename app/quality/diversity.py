@@ -7,9 +7,11 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from app.core.errors import StudioError
+from app.core.paths import model_label
 from app.quality.dedupe import normalise
 from app.store.notebook import Notebook
-from app.store.records import samples_with_prompt_version
+from app.store.records import samples_with_model, samples_with_prompt_version
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -66,18 +68,26 @@ def text_metrics(texts: Sequence[str], per_input: dict[Any, list[str]] | None = 
     }
 
 
-def notebook_metrics(nb: Notebook) -> list[dict[str, Any]]:
-    """Metrics per prompt version (imported records with text form their own group)."""
-    rows = samples_with_prompt_version(nb)
+def notebook_metrics(nb: Notebook, by: str = "prompt") -> list[dict[str, Any]]:
+    """Metrics per prompt version, or with ``by="model"`` per model that made the records
+    (imported records with text form their own group). The group's name is under "prompt_version"
+    either way (and under "group")."""
     groups: dict[str, list[tuple[str, Any]]] = {}
-    for out, input_id, name, version in rows:
-        label = f"{name} v{version}" if name else "imported"
-        groups.setdefault(label, []).append((out, input_id))
+    if by == "model":
+        for out, input_id, path, backend in samples_with_model(nb):
+            label = model_label(path, backend) if backend else "imported"
+            groups.setdefault(label, []).append((out, input_id))
+    elif by == "prompt":
+        for out, input_id, name, version in samples_with_prompt_version(nb):
+            label = f"{name} v{version}" if name else "imported"
+            groups.setdefault(label, []).append((out, input_id))
+    else:
+        raise StudioError(f"metrics --by {by!r}: use prompt or model")
     result = []
     for label, items in groups.items():
         per_input: dict[Any, list[str]] = {}
         for out, input_id in items:
             if input_id is not None:
                 per_input.setdefault(input_id, []).append(out)
-        result.append({"prompt_version": label, **text_metrics([o for o, _ in items], per_input)})
+        result.append({"prompt_version": label, "group": label, **text_metrics([o for o, _ in items], per_input)})
     return result

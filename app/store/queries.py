@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.paths import model_label
 from app.store.notebook import Notebook, record_dict
 from app.store.review import review_card, review_ids, review_progress  # noqa: F401 (moved to app.store.review)
 from app.store.search import id_order, text_clause
@@ -339,6 +340,7 @@ MAP_RECORD_VALUES = {"funnel verdict": "(SELECT CASE WHEN v.kept THEN 'kept' ELS
                                        "FROM verdicts v WHERE v.record_id = records.id)",
                      "status": "status", "origin": "origin", "run": "run_id", "prompt version": "prompt_version_id",
                      "likelihood": "mean_logprob", "length": "LENGTH(output)"}
+MAP_MODEL = "model"  # coloured by the model that made each record (see map_values)
 
 
 def map_values(nb: Notebook, what: str, record_ids: list[int]) -> dict[int, Any]:
@@ -359,6 +361,10 @@ def map_values(nb: Notebook, what: str, record_ids: list[int]) -> dict[int, Any]
             "AND j.key = ? AND j.type != 'null'",
             (packed, what.removeprefix(FIELD_PREFIX)),
         ).fetchall())
+    if what == "model":  # the model that made each generated record (imported ones have none)
+        return {r[0]: model_label(r[1], r[2]) for r in nb.conn.execute(
+            "SELECT r.id, u.model_path, u.backend FROM records r JOIN runs u ON u.id = r.run_id "
+            "WHERE r.id IN (SELECT value FROM json_each(?))", (packed,))}
     col = MAP_RECORD_VALUES[what]
     return dict(nb.conn.execute(f"SELECT id, {col} FROM records WHERE id IN (SELECT value FROM json_each(?))",
                                 (packed,)).fetchall())

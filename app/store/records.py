@@ -115,6 +115,16 @@ def samples_with_prompt_version(nb: Notebook) -> list[tuple[str, int | None, str
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+def samples_with_model(nb: Notebook) -> list[tuple[str, int | None, str | None, str | None]]:
+    """(output, input record id, model path, backend) of every sample with text (imported ones: None, None)."""
+    rows = nb.conn.execute(
+        "SELECT r.output, r.input_record_id, u.model_path, u.backend FROM records r "
+        "LEFT JOIN runs u ON u.id = r.run_id "
+        "WHERE r.role = 'sample' AND r.output IS NOT NULL ORDER BY u.backend, u.model_path, r.id"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 def sample_prompt_versions(nb: Notebook) -> dict[int, int]:
     """The prompt version that made each sample with text (samples no prompt made are left out)."""
     return dict(nb.conn.execute("SELECT id, prompt_version_id FROM records WHERE role = 'sample' "

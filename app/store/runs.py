@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.store.notebook import Notebook
+from app.store.notebook import Notebook, Run
 
 
 def run_slot_record_ids(nb: Notebook, run_id: int) -> list[int]:
@@ -36,3 +36,10 @@ def ranked_candidates(nb: Notebook) -> list[dict[str, Any]]:
         "JOIN scores s ON s.record_id = r.id AND s.name = 'best-of:rank' "
         "WHERE r.output IS NOT NULL ORDER BY r.run_id, r.row_index, s.value"
     ).fetchall()]
+
+
+def spread_runs(nb: Notebook, group: str) -> list[Run]:
+    """The runs (one per model) that one generation spread over several models, by part."""
+    return [nb.run(r[0]) for r in nb.conn.execute(
+        "SELECT id FROM runs WHERE json_extract(settings, '$.spread.group') = ? "
+        "ORDER BY json_extract(settings, '$.spread.part'), id", (group,))]
