@@ -49,6 +49,7 @@ from backends.protocols import (
     GenerationRequest,
     GenerationResult,
     ModelInfo,
+    SamplerSettings,
     TokenCallback,
 )
 from backends.sampling import sample_token
@@ -194,6 +195,15 @@ def _bounded_ints(node: object) -> object:
         if isinstance(lo, int | float) and isinstance(hi, int | float) and 0 <= hi - lo < MAX_INT_ENUM:
             out = {"enum": list(range(math.ceil(lo), math.floor(hi) + 1))}
     return out
+
+
+def _json_chars(gbnf: str) -> str:
+    """The grammar with JSON's rule for a string's characters: llama-cpp-python's converter lets
+    raw control characters (a line break, a tab) into strings, which no JSON parser accepts."""
+    loose = 'char ::= [^"\\\\] |'
+    if loose not in gbnf:
+        return gbnf
+    return gbnf.replace(loose, 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
 
 
 def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
@@ -567,7 +577,8 @@ class LlamaCppGenerator:
 
             tree = json.loads(schema)
             try:  # fields in the order the schema writes them (the converter's default is alphabetical)
-                gbnf = self._gbnf[schema] = json_schema_to_gbnf(json.dumps(_bounded_ints(tree)), _property_order(tree))
+                gbnf = self._gbnf[schema] = _json_chars(
+                    json_schema_to_gbnf(json.dumps(_bounded_ints(tree)), _property_order(tree)))
             except Exception as exc:  # the converter raises bare exceptions on schemas it cannot express
                 raise ModelError(f"llama.cpp cannot turn this output schema into a grammar: {exc}") from None
         grammar = self._lc.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
@@ -591,28 +602,67 @@ class LlamaCppGenerator:
         self._apply_grammar(grammar, one)
         return bool(np.isfinite(one["logit"][0]))
 
-    def _grammar_row(self, grammar: object, row: np.ndarray, need: int | None) -> np.ndarray:
-        """``row`` with every token the grammar refuses next set to -inf. When the sampler will
-        only look at the ``need`` best allowed tokens (greedy: 1, top-k: k), the grammar checks the
-        best-ranked candidates first and stops once it has found them: the same row the sampler
-        would see after masking the whole vocabulary, at a fraction of the cost."""
-        if need is not None:
-            for m in GRAMMAR_SHORTLISTS:
-                m = min(m, self.n_vocab)
-                top = np.argpartition(-row, m - 1)[:m]
-                top = top[np.argsort(-row[top], kind="stable")]
-                cand = np.zeros(m, dtype=_TOKEN_DATA)
-                cand["id"] = top
-                self._apply_grammar(grammar, cand)
-                ok = top[np.isfinite(cand["logit"])]
-                if ok.size >= need or m == self.n_vocab:
-                    out = np.full(row.shape, -np.inf, dtype=np.float32)
-                    out[ok[:need]] = row[ok[:need]]
-                    return out
-        cand = self._cand
-        cand["logit"] = 0.0
-        self._apply_grammar(grammar, cand)
-        return np.where(np.isfinite(cand["logit"]), row, -np.inf).astype(np.float32)
+    def _sample_allowed(self, grammar: object, row: np.ndarray, s: SamplerSettings, rng: np.random.Generator) -> int:
+        """Sample the next token from ``row`` with every token the grammar refuses masked out."""
+        idx, p = self._allowed_distribution(grammar, row, s)
+        return int(idx[rng.choice(idx.size, p=p)] if idx.size > 1 else idx[0])
+
+    def _allowed_distribution(self, grammar: object, row: np.ndarray, s: SamplerSettings) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens (best first) and probabilities :func:`sample_token` would sample from with
+        every token the grammar refuses masked out of ``row`` (greedy, top-k, then top-p).
+
+        The grammar checks candidates best-ranked first, a shortlist at a time, and stops as
+        soon as the tokens it has not checked cannot change the outcome: greedy needs the first
+        allowed token; top-k the k best allowed ones; top-p the allowed tokens up to its cut,
+        once even the most mass the unchecked ones could add (each below the best unchecked
+        logit) leaves the cut where it is. Only a schema position with few allowed tokens and a
+        flat distribution makes it check the whole vocabulary."""
+        n = row.size
+        k = s.top_k if 0 < s.top_k < n else n
+        allowed: list[np.ndarray] = []
+        checked = np.zeros(n, dtype=bool)
+        start = 0
+        for size in (*GRAMMAR_SHORTLISTS, n):
+            if size <= start:
+                continue
+            if size < n:  # the next best-ranked candidates, in order
+                top = np.argpartition(-row, size - 1)[:size]
+                ids = top[np.argsort(-row[top], kind="stable")][start:]
+            else:  # everything not checked yet
+                ids = np.flatnonzero(~checked)
+            checked[ids] = True
+            cand = np.zeros(ids.size, dtype=_TOKEN_DATA)
+            cand["id"] = ids
+            self._apply_grammar(grammar, cand)
+            ok = ids[np.isfinite(cand["logit"])]
+            allowed.append(ok if size < n else ok[np.argsort(-row[ok], kind="stable")])
+            start = size
+            found = np.concatenate(allowed)[:k]
+            if found.size == 0:
+                if start < n:
+                    continue
+                raise ModelError("the output schema's grammar allows no next token (a schema llama.cpp cannot "
+                                 "complete); simplify the schema")
+            if s.temperature <= 0:
+                return found[:1], np.ones(1)
+            scaled = row[found].astype(np.float64) / s.temperature
+            probs = np.exp(scaled - scaled[0])
+            cut = found.size
+            if s.top_p < 1.0:
+                cum = np.cumsum(probs)
+                lo = int(np.searchsorted(cum, s.top_p * cum[-1]))
+                if start < n and found.size < k:
+                    # the unchecked allowed tokens: at most k - found of them, each below the best unchecked logit
+                    best_left = float(np.max(row[~checked]))
+                    tail = (k - found.size) * math.exp(best_left / s.temperature - scaled[0])
+                    hi = int(np.searchsorted(cum, s.top_p * (cum[-1] + tail)))
+                    if hi != lo or hi >= found.size:
+                        continue  # the cut could still move: check more candidates
+                cut = lo + 1
+            elif start < n and found.size < k:
+                continue  # without top-p every allowed token among the top k has a chance: find them all
+            return found[:cut], probs[:cut] / probs[:cut].sum()
+        raise AssertionError("unreachable: the last shortlist is the whole vocabulary")
 
     def _finish(self, sq: _Seq, reason: str) -> GenerationResult:
         assert sq.decoder is not None
@@ -687,12 +737,7 @@ class LlamaCppGenerator:
                 # allows (sampling first and masking only on refusal gives the same distribution as
                 # masking every step, at a fraction of the cost)
                 self.grammar_masks += 1
-                need = 1 if s.temperature <= 0 else (s.top_k if 0 < s.top_k < self.n_vocab else None)
-                row = self._grammar_row(sq.grammar, logits[j], need)
-                if not np.isfinite(row).any():
-                    raise ModelError("the output schema's grammar allows no next token (a schema llama.cpp "
-                                     "cannot complete); simplify the schema")
-                tok = int(row.argmax()) if s.temperature <= 0 else sample_token(row, s, rng)
+                tok = self._sample_allowed(sq.grammar, logits[j], s, rng)
             if sq.grammar is not None and not self._eog[tok]:
                 self._lc.llama_sampler_accept(sq.grammar, tok)
             reason = None

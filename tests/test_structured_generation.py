@@ -7,6 +7,7 @@ does not change a token."""
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from app.core.errors import StudioError, TemplateError
@@ -255,6 +256,66 @@ def test_schema_constrained_generation_parses_and_batching_changes_no_token(smol
         assert bat_trace[k][0] == seq_trace[k][0], f"request {k}: batched tokens differ"
         assert bat[k].text == r.text
         assert bat[k].token_logprobs == pytest.approx(r.token_logprobs, abs=1e-6)
+
+
+def _masked_reference(gen, grammar, row, s):
+    """What sample_token samples from after the grammar masks the whole vocabulary: tokens and probabilities."""
+    cand = gen._cand.copy()
+    cand["logit"] = 0.0
+    gen._apply_grammar(grammar, cand)
+    masked = np.where(np.isfinite(cand["logit"]), row, -np.inf)
+    if s.temperature <= 0:
+        return np.array([int(masked.argmax())]), np.ones(1)
+    k = s.top_k if 0 < s.top_k < row.size else row.size
+    idx = np.argsort(-masked, kind="stable")[:k]
+    scaled = masked[idx].astype(np.float64) / s.temperature
+    probs = np.exp(scaled - scaled[0])
+    probs /= probs.sum()
+    if s.top_p < 1.0:
+        cut = int(np.searchsorted(np.cumsum(probs), s.top_p)) + 1
+        idx, probs = idx[:cut], probs[:cut] / probs[:cut].sum()
+    keep = probs > 0
+    return idx[keep], probs[keep]
+
+
+@pytest.mark.integration
+def test_the_grammar_shortlist_samples_exactly_as_the_full_mask(smollm):
+    """Checking best-ranked candidates first, and stopping when the unchecked ones cannot change
+    the outcome, gives the same tokens and probabilities as masking the whole vocabulary: at a
+    field with few allowed tokens (digits), inside a string, and at the start, under greedy,
+    top-k, top-p, both and neither, on sharp and flat rows."""
+    from backends.llama_cpp_backend import tokenize_text
+
+    schema = schema_json({"type": "object", "properties": {"note": {"type": "string"}, "points": {"type": "integer"}},
+                          "required": ["note", "points"]})
+    prefixes = ["", '{"note": "the ca', '{"note": "x", "points": ']
+    settings = [SamplerSettings(temperature=0.0), SamplerSettings(), SamplerSettings(top_k=0, top_p=0.9),
+                SamplerSettings(top_k=40, top_p=1.0), SamplerSettings(temperature=1.0, top_k=0, top_p=1.0),
+                SamplerSettings(temperature=1.5, top_k=5, top_p=0.5)]
+    rng = np.random.default_rng(0)
+    checked = 0
+    for prefix in prefixes:
+        grammar = smollm._new_grammar(schema)
+        try:
+            for t in tokenize_text(smollm.vocab, prefix, False, False):
+                assert smollm._grammar_allows(grammar, t), prefix
+                smollm._lc.llama_sampler_accept(grammar, t)
+            if prefix.endswith("ca"):  # inside a string: JSON allows no raw line break or tab there
+                raw = [t for t in range(smollm.n_vocab) if any(c in smollm._piece(t) for c in (b"\n", b"\t", b"\r"))]
+                assert len(raw) > 10
+                assert not any(smollm._grammar_allows(grammar, t) for t in raw)
+                assert smollm._grammar_allows(grammar, tokenize_text(smollm.vocab, "\\", False, False)[0])
+            for scale in (0.5, 4.0):
+                row = (rng.standard_normal(smollm.n_vocab) * scale).astype(np.float32)
+                for s in settings:
+                    ids, probs = smollm._allowed_distribution(grammar, row, s)
+                    ref_ids, ref_probs = _masked_reference(smollm, grammar, row, s)
+                    assert ids.tolist() == ref_ids.tolist(), (prefix, scale, s)
+                    assert probs == pytest.approx(ref_probs, rel=1e-9, abs=1e-12)
+                    checked += 1
+        finally:
+            smollm._lc.llama_sampler_free(grammar)
+    assert checked == len(prefixes) * 2 * len(settings)
 
 
 @pytest.mark.integration
