@@ -114,8 +114,10 @@ def test_the_table_shows_one_column_per_field_with_its_value(qtbot, nb, structur
     model.fetchMore()
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     assert headers[:5] == ["id", "status", "origin", "prompt", "output"]  # the fixed columns still come first
-    assert headers[-6:] == ["output.question", "output.answer", "output.difficulty", "output.score",
-                            "output.checked", "output.verdict"]
+    # each field right after the output, where it is seen without scrolling; then the other fixed columns
+    assert headers[5:11] == ["output.question", "output.answer", "output.difficulty", "output.score",
+                             "output.checked", "output.verdict"]
+    assert headers[11:] == ["tokens", "mean logprob", "run"]
     rows = {model.record_at(r)["id"]: r for r in range(model.rowCount())}
     cell = lambda rid, col: model.data(model.index(rows[rid], model.column_of(col)))  # noqa: E731
     first = structured["ids"][0]
@@ -265,6 +267,22 @@ def test_the_window_filters_by_a_field(qtbot, nb, structured):
     assert sorted(int(win.model.field_text(r, "score")) for r in range(win.model.rowCount())) == [10, 55]
     win.field_value.setText("")
     qtbot.waitUntil(lambda: win.model.total == total, timeout=3000)
+
+
+def test_a_prompt_filter_shows_only_that_prompts_fields(qtbot, nb):
+    from app.store.queries import RecordFilter
+    from widgets.records_table import RecordsModel
+
+    nb.add_prompt_version("q", "---\noutput_schema: {type: object, properties: {question: {type: string}}}\n---\nQ")
+    nb.add_prompt_version("a", "---\noutput_schema: {type: object, properties: {answer: {type: string}, "
+                               "confidence: {type: integer}}}\n---\nA")
+    model = RecordsModel(nb)
+    assert [c for c in model.columns if c.startswith("output.")] == ["output.question", "output.answer",
+                                                                      "output.confidence"]
+    model.set_filter(RecordFilter(prompt="a"))
+    assert [c for c in model.columns if c.startswith("output.")] == ["output.answer", "output.confidence"]
+    model.set_filter(RecordFilter(prompt_version_id=nb.prompt_version("q").id))
+    assert [c for c in model.columns if c.startswith("output.")] == ["output.question"]
 
 
 def test_new_fields_become_columns_as_records_arrive(qtbot, nb):

@@ -41,11 +41,13 @@ class CoverageView(QWidget):
                 if k >= 3:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, k, item)
-            bar = QProgressBar()
+            bar = self.table.cellWidget(r, len(HEADERS) - 1)
+            if not isinstance(bar, QProgressBar):  # reused on a refresh: a replaced one lingers until deleted
+                bar = QProgressBar()
+                self.table.setCellWidget(r, len(HEADERS) - 1, bar)
             bar.setRange(0, max(c.target, 1))
             bar.setValue(min(c.kept, c.target) if c.target else 1)
             bar.setFormat(f"{c.kept}/{c.target}")
-            self.table.setCellWidget(r, len(HEADERS) - 1, bar)
         self.table.resizeColumnsToContents()
         missing = sum(c.missing for *_, c in rows)
         if not rows:

@@ -398,6 +398,7 @@ class MainWindow(QMainWindow):
             return
         pick = lambda combo: None if combo.currentIndex() == 0 else combo.currentText()  # noqa: E731
         old = self.model.filter
+        columns = self.model.columns
         score = self.score_filter.currentData()
         bound = lambda w: float(w.text()) if score and w.hasAcceptableInput() else None  # noqa: E731
         self.model.set_filter(RecordFilter(
@@ -406,6 +407,8 @@ class MainWindow(QMainWindow):
             score=score, score_min=bound(self.score_min), score_max=bound(self.score_max),
             cluster=self.cluster_filter.currentData(), verdict=self.verdict_filter.currentData(),
             **self._field_condition(), order_by=old.order_by, descending=old.descending))
+        if self.model.columns != columns:  # another prompt's fields
+            self._fit_columns()
         self.shown_label.setText(f"{self.model.total} shown")
         if self.model.rowCount():
             self.table.selectRow(0)
@@ -452,13 +455,19 @@ class MainWindow(QMainWindow):
             f"{s['samples']} samples ({by}) · {s['prompts']} prompts · {s['runs']} runs"
         )
 
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        fields = [i for i, c in enumerate(self.model.columns) if c.startswith("output.")]
+        self.table.setColumnWidth(self.model.columns.index("output"), 260 if fields else 440)
+        for i in fields:  # a long text field must not push the rest out of sight
+            self.table.setColumnWidth(i, min(self.table.columnWidth(i), 240))
+
     def refresh(self) -> None:
         self._fill_filter_choices()
         self.refresh_summary()
         self.model.reload()
         self.shown_label.setText(f"{self.model.total} shown")
-        self.table.resizeColumnsToContents()
-        self.table.setColumnWidth(4, 440)
+        self._fit_columns()
         if self.model.rowCount():
             self.table.selectRow(0)
         else:

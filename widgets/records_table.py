@@ -25,13 +25,22 @@ Index = QModelIndex | QPersistentModelIndex
 EDITABLE = {"output": "output", "status": "status"}
 
 
+
+def table_columns(nb: Notebook, flt: RecordFilter | None = None) -> tuple[str, ...]:
+    """The fixed columns with the outputs' fields right after ``output`` (visible without scrolling):
+    every prompt's fields, or only the shown prompt's when the filter picks one."""
+    at = RECORD_COLUMNS.index("output") + 1
+    fields = field_columns(nb, flt.prompt if flt else None, flt.prompt_version_id if flt else None)
+    return RECORD_COLUMNS[:at] + tuple(fields) + RECORD_COLUMNS[at:]
+
+
 class RecordsModel(QAbstractTableModel):
     def __init__(self, nb: Notebook, parent: Any = None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
         self._nb = nb
         self._rows: list[dict[str, Any]] = []
         self.filter = RecordFilter()
-        self.columns: tuple[str, ...] = RECORD_COLUMNS + tuple(field_columns(nb))
+        self.columns: tuple[str, ...] = table_columns(nb)
         self._total = count_records(nb, self.filter)
         self.undo_stack = undo_stack or QUndoStack(self)
 
@@ -104,7 +113,7 @@ class RecordsModel(QAbstractTableModel):
         """Re-read from the first page; the field columns too (a prompt saved since may add fields)."""
         self.beginResetModel()
         self._rows = []
-        self.columns = RECORD_COLUMNS + tuple(field_columns(self._nb))
+        self.columns = table_columns(self._nb, self.filter)
         self._total = count_records(self._nb, self.filter)
         self.endResetModel()
         if self.canFetchMore():
@@ -113,7 +122,7 @@ class RecordsModel(QAbstractTableModel):
     def sync(self) -> None:
         """Pick up records added since the last fetch, without resetting the view (unless a prompt saved
         since brought new fields: then their columns come in with a reload)."""
-        if RECORD_COLUMNS + tuple(field_columns(self._nb)) != self.columns:
+        if table_columns(self._nb, self.filter) != self.columns:
             self.reload()
             return
         loaded_all = len(self._rows) >= self._total

@@ -188,7 +188,64 @@ def main(out_dir: str = "screenshots") -> int:
     if biggest is not None:
         win.map_view.select_indices([i for i, c in enumerate(m.clusters) if c == biggest])
     shot("map")
+    win.close()
+    structured_shots(app, out)
     return 0
+
+
+def structured_shots(app, out: Path, *, fake: bool = False) -> None:
+    """The chain sample on the real model: structured questions (a sampled difficulty), answers
+    chained over them; the Records table with the outputs' fields as columns and an answer's
+    chain in the side panel, the coverage against the difficulty targets, the map by a field."""
+    from app.cells import create_chain_notebook
+    from app.generate.runs import create_run, execute_run, prepare_run
+    from app.quality.steps import validate
+    from backends.protocols import SamplerSettings
+    from widgets.main_window import MainWindow
+
+    nb = create_chain_notebook(Path(tempfile.mkdtemp()) / "chain.db")
+    if fake:
+        from backends.fake import FakeGenerator
+
+        gen = FakeGenerator()
+    else:
+        from backends.llama_cpp_backend import LlamaCppGenerator
+
+        gen = LlamaCppGenerator(n_ctx=1024)
+    try:
+        settings = SamplerSettings(temperature=0.7, max_tokens=140)
+        for prompt, over in (("question", None), ("answer", "prompt:question")):
+            plan = prepare_run(nb, prompt, samples=1 if over else 2, limit_rows=None if over else 10, seed=3,
+                               settings=settings, over=over)
+            execute_run(nb, create_run(nb, plan, gen.info), gen)
+    finally:
+        gen.close()
+    validate(nb, [])
+    win = MainWindow(nb)
+    win.resize(1500, 900)
+    win.show()
+
+    def shot(name: str) -> None:
+        for _ in range(10):
+            app.processEvents()
+        path = out / f"{name}.png"
+        win.grab().save(str(path))
+        print(f"saved {path}")
+
+    win.tabs.setCurrentWidget(win.records_page)
+    win.refresh()
+    shot("structured-records")  # every prompt's fields as columns
+    at = win.version_filter.findText("answer v1")
+    if at >= 0:  # the answers only: their own fields, and an answer's chain back to its question
+        win.version_filter.setCurrentIndex(at)
+        win.apply_filter()
+        win.table.selectRow(min(3, win.model.rowCount() - 1))
+    shot("structured-chain")
+    win.tabs.setCurrentWidget(win.quality)
+    win.quality.refresh()
+    win.quality.lower_tabs.setCurrentWidget(win.quality.coverage)
+    shot("coverage")
+    win.close()
 
 
 if __name__ == "__main__":

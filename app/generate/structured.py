@@ -27,16 +27,19 @@ def _template_fields(template: str) -> tuple[str, ...]:
         return ()
 
 
-def notebook_fields(nb: Notebook) -> list[str]:
+def notebook_fields(nb: Notebook, prompt: str | None = None, prompt_version_id: int | None = None) -> list[str]:
     """The top-level fields of every prompt version's output schema, each once, in the order first
-    seen (oldest version first, then the order its schema lists them)."""
+    seen (oldest version first, then the order its schema lists them); only one prompt's (any
+    version) or one version's when asked."""
     seen: dict[str, None] = {}
     for pv in sorted(nb.prompt_versions(), key=lambda p: p.id):
+        if (prompt is not None and pv.name != prompt) or (prompt_version_id is not None and pv.id != prompt_version_id):
+            continue
         for name in _template_fields(pv.template):
             seen.setdefault(name, None)
     return list(seen)
 
 
-def field_columns(nb: Notebook) -> list[str]:
-    """The notebook's fields as column names: ``output.<field>``."""
-    return [FIELD_PREFIX + name for name in notebook_fields(nb)]
+def field_columns(nb: Notebook, prompt: str | None = None, prompt_version_id: int | None = None) -> list[str]:
+    """The notebook's fields (or one prompt's, or one version's) as column names: ``output.<field>``."""
+    return [FIELD_PREFIX + name for name in notebook_fields(nb, prompt, prompt_version_id)]
