@@ -278,6 +278,25 @@ def test_quality_view_has_the_coverage_tab(qtbot, mix):
     assert "Coverage" in tabs and view.coverage.table.rowCount() == 3
 
 
+def test_the_top_up_button_fills_the_targets_from_the_window(qtbot, mix):
+    """Quality > Coverage: Top up runs the same job as `synth-studio topup` on the view's runner."""
+    from widgets.quality_view import QualityView
+
+    view = QualityView(mix)
+    qtbot.addWidget(view)
+    view.backend = "fake"
+    view.lower_tabs.setCurrentWidget(view.coverage)
+    assert view.coverage.topup_button.isEnabled() and view.coverage.prompt.currentText() == "q"
+    assert "Press Top up" in view.coverage.summary.text()
+    with qtbot.waitSignal(view.runner.sig_finished, timeout=20000):
+        view.coverage.topup_button.click()
+    assert not coverage(mix, "q").missing
+    assert all(n >= 4 for n in _kept_by_value(mix).values())
+    assert "Every target is met" in view.coverage.summary.text()
+    assert not view.coverage.topup_button.isEnabled()  # nothing left to fill
+    assert "target" in view.status.text() or "met" in view.status.text(), view.status.text()
+
+
 def test_unknown_notebook_prompt_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "e.db"
     Notebook.create(path).close()

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.generate.model_choice import job_model_args
-from app.jobs import JobEvent, SanityReady, quality_job
+from app.jobs import JobEvent, SanityReady, quality_job, topup_job
+from app.quality.coverage import TopUp
 from app.quality.diversity import notebook_metrics
 from app.quality.funnel import funnel
 from app.store.notebook import Notebook
@@ -102,6 +103,7 @@ class QualityView(QWidget):
         self.lower_tabs.addTab(self.sanity, "Judges' sanity")
         self.lower_tabs.addTab(self.criteria, "Criteria")
         self.coverage = CoverageView(nb)  # kept per category value against the prompts' targets
+        self.coverage.sig_topup.connect(self.run_topup)
         self.lower_tabs.addTab(self.coverage, "Coverage")
         self.lower_tabs.setMinimumHeight(220)
         lay = QVBoxLayout(self)
@@ -126,6 +128,16 @@ class QualityView(QWidget):
         for b in self.buttons.values():
             b.setEnabled(False)
         self._set_status(f"{step}: queued behind the job using the cores" if self.runner.queued else f"{step}…")
+
+    def run_topup(self, prompt: str) -> None:
+        """Fill the prompt's missing targets (app.jobs.topup_job) on the view's runner."""
+        self.step = "top-up"
+        self.runner.start(topup_job, self.nb.path, prompt, backend=self.backend, compute=True,
+                          **job_model_args(self.nb))
+        for b in self.buttons.values():
+            b.setEnabled(False)
+        self.coverage.topup_button.setEnabled(False)
+        self._set_status("top-up: queued behind the job using the cores" if self.runner.queued else "top-up…")
 
     def _set_status(self, text: str, error: bool = False) -> None:
         set_tone(self.status, "error" if error else None)
@@ -155,6 +167,8 @@ class QualityView(QWidget):
             b.setEnabled(True)
         if isinstance(result, str):
             self._set_status(result)
+        elif isinstance(result, TopUp):
+            self._set_status(result.message, error=bool(result.stopped and result.stopped != "cancelled"))
         self.refresh()
         self.sig_step_finished.emit(self.step)
 
