@@ -363,3 +363,9 @@ def test_the_chain_sample_runs_as_successive_cells(tmp_path):
 
     assert len(kept_ids(nb)) == 24
     nb.close()
+
+
+def test_walking_a_chain_uses_the_parent_index(nb):
+    """A record's children are found through an index, not a scan of every record."""
+    plan = nb.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM records WHERE parent_record_id = ?", (1,)).fetchall()
+    assert any("records_parent" in str(row[-1]) for row in plan), plan

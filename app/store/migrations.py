@@ -354,6 +354,11 @@ def _m007_search_and_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m008_chain_index(conn: sqlite3.Connection) -> None:
+    """Chains walk parent -> children (the Records side panel, lineage, chain sources): index the link."""
+    run_script(conn, "CREATE INDEX records_parent ON records(parent_record_id) WHERE parent_record_id IS NOT NULL;")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
@@ -362,6 +367,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_trust", _m005_trust),
     ("006_versions", _m006_versions),
     ("007_search_and_keys", _m007_search_and_keys),
+    ("008_chain_index", _m008_chain_index),
 ]
 
 
