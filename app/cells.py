@@ -124,9 +124,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
     with Notebook.open(notebook_path) as nb:
         model = job_model_args(nb) if backend == "llama-cpp" else {"model_path": None, "model_options": {}}
     if cell.kind == "data":
-        if not s.get("file"):
-            raise StudioError("Data: choose a file to import (CSV, TSV, JSONL, JSON or Parquet)")
-        out = jobs.import_job(notebook_path, s["file"], output_column=s.get("output_column") or None, task=task)
+        out = _run_data_cell(notebook_path, s, task)
     elif cell.kind == "prompt":
         from app.generate.runs import preview
 
@@ -142,15 +140,33 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
         with Notebook.open(notebook_path) as nb:
             name = s.get("prompt") or _first_prompt(nb)
         models = parse_model_weights(str(s.get("models")).split()) if str(s.get("models") or "").strip() else None
+        keep = int(s.get("keep_best") or 0)
+        if keep and keep >= int(s["samples"]):  # checked before anything is made
+            raise StudioError("Generate: keep best must be smaller than samples (it keeps the best k of n)")
+        done = None
         if models:
             if int(s.get("keep_best") or 0):
                 raise StudioError("Generate: keep best ranks one model's samples; clear models or keep best")
             model = {"model_path": None, "model_options": model["model_options"]}
+        else:
+            done = jobs.made_before(
+                notebook_path, name, samples=int(s["samples"]), limit_rows=int(s["rows"]) or None,
+                seed=int(s["seed"]), settings=SamplerSettings(temperature=float(s["temperature"]),
+                                                              max_tokens=int(s["max_tokens"])),
+                model_path=model["model_path"], backend=backend, over=str(s.get("over") or "").strip() or None,
+                over_kept=bool(s.get("over_kept")))
+            if done is not None and done.status == "completed":
+                out = (f"run {done.id} already made these samples (same prompt version, rows, seed, settings and "
+                       f"model): nothing to do. Change the seed or a setting to make more")
+                if cell.id is not None:
+                    record_output(notebook_path, cell.id, out)
+                return out
+        resume = not models and done is not None and nb_latest_unfinished(notebook_path, name) == done.id
         run = jobs.generate_job(
             notebook_path, name, samples=int(s["samples"]), limit_rows=int(s["rows"]) or None, seed=int(s["seed"]),
             settings=SamplerSettings(temperature=float(s["temperature"]), max_tokens=int(s["max_tokens"])),
             over=str(s.get("over") or "").strip() or None, over_kept=bool(s.get("over_kept")),
-            backend=backend, models=models, task=task, worker=worker, **model)
+            backend=backend, models=models, resume=resume, task=task, worker=worker, **model)
         with Notebook.open(notebook_path) as nb:
             group = spread_group(nb, nb.run(run.id))
             made = sum(run_record_count(nb, r.id) for r in group)
@@ -162,10 +178,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
                        f"over {len(group)} models")
             if run.settings.get("over"):
                 out += f" (chained over {run.settings['over']})"
-            keep = int(s.get("keep_best") or 0)
             if keep and run.status == "completed":
-                if keep >= int(s["samples"]):
-                    raise StudioError("Generate: keep best must be smaller than samples (it keeps the best k of n)")
                 from app.generate.best_of import select_best
 
                 res = select_best(nb, run.id, "likelihood", keep=keep)
@@ -196,14 +209,46 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
         done = sum(r["reviewed"] for r in rows)
         out = f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n else "nothing to review yet"
     elif cell.kind == "export":
-        if not s.get("file"):
-            raise StudioError("Export: choose a file to write (.jsonl, .csv or .parquet)")
+        if not s.get("file"):  # not an error: Run all goes on; the line says what to do
+            out = "no file chosen: nothing exported (choose a .jsonl, .csv or .parquet file to write)"
+            if cell.id is not None:
+                record_output(notebook_path, cell.id, out)
+            return out
         out = jobs.export_job(notebook_path, s["file"], fmt=s.get("format", "plain"), task=task)
     else:
         raise StudioError(f"unknown cell kind {cell.kind!r}")
     if cell.id is not None:
         record_output(notebook_path, cell.id, out)
     return out
+
+
+def nb_latest_unfinished(notebook_path: str | Path, prompt: str) -> int | None:
+    with Notebook.open(notebook_path) as nb:
+        run = nb.latest_unfinished_run(prompt)
+    return None if run is None else run.id
+
+
+def _run_data_cell(notebook_path: str | Path, s: dict[str, Any], task: TaskState) -> str:
+    """Import the cell's file, once: a file whose content is already in the notebook is not
+    imported again (Run all stays safe to repeat), and no file is fine when rows are loaded."""
+    from app import jobs
+    from app.data.importer import already_imported
+
+    file = str(s.get("file") or "").strip()
+    with Notebook.open(notebook_path) as nb:
+        inputs, records = nb.count_records("input"), nb.count_records("sample")
+        if not file:
+            if inputs or records:
+                return (f"{inputs} input rows and {records} records are in the notebook; choose a file to "
+                        "import more")
+            raise StudioError("Data: choose a file to import (CSV, TSV, JSONL, JSON or Parquet)")
+        if not Path(file).exists():
+            raise StudioError(f"Data: {file} does not exist")
+        before = already_imported(nb, file)
+    if before is not None:
+        return (f"{Path(file).name} is already imported ({before['rows']} rows, as {before['source']}, "
+                f"{str(before['at'])[:16].replace('T', ' ')}): nothing to do")
+    return jobs.import_job(notebook_path, file, output_column=s.get("output_column") or None, task=task)
 
 
 def _first_prompt(nb: Notebook) -> str:

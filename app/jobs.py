@@ -117,6 +117,33 @@ def generate_job(
             generator.close()
 
 
+def made_before(notebook_path: str | Path, prompt_name: str, *, samples: int = 1, limit_rows: int | None = None,
+                seed: int = 0, settings: SamplerSettings | None = None, model_path: str | None = None,
+                backend: str = "llama-cpp", over: str | None = None, over_kept: bool = False) -> Run | None:
+    """The run that already made exactly what ``generate_job`` with these arguments would make
+    (same plan, same model), or None; cheap (no model load: a local file's hash is cached)."""
+    from app.generate.runs import matching_run
+
+    with Notebook.open(notebook_path) as nb:
+        only = None
+        if over is not None and over_kept:
+            from app.quality.funnel import kept_ids
+
+            only = kept_ids(nb)
+        plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings,
+                           over=over, only=only)
+        known = _describe_local_model(backend, model_path)
+        if known is not None:
+            sha: str | None = known.sha256
+        elif backend == "fake":
+            from backends.fake import FakeGenerator
+
+            sha = FakeGenerator(model_path).info.sha256
+        else:
+            sha = None  # a server: matched by its address
+        return matching_run(nb, plan, model_sha256=sha, model_path=model_path)
+
+
 def _generate_spread(nb: Notebook, prompt_name: str, resume: list[Run] | None, models: Sequence[tuple[str, float]],
                      *, samples: int, limit_rows: int | None, seed: int, settings: SamplerSettings | None,
                      backend: str, model_options: dict[str, Any] | None, over: str | None, over_kept: bool,

@@ -222,3 +222,29 @@ def test_rescore_recomputes_with_the_notebooks_own_rules(nb, topics_csv, fake, c
     assert stale_record_ids(nb) == [] and rid not in kept_ids(nb)  # too short now: the length rule drops it
     assert main(["rescore", str(nb.path), "--backend", "fake"]) == 0
     assert "nothing is stale" in capsys.readouterr().out
+
+
+def test_a_comparison_run_is_outside_the_kept_set_and_cannot_knock_its_duplicates_out(nb, topics_csv, fake, tmp_path):
+    from app.review.compare import adopt_comparison, run_versions
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("ticket", "Ticket about {{ topic }}.")
+    nb.add_prompt_version("ticket", "A polite ticket about {{ topic }}.")
+    ra, rb = run_versions(nb, "ticket", 1, 2, fake, limit_rows=3)
+    # then the ordinary run of version 1 on the same rows and seeds: the fake writes the very same texts
+    run = execute_run(nb, create_run(nb, prepare_run(nb, "ticket", limit_rows=3, prompt_version=1), fake.info), fake)
+    ordinary = sorted(r["id"] for r in nb.records() if r["run_id"] == run.id)
+    compared = sorted(r["id"] for r in nb.records() if r["run_id"] == ra.id)
+    assert [nb.record(i)["output"] for i in ordinary] == [nb.record(i)["output"] for i in compared]
+    dedupe(nb, "exact")  # each comparison sample (the lower id) represents its group
+    result = compute_funnel(nb)
+    assert result.kept_ids == ordinary
+    assert {result.verdicts[i].stage for i in compared} == {"comparison"}
+    assert count_records(nb, RecordFilter(verdict="dropped:comparison")) == 6
+    assert count_records(nb, RecordFilter(verdict="kept")) == 3
+    export(nb, tmp_path / "out.jsonl")
+    assert sorted(json.loads(x)["id"] for x in (tmp_path / "out.jsonl").read_text().splitlines()) == ordinary
+    adopt_comparison(nb, ra.id)  # now the group's lowest id in the dataset represents it again
+    result = compute_funnel(nb)
+    assert result.kept_ids == compared
+    assert {result.verdicts[i].reason for i in ordinary} == {f"exact duplicate of #{c}" for c in compared}

@@ -1,7 +1,8 @@
 """Prompt iteration: two versions side by side on the same rows and seeds.
 
 The template diff on top, the outputs in pairs, metric deltas below. The runs
-run through ``app.jobs.compare_job`` on the view's job runner.
+run through ``app.jobs.compare_job`` on the view's job runner. They are comparison
+runs, outside the dataset, until the person adds one with "Add to dataset".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.generate.model_choice import job_model_args
 from app.jobs import compare_job
+from app.review.compare import adopt_comparison
 from app.store.notebook import Notebook
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
@@ -39,6 +42,7 @@ METRICS = (("mean_words", "mean words", "{:.1f}"), ("distinct_2", "distinct-2", 
 
 class CompareView(QWidget):
     sig_compared = Signal(object)
+    sig_run_adopted = Signal(int)  # a comparison run was added to the dataset
 
     def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +61,13 @@ class CompareView(QWidget):
         self.samples = QSpinBox(minimum=1, maximum=20, value=1)
         self.run_button = QPushButton("Run both")
         self.run_button.clicked.connect(self.start)
+        self.adopt_button = QPushButton("Add to dataset")
+        self.adopt_button.setToolTip("Comparison runs stay out of the dataset (the funnel, export, versions) "
+                                     "until you add one")
+        self.adopt_menu = QMenu(self.adopt_button)
+        self.adopt_button.setMenu(self.adopt_menu)
+        self.adopt_button.setEnabled(False)
+        self.cmp: dict | None = None
         self.diff = QTextBrowser()
         self.metrics = QTableWidget(0, 4)
         self.metrics.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])
@@ -72,6 +83,7 @@ class CompareView(QWidget):
             bar.addWidget(QLabel(label))
             bar.addWidget(w)
         bar.addWidget(self.run_button)
+        bar.addWidget(self.adopt_button)
         bar.addWidget(self.status, 1)
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.diff)
@@ -160,4 +172,33 @@ class CompareView(QWidget):
             self.pairs.setItem(r, 0, QTableWidgetItem(p["a"]))
             self.pairs.setItem(r, 1, QTableWidgetItem(p["b"]))
         self.pairs.resizeRowsToContents()
-        self.status.setText(f"runs {cmp['run_a']} and {cmp['run_b']}: same rows, same seeds")
+        self.cmp = cmp
+        self._show_membership()
+
+    def _show_membership(self) -> None:
+        """The status line and the Add to dataset menu for which of the two runs are in the dataset."""
+        cmp = self.cmp
+        if cmp is None:
+            return
+        self.adopt_menu.clear()
+        outside = []
+        for k in ("a", "b"):
+            if not cmp[f"in_dataset_{k}"]:
+                run_id = cmp[f"run_{k}"]
+                outside.append(run_id)
+                action = self.adopt_menu.addAction(f"{cmp[k]} (run {run_id})")
+                action.triggered.connect(lambda _=False, k=k: self.adopt(k))
+        self.adopt_button.setEnabled(bool(outside))
+        note = (f"; not in the dataset: run {' and '.join(map(str, outside))}" if outside
+                else "; both in the dataset")
+        self.status.setText(f"runs {cmp['run_a']} and {cmp['run_b']}: same rows, same seeds{note}")
+
+    def adopt(self, which: str) -> None:
+        """Add run ``which`` ("a" or "b") of the comparison shown to the dataset."""
+        if self.cmp is None:
+            return
+        run_id = self.cmp[f"run_{which}"]
+        adopt_comparison(self.nb, run_id)
+        self.cmp = {**self.cmp, f"in_dataset_{which}": True}
+        self._show_membership()
+        self.sig_run_adopted.emit(run_id)

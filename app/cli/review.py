@@ -1,4 +1,6 @@
-"""CLI, stage 6 (review): ``records``, ``edit``, ``history``, ``compare``."""
+"""CLI, stage 6 (review): ``records``, ``edit``, ``history``, ``compare``.
+
+``compare`` runs are comparisons, outside the dataset until ``compare --adopt RUN`` adds one."""
 
 from __future__ import annotations
 
@@ -68,9 +70,19 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from app.review.compare import compare_runs, run_versions
+    from app.review.compare import adopt_comparison, compare_runs, run_versions
 
     with Notebook.open(args.notebook) as nb:
+        if args.adopt:
+            for run_id in args.adopt:
+                run = nb.run(run_id)
+                if nb.prompt_version_by_id(run.prompt_version_id).name != args.name:
+                    raise StudioError(f"run {run_id} is not a run of prompt {args.name!r}")
+            for run_id in args.adopt:
+                added = adopt_comparison(nb, run_id)
+                print(f"run {run_id}: " + ("added to the dataset (the funnel now filters its samples)" if added
+                                           else "already in the dataset"))
+            return 0
         if args.runs:
             cmp = compare_runs(nb, args.runs[0], args.runs[1])
         else:
@@ -100,6 +112,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for p in cmp["pairs"][: args.show]:
         print(f"\n--- row {p['input_record_id']} sample {p['sample_index']} (seed {p['seed']})")
         print(f"[{cmp['a']}] {p['a']}\n[{cmp['b']}] {p['b']}")
+    outside = [str(cmp[f"run_{k}"]) for k in "ab" if not cmp[f"in_dataset_{k}"]]
+    if outside:
+        which = (f"run {outside[0]} is a comparison" if len(outside) == 1
+                 else f"runs {' and '.join(outside)} are comparisons")
+        print(f"\n{which}: not in the dataset "
+              f"(add one: synth-studio compare {args.notebook} {cmp['name']} --adopt RUN)")
     return 0
 
 
@@ -136,6 +154,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--a", type=int, help="version A")
     s.add_argument("--b", type=int, help="version B")
     s.add_argument("--runs", type=int, nargs=2, metavar=("RUN_A", "RUN_B"), help="compare two existing runs instead")
+    s.add_argument("--adopt", type=int, action="append", metavar="RUN",
+                   help="add comparison run RUN to the dataset (its samples are left out until then); repeatable")
     s.add_argument("--samples", type=int, default=1)
     s.add_argument("--limit-rows", type=int, default=5)
     s.add_argument("--show", type=int, default=3, help="output pairs to print")

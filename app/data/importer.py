@@ -8,6 +8,7 @@ are recognised by their columns and come in as records (``app.data.training_file
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pandas as pd
 from app.core.errors import ImportDataError
 from app.data.dialect import Dialect, check_one_column, sniff
 from app.data.training_files import Recognised, recognise, to_records
-from app.store.imports import add_imported_records
+from app.store.imports import add_imported_records, find_import, record_import
 from app.store.notebook import Notebook
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
@@ -185,22 +186,44 @@ class ImportResult:
                 f"{self.samples} records with text{note}")
 
 
+def content_sha256(path: str | Path) -> str:
+    """The file's content hash: the same table under another name or folder is the same import."""
+    h = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise ImportDataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return h.hexdigest()
+
+
+def already_imported(nb: Notebook, path: str | Path) -> dict[str, Any] | None:
+    """When a file with this content went into the notebook before: its first import (source, rows, at)."""
+    return find_import(nb, content_sha256(path))
+
+
 def import_table(
     nb: Notebook, path: str | Path, *, origin: str = "real", output_column: str | None = None
 ) -> ImportResult:
     """Import a table. Without an ``output_column``, a training file it is recognised as (SFT,
-    DPO, the studio's own export) comes in as records; with one, the file is a plain table."""
+    DPO, the studio's own export) comes in as records; with one, the file is a plain table.
+    The file's content hash is remembered (see :func:`already_imported`)."""
     df = read_table(path)
     source = Path(path).name
     kind = recognise(df.columns) if output_column is None else None
     if kind is None:
         inputs, samples = nb.add_imported_rows(dataframe_rows(df, output_column), origin=origin, source=source)
-        return ImportResult(len(df), inputs, samples)
-    records, note = to_records(kind.kind, _json_rows(df))
-    if not records:
-        raise ImportDataError(f"{source} looks like {kind.title}, but no row holds one ({note})")
-    inputs, samples = add_imported_records(nb, records, origin=origin, source=source)
-    return ImportResult(len(df), inputs, samples, kind, note)
+        result = ImportResult(len(df), inputs, samples)
+    else:
+        records, note = to_records(kind.kind, _json_rows(df))
+        if not records:
+            raise ImportDataError(f"{source} looks like {kind.title}, but no row holds one ({note})")
+        inputs, samples = add_imported_records(nb, records, origin=origin, source=source)
+        result = ImportResult(len(df), inputs, samples, kind, note)
+    if Path(path).is_file():
+        record_import(nb, content_sha256(path), source, len(df))
+    return result
 
 
 def import_file(

@@ -331,6 +331,21 @@ def prepare_run(
     return RunPlan(pv.id, settings, seed, samples, plan, extra)
 
 
+def matching_run(nb: Notebook, plan: RunPlan, *, model_sha256: str | None, model_path: str | None) -> Run | None:
+    """The newest run of exactly this plan (prompt version, rows, samples, seed, settings) on this
+    model (the same file content, or for a server the same address), or None. Running it again
+    would only add copies: a notebook's Run all uses this to do nothing the second time."""
+    want = json.loads(json.dumps({**plan.settings.to_dict(), **plan.extra}, sort_keys=True))
+    for run in reversed(nb.runs()):
+        have = {k: v for k, v in run.settings.items() if k != "server_model"}
+        same_model = (run.model_sha256 == model_sha256) if model_sha256 else (run.model_path == model_path)
+        if (run.prompt_version_id == plan.prompt_version_id and run.seed == plan.seed
+                and run.samples_per_row == plan.samples_per_row and list(run.plan) == list(plan.plan)
+                and have == want and same_model):
+            return run
+    return None
+
+
 def create_run(nb: Notebook, plan: RunPlan, model: ModelInfo) -> Run:
     """Store a checked plan as a new run (status ``running``) before any model call."""
     return nb.create_run(

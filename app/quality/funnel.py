@@ -2,6 +2,9 @@
 
 One definition of *kept*, used by the funnel view, the Records filter, export and the map:
 a sample with text is kept when it passes every active stage and no person rejected it.
+Samples of comparison runs (two prompt versions run side by side) are not in the dataset
+until a person adds their run (or accepts one in review): "generated" counts only the
+dataset's samples and says how many comparison samples it left out.
 Stages, cheapest first: code validators, LLM judges (only those shown to beat chance, or
 trusted by the person; the others are listed with what they would drop), duplicates (a
 group keeps its representative), then the person's review: a rejection drops a record, an
@@ -18,7 +21,7 @@ from typing import Any
 
 from app.quality.trust import JUDGE_KINDS, criterion_of, judge_trust
 from app.store.notebook import Notebook
-from app.store.records import rejected_sample_ids, sample_ids
+from app.store.records import comparison_samples, rejected_sample_ids, sample_ids
 from app.store.scores import (
     duplicate_members,
     duplicate_methods,
@@ -51,10 +54,13 @@ class FunnelResult:
 
 def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
     """Every stage's counts and every sample's verdict (written to the notebook when ``save``)."""
-    alive = set(sample_ids(nb))
-    dropped_at: dict[int, tuple[str, str]] = {}
+    compared = comparison_samples(nb)
+    alive = set(sample_ids(nb)) - set(compared)
+    dropped_at: dict[int, tuple[str, str]] = {
+        rid: ("comparison", f"made by comparison run {run}: not in the dataset until its run is added")
+        for rid, run in compared.items()}
     stages: list[dict[str, Any]] = [{"stage": "generated", "kind": "all", "kept": len(alive), "dropped": 0,
-                                     "reasons": [], "active": True}]
+                                     "excluded": len(compared), "reasons": _left_out(compared), "active": True}]
 
     def stage(name: str, kind: str, failing: dict[int, str], step_id: Any = None, *,
               active: bool = True, trust: str | None = None, note: str = "",
@@ -84,7 +90,7 @@ def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
               score_step(nb, name))
     methods = set(duplicate_methods(nb)) | set(step_names(nb, "dedupe"))
     for method in sorted(methods):  # a dedupe that found nothing still shows, with 0 dropped
-        members = duplicate_members(nb, method)
+        members = _in_dataset(duplicate_members(nb, method), set(compared))
         stage(f"dedupe:{method}", "dedupe", {rid: f"{method} duplicate" for rid, _rep in members},
               latest_step_id(nb, "dedupe", method),
               details={rid: f"{method} duplicate of #{rep}" for rid, rep in members})
@@ -120,6 +126,30 @@ def funnel(nb: Notebook) -> list[dict[str, Any]]:
 def kept_ids(nb: Notebook) -> list[int]:
     """The dataset: the ids of the samples the funnel keeps."""
     return compute_funnel(nb).kept_ids
+
+
+def _left_out(compared: dict[int, int]) -> list[str]:
+    """The note on "generated" about the comparison samples it leaves out (and how to add them)."""
+    if not compared:
+        return []
+    runs = sorted(set(compared.values()))
+    return [f"{len(compared)} comparison samples (run{'s' if len(runs) > 1 else ''} "
+            f"{', '.join(map(str, runs))}) not in the dataset; add a run with Add to dataset in Compare "
+            "versions, or synth-studio compare NOTEBOOK PROMPT --adopt RUN"]
+
+
+def _in_dataset(members: list[tuple[int, int]], outside: set[int]) -> list[tuple[int, int]]:
+    """Duplicate (member, representative) pairs, each group represented by its lowest member in the
+    dataset: a comparison sample outside it must not knock the dataset's copy of its text out."""
+    groups: dict[int, list[int]] = {}
+    for rid, rep in members:
+        groups.setdefault(rep, [rep]).append(rid)
+    out = []
+    for rep, group in groups.items():
+        inside = sorted(r for r in group if r not in outside)
+        new_rep = inside[0] if rep in outside and inside else rep
+        out += [(r, new_rep) for r in group if r != new_rep]
+    return out
 
 
 def _reason_key(kind: str, reason: str | None) -> str:

@@ -5,11 +5,16 @@ keyed by input row, not by version), so each pair of outputs differs only by
 the template. The comparison shows the template diff, the outputs side by side
 and metric deltas: length, diversity, collapse, and pass rates of any validator
 or judge that has scored both runs.
+
+Comparison runs are marked (settings ``purpose``: ``compare``) and stay out of the dataset:
+the funnel counts them but does not keep them, so they are neither exported nor frozen into a
+version, until a person adds a run (:func:`adopt_comparison`; purpose ``compare-adopted``).
 """
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from typing import Any
 
 from app.core.errors import StudioError
@@ -17,19 +22,25 @@ from app.core.tasks import TaskState
 from app.generate.runs import create_run, execute_run, prepare_run
 from app.quality.diversity import text_metrics
 from app.store.notebook import Notebook, Run
+from app.store.records import set_run_purpose
 from app.store.runs import run_samples
 from app.store.scores import pass_rates
 from backends.protocols import SamplerSettings, TextGenerator
+
+COMPARE = "compare"  # a run's settings purpose: made to compare versions, not in the dataset
+ADOPTED = "compare-adopted"  # a comparison run a person added to the dataset
 
 
 def run_versions(nb: Notebook, name: str, a: int, b: int, generator: TextGenerator, *, samples: int = 1,
                  limit_rows: int | None = 5, seed: int = 0, settings: SamplerSettings | None = None,
                  task: TaskState | None = None) -> tuple[Run, Run]:
-    """Run versions ``a`` and ``b`` of prompt ``name`` on the same rows and seeds."""
+    """Run versions ``a`` and ``b`` of prompt ``name`` on the same rows and seeds, as comparison
+    runs (outside the dataset until :func:`adopt_comparison`)."""
     if a == b:
         raise StudioError("choose two different versions to compare")
     plans = [prepare_run(nb, name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings,
                          prompt_version=v) for v in (a, b)]  # both checked before either runs
+    plans = [replace(p, extra={**p.extra, "purpose": COMPARE}) for p in plans]
     runs = []
     for plan in plans:
         run = execute_run(nb, create_run(nb, plan, generator.info), generator, task)
@@ -37,6 +48,21 @@ def run_versions(nb: Notebook, name: str, a: int, b: int, generator: TextGenerat
             raise StudioError(f"run {run.id} was {run.status}; the comparison needs both runs complete")
         runs.append(run)
     return runs[0], runs[1]
+
+
+def in_dataset(run: Run) -> bool:
+    """Whether a run's samples count in the funnel (all but comparison runs no one added)."""
+    return run.settings.get("purpose") != COMPARE
+
+
+def adopt_comparison(nb: Notebook, run_id: int) -> bool:
+    """Add comparison run ``run_id``'s samples to the dataset (the funnel then filters them like any
+    others); False when they are in it already."""
+    run = nb.run(run_id)
+    if in_dataset(run):
+        return False
+    set_run_purpose(nb, run_id, ADOPTED)
+    return True
 
 
 def _records(nb: Notebook, run_id: int) -> dict[tuple[int | None, int], dict[str, Any]]:
@@ -78,4 +104,5 @@ def compare_runs(nb: Notebook, run_a: int, run_b: int) -> dict[str, Any]:
                            for n in ma["pass_rates"] if n in mb["pass_rates"]}
     return {"name": pa.name, "version_a": pa.version, "version_b": pb.version,
             "a": pa.label, "b": pb.label, "run_a": run_a, "run_b": run_b, "diff": diff, "pairs": pairs,
+            "in_dataset_a": in_dataset(ra), "in_dataset_b": in_dataset(rb),
             "metrics_a": ma, "metrics_b": mb, "delta": delta}

@@ -63,3 +63,20 @@ def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, ori
                        r.status, source, ts, ts))
             n_samples += 1
     return n_inputs, n_samples
+
+
+# -- which files went in (so a notebook's Run all does not import the same file twice) ----------
+
+IMPORTED_FILES = "imported_files"  # notebook_meta key: [{sha256, source, rows, at}], oldest first
+
+
+def record_import(nb: Notebook, sha256: str, source: str, rows: int) -> None:
+    """Remember that a file with this content was imported."""
+    files = nb.get_meta(IMPORTED_FILES, [])
+    files.append({"sha256": sha256, "source": source, "rows": rows, "at": now()})
+    nb.set_meta(IMPORTED_FILES, files)
+
+
+def find_import(nb: Notebook, sha256: str) -> dict[str, Any] | None:
+    """The first import of a file with this content, or None."""
+    return next((f for f in nb.get_meta(IMPORTED_FILES, []) if f.get("sha256") == sha256), None)

@@ -31,6 +31,20 @@ def sample_ids(nb: Notebook) -> list[int]:
     return [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE role = 'sample' AND output IS NOT NULL")]
 
 
+def comparison_samples(nb: Notebook) -> dict[int, int]:
+    """Sample id -> run id of every sample with text made by a comparison run (settings purpose
+    ``compare``): a prompt-version comparison, outside the dataset until a person adds its run."""
+    return dict(nb.conn.execute(
+        "SELECT r.id, r.run_id FROM records r JOIN runs u ON u.id = r.run_id WHERE r.role = 'sample' "
+        "AND r.output IS NOT NULL AND json_extract(u.settings, '$.purpose') = 'compare' ORDER BY r.id").fetchall())
+
+
+def set_run_purpose(nb: Notebook, run_id: int, purpose: str) -> None:
+    """Set the ``purpose`` in a run's stored settings (e.g. a comparison run added to the dataset)."""
+    with nb.transaction() as c:
+        c.execute("UPDATE runs SET settings = json_set(settings, '$.purpose', ?) WHERE id = ?", (purpose, run_id))
+
+
 def rejected_sample_ids(nb: Notebook) -> list[int]:
     """Ids of the samples a reviewer (or best-of) rejected."""
     return [r[0] for r in nb.conn.execute("SELECT id FROM records WHERE role = 'sample' AND status = 'rejected'")]
