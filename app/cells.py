@@ -260,6 +260,64 @@ def _first_prompt(nb: Notebook) -> str:
 
 # -- the chain sample: question -> answer -> judge, as successive cells ------------------------------
 
+@dataclass(frozen=True)
+class Starter:
+    """A task a new notebook can start from (resources/starters/<key>/: rows.csv, prompt.j2, criteria.toml)."""
+
+    key: str
+    title: str
+    blurb: str
+    prompt: str  # the prompt's name in the notebook
+
+
+STARTERS = (
+    Starter("qa", "Q&A pairs", "A question and its answer per topic, as JSON records (question, answer), "
+            "with a sampled difficulty level; a judge for clear answers.", "qa-pair"),
+    Starter("support", "Support tickets", "Customer tickets per product topic, varied by persona, mood and "
+            "details; a judge for \"reads like a customer\".", "support-ticket"),
+    Starter("classification", "Classification examples", "Labelled messages for a text classifier: one per "
+            "label and channel, as JSON (text, label); a judge for realistic messages.", "labelled-message"),
+    Starter("chat", "Chat turns", "A user message and a helpful assistant reply per persona and goal, as JSON "
+            "(user, assistant), ready for chat SFT export; a judge for helpful replies.", "chat-turn"),
+)
+
+
+def create_starter_notebook(path: str | Path, key: str) -> Notebook:
+    """A new notebook for one of the STARTERS: its rows imported, its prompt and criteria saved, and
+    the cells Data -> Prompt -> Generate -> Quality -> Map -> Review -> Export filled in for it,
+    so Run all works at once. An existing file is never overwritten."""
+    from app.core.paths import resources_dir
+    from app.data.importer import import_file
+    from app.quality.criteria import import_file as import_criteria
+
+    starter = next((s for s in STARTERS if s.key == key), None)
+    if starter is None:
+        raise StudioError(f"no starter {key!r}; starters: {', '.join(s.key for s in STARTERS)}")
+    if Path(path).exists():
+        raise StudioError(f"{path} already exists; choose a new file name for the notebook")
+    folder = resources_dir() / "starters" / key
+    nb = Notebook.create(path)
+    try:
+        import_file(nb, folder / "rows.csv", origin="real")
+        nb.add_prompt_version(starter.prompt, (folder / "prompt.j2").read_text(encoding="utf-8"))
+        import_criteria(nb, folder / "criteria.toml")
+        nb.set_meta("title", f"{starter.title} (starter)")
+        for i, kind in enumerate(KINDS):
+            settings = copy.deepcopy(DEFAULTS[kind])
+            if "prompt" in settings:
+                settings["prompt"] = starter.prompt
+            if kind == "data":
+                settings["file"] = str(folder / "rows.csv")
+            if kind == "generate":
+                settings.update(samples=1, rows=6, max_tokens=200)
+            add_cell(nb, kind, settings, position=i)
+    except BaseException:
+        nb.close()
+        Path(path).unlink(missing_ok=True)
+        raise
+    return nb
+
+
 def create_chain_notebook(path: str | Path) -> Notebook:
     """A notebook that shows a chain (resources/chain): a table of quiz topics, a structured
     ``question`` prompt with a sampled, targeted ``difficulty``, an ``answer`` prompt that runs

@@ -54,6 +54,7 @@ from PySide6.QtCore import (
 )
 
 from app.core.errors import Cancelled, StudioError
+from app.core.scheduler import yield_background
 from app.core.tasks import TaskState
 
 _lock = threading.Lock()
@@ -222,6 +223,7 @@ class JobRunner(QObject):
             old.take()
         job = _Job(self, fn, args, kwargs, compute)
         if compute:
+            yield_background()  # a warm-up steps aside the moment the person starts work
             with _lock:
                 job.behind = _compute_in_flight > 0
                 _compute_in_flight += 1

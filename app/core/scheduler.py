@@ -9,14 +9,21 @@ does (``filelock``: flock on Linux and macOS, LockFileEx on Windows), and the ho
 writes what it is beside it, so a waiting process can say what it waits for. A job that has to wait says so through its task's progress
 ("waiting for the cores: <what holds them>") and can be cancelled while it waits.
 The same thread may nest holds (a job that calls another compute function).
+
+Background work nobody waits for (a warm-up) never holds the cores: it runs as a child process
+at the lowest priority through :func:`run_yielding`, only while the cores are free, and it is
+stopped the moment a job takes them (:func:`hold_cores`) or the window starts one
+(:func:`yield_background`), so the person's work never waits for it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -38,6 +45,70 @@ class _Holder(TypedDict):
 
 
 _holder: _Holder = {"label": "", "since": 0.0}
+
+
+_background: set[subprocess.Popen[bytes]] = set()
+_background_lock = threading.Lock()
+
+
+def cores_free() -> bool:
+    """No job holds the cores, in this process or another."""
+    if _lock.locked():
+        return False
+    probe = FileLock(_lock_path())
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return False
+    probe.release()
+    return True
+
+
+def yield_background() -> int:
+    """Stop every background child process now (a job is about to use the cores); how many were stopped."""
+    with _background_lock:
+        procs = [p for p in _background if p.poll() is None]
+    for p in procs:
+        p.kill()
+    return len(procs)
+
+
+def run_yielding(args: Sequence[str], task: Any = None, *, env: dict[str, str] | None = None) -> str:
+    """Run ``args`` as a background child process at the lowest priority while no job holds the
+    cores: "done", "skipped" (the cores were busy), "yielded" (a job took the cores, the child was
+    stopped) or "failed: ..." (it exited with an error; a warm-up that fails only leaves the first
+    real use slow). Cancelling ``task`` stops it too."""
+    if not cores_free():
+        return "skipped"
+
+    def lowest_priority() -> None:  # runs in the child before it starts
+        try:
+            os.nice(19)
+        except OSError:
+            pass
+
+    proc = subprocess.Popen(list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lowest_priority if sys.platform != "win32" else None)
+    with _background_lock:
+        _background.add(proc)
+    try:
+        while proc.poll() is None:
+            if _cancelled(task) or not cores_free():
+                proc.kill()
+                proc.wait()
+                return "yielded"
+            time.sleep(POLL_SECONDS)
+        if proc.returncode < 0:
+            return "yielded"
+        if proc.returncode:
+            err = (proc.stderr.read() if proc.stderr else b"").decode("utf-8", "replace").strip().splitlines()
+            return f"failed: {err[-1] if err else proc.returncode}"
+        return "done"
+    finally:
+        with _background_lock:
+            _background.discard(proc)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 def current_holder() -> str:
@@ -75,6 +146,7 @@ def hold_cores(label: str, task: Any = None) -> Iterator[None]:
         finally:
             _state.depth -= 1
         return
+    yield_background()  # a warm-up steps aside at once
     reported = False
     while not _lock.acquire(timeout=POLL_SECONDS):
         if _cancelled(task):
