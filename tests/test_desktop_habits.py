@@ -319,3 +319,21 @@ def test_styled_text_follows_a_palette_change_made_anywhere(qtbot, qapp, theme):
     qtbot.waitUntil(lambda: label.styleSheet() != on_light, timeout=2000)
     colour = QColor(HEX.findall(label.styleSheet())[0])
     _readable_on(colour, text_backgrounds(qapp.palette()), "error tone after the switch")
+
+
+def test_a_machine_without_qts_system_libraries_gets_the_packages_to_install(monkeypatch, capsys):
+    """Qt's xcb plugin needs libxcb-cursor0 and friends, which PySide6 does not bring: the launcher
+    names the packages instead of letting Qt abort."""
+    import ctypes.util
+
+    from widgets import launcher
+
+    monkeypatch.setattr(launcher.sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(ctypes.util, "find_library",
+                        lambda name: None if name in ("xcb-cursor", "xcb-xkb") else f"lib{name}.so")
+    assert launcher.main(["gui"]) == 2
+    err = capsys.readouterr().err
+    assert "sudo apt install libxcb-cursor0 libxcb-xkb1" in err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert launcher.missing_qt_libraries() == []

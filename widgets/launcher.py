@@ -6,8 +6,31 @@ working on a machine without PySide6.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+
+# What Qt's xcb platform plugin loads on Linux (library name for ctypes -> Debian/Ubuntu package):
+# PySide6's wheels bring Qt, not these, and without them the window aborts with a terse message.
+QT_XCB_LIBRARIES = {
+    "xcb-cursor": "libxcb-cursor0", "xkbcommon-x11": "libxkbcommon-x11-0", "xcb-icccm": "libxcb-icccm4",
+    "xcb-image": "libxcb-image0", "xcb-keysyms": "libxcb-keysyms1", "xcb-randr": "libxcb-randr0",
+    "xcb-render-util": "libxcb-render-util0", "xcb-shape": "libxcb-shape0", "xcb-xkb": "libxcb-xkb1",
+    "EGL": "libegl1", "fontconfig": "libfontconfig1",
+}
+
+
+def missing_qt_libraries() -> list[str]:
+    """The system packages Qt's window needs that this Linux machine lacks (none elsewhere, or when
+    Qt is told to draw offscreen or on Wayland)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    platform = os.environ.get("QT_QPA_PLATFORM", "xcb")
+    if not platform.startswith("xcb"):
+        return []
+    from ctypes.util import find_library
+
+    return [pkg for lib, pkg in QT_XCB_LIBRARIES.items() if find_library(lib) is None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("notebook", nargs="?", help="a notebook file to open")
         p.add_argument("--sample", action="store_true", help="open (creating if needed) the sample notebook")
         ns = p.parse_args(args[1:])
+        missing = missing_qt_libraries()
+        if missing:
+            print(f"error: the window needs system libraries this machine lacks: {' '.join(missing)}\n"
+                  f"  install them (Debian/Ubuntu): sudo apt install {' '.join(missing)}\n"
+                  "  the CLI works without them: synth-studio --help", file=sys.stderr)
+            return 2
         try:
             from widgets.main_window import run_gui
         except ImportError as exc:
