@@ -1,5 +1,6 @@
-"""The Map tab (offscreen): draws a stored map, hover finds the point, lasso selects,
-bulk status goes through the undo stack, extrema list the right records."""
+"""The Map tab (offscreen): draws a stored map, hover finds the point and stays inside the plot,
+lasso selects, bulk status goes through the undo stack, extrema list the right records, a map
+older than the data says so, and the points and the sizes chart agree on cluster colours."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtGui import QUndoStack  # noqa: E402
 
 from app.map.projection import compute_map  # noqa: E402
+from app.map.staleness import map_staleness  # noqa: E402
 from app.store.embeddings import save_embeddings  # noqa: E402
-from widgets.map_view import MapView  # noqa: E402
+from widgets.map_view import MapView, hover_origin  # noqa: E402
 
 
 def _planted(nb, groups=3, per=12):
@@ -94,3 +96,108 @@ def test_records_can_be_filtered_by_cluster_and_by_a_map_selection(qtbot, nb):
     assert win.model.total == 36
     win.show_records((m.record_ids[3], m.record_ids[7]))
     assert win.model.total == 2 and win.tabs.currentWidget() is win.records_page
+
+
+def _add_embedded(nb, texts, seed=1):
+    """Samples written after the map, embedded with fake vectors as the map job would."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for text in texts:
+        nb.add_imported_rows([({}, text)], origin="synthetic", source="test")
+        items.append((nb.conn.execute("SELECT MAX(id) FROM records").fetchone()[0], text))
+    vecs = rng.normal(size=(len(items), 8))
+    save_embeddings(nb, "fake", items, np.asarray(vecs / np.linalg.norm(vecs, axis=1, keepdims=True), np.float32))
+    return [rid for rid, _ in items]
+
+
+def test_a_map_older_than_the_data_says_so_until_recomputed(qtbot, nb):
+    m = _planted(nb)
+    view = MapView(nb, QUndoStack())
+    qtbot.addWidget(view)
+    view.show()
+    assert view.stale_banner.isHidden() and map_staleness(nb).current
+    new = _add_embedded(nb, [f"violet sample {i}" for i in range(5)])
+    nb.add_imported_rows([({}, "   \n ")], origin="synthetic", source="test")  # no text: never mapped, not counted
+    nb.edit_record(m.record_ids[0], "output", "apple sample, rewritten")
+    view.refresh()
+    assert not view.stale_banner.isHidden()
+    assert "5 new records and 1 edited since this map was computed" in view.stale_label.text()
+    stale = map_staleness(nb)
+    assert stale.new == new and stale.edited == [m.record_ids[0]]
+    # Recompute starts the view's own map job; here the map is computed the way that job does
+    started = []
+    view.runner.start = lambda fn, *a, **kw: started.append(fn)
+    view.recompute_button.click()
+    assert [f.__name__ for f in started] == ["map_job"] and not view.recompute_button.isEnabled()
+    save_embeddings(nb, "fake", [(m.record_ids[0], "apple sample, rewritten")],
+                    np.asarray([np.eye(8)[0]], np.float32))  # the edited text's new vector
+    again = compute_map(nb, method="pca")
+    assert not again.cached and len(again.record_ids) == 41  # the edit is not served the old map
+    view._on_finished("41 samples")
+    assert view.stale_banner.isHidden() and view.recompute_button.isEnabled()
+    assert view.scatter.data.shape[0] == 41
+
+
+def _bar_colours(view):
+    from matplotlib.colors import to_hex
+
+    ax = view.sizes_figure.axes[0]
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    return {(-1 if n == "noise" else int(n)): to_hex(p.get_facecolor()) for n, p in zip(names, ax.patches)}
+
+
+def test_points_and_sizes_chart_draw_each_cluster_in_one_colour(qtbot, nb):
+    from PySide6.QtGui import QColor
+
+    from widgets.theme import dark_palette
+
+    m = _planted(nb)
+    noisy = m.record_ids[int(np.flatnonzero(m.clusters == m.clusters[0])[0])]
+    nb.conn.execute("UPDATE map_points SET cluster = -1 WHERE map_id = ? AND record_id = ?", (m.map_id, noisy))
+    nb.conn.commit()
+    view = MapView(nb, QUndoStack())
+    qtbot.addWidget(view)
+    view.show()
+    for _ in range(2):  # the window's palette, then a dark one
+        clusters = view.map.clusters
+        brushes = view.scatter.data["brush"]
+        bars = _bar_colours(view)
+        assert set(bars) == set(clusters.tolist()) and -1 in bars
+        for k, bar in bars.items():
+            assert {brushes[i].color().name() for i in np.flatnonzero(clusters == k)} == {bar}, k
+        noise = QColor(bars[-1])
+        assert noise.hsvSaturation() < 25  # noise is a grey (of the palette) in both
+        assert len(set(bars.values())) == len(bars)  # and every cluster has its own colour
+        view.setPalette(dark_palette())
+
+
+@pytest.mark.parametrize(("point", "expected"), [
+    ((50, 100), (58, 42)),  # room above and to the right: there
+    ((390, 100), (232, 42)),  # near the right edge: to the left of the point
+    ((50, 30), (58, 38)),  # near the top: below the point
+    ((390, 10), (232, 18)),  # top-right corner: left and below
+    ((395, 295), (237, 237)),  # bottom-right corner: left and above
+    ((2, 290), (10, 232)),  # left edge: to the right as usual
+])
+def test_hover_box_is_placed_inside_the_plot(point, expected):
+    assert hover_origin(point, (150, 50), (0, 0, 400, 300)) == expected
+
+
+def test_hover_box_bigger_than_the_plot_starts_at_its_corner():
+    assert hover_origin((200, 150), (500, 400), (10, 20, 400, 300)) == (10, 20)
+
+
+def test_hover_near_the_edges_stays_inside_the_plot(qtbot, nb):
+    m = _planted(nb)
+    view = MapView(nb, QUndoStack())
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    qtbot.wait(50)
+    area = view.vb.sceneBoundingRect()
+    for i in {int(m.xy[:, 0].argmax()), int(m.xy[:, 1].argmax()), int(m.xy[:, 0].argmin()), int(m.xy[:, 1].argmin())}:
+        view._on_move(view.vb.mapViewToScene(__import__("pyqtgraph").Point(*m.xy[i])))
+        assert view.hover.isVisible()
+        view.plot.grab()  # painted: the text item takes its on-screen size and place
+        box = view.hover.textItem.sceneBoundingRect()
+        assert area.contains(box), (i, box, area)

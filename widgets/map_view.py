@@ -1,8 +1,10 @@
 """The Map tab: every sample as a point (UMAP of its embedding), coloured by cluster,
 score, run, prompt version, status or a structured output's field (``output.<field>``:
-a gradient when every value is a number, distinct colours otherwise); hover shows the text, click opens the record,
+a gradient when every value is a number, distinct colours otherwise); hover shows the text
+in a box kept inside the plot, click opens the record,
 Shift+drag lassos points to filter the Records tab or accept/reject/flag them at once;
-the extrema panel lists both ends of any axis and jumps to them on the map.
+the extrema panel lists both ends of any axis and jumps to them on the map. A banner says when
+the map is older than the data (samples written or edited since) and recomputes it.
 
 pyqtgraph draws the points (measured: ~25 ms repaints at 100k points, where
 matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
@@ -38,19 +40,40 @@ from app.generate.structured import FIELD_PREFIX, field_columns
 from app.jobs import map_job
 from app.map.axes import axis_values, extrema
 from app.map.projection import MapResult, latest_map
+from app.map.staleness import map_staleness
 from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook
 from app.store.queries import map_values, record_text
 from app.store.scores import score_names
 from widgets.edit_commands import EditRecordCommand
 from widgets.job_runner import JobRunner
-from widgets.theme import data_colour, mix, style_figure
+from widgets.theme import GRAPHIC_CONTRAST, mix, readable, set_tone, style_figure
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
 NOISE = "#c9c9c9"  # drawn as a faint grey of the palette (MapView._on_plot)
 STATUS_COLOURS = {"new": "#9e9e9e", "accepted": "#2ca02c", "rejected": "#d62728", "flagged": "#ff7f0e"}
 AXES = ["length", "tokens", "likelihood", "perplexity", "outlier", "centroid", "dupes", "nearest-real"]
+HOVER_GAP = 8  # pixels between a point and its hover box
+
+
+def cluster_colour(cluster: int) -> str:
+    """Cluster ``cluster``'s hue wherever it is drawn (the points, the legend, the sizes chart): fixed by
+    its number, so it does not shift when noise or another cluster comes and goes; noise (-1) is grey."""
+    return NOISE if cluster < 0 else PALETTE[cluster % len(PALETTE)]
+
+
+def hover_origin(point: tuple[float, float], size: tuple[float, float],
+                 area: tuple[float, float, float, float], gap: float = HOVER_GAP) -> tuple[float, float]:
+    """Top-left corner of a hover box of ``size`` (w, h) for a point at ``point``, in the pixels of
+    ``area`` (left, top, right, bottom; y grows downwards): above and to the right of the point, to its
+    left where that would cross the right edge, below it where it would cross the top, and pushed inside
+    the area whatever happens (a box bigger than the area starts at its top-left corner)."""
+    (x, y), (w, h) = point, size
+    left, top, right, bottom = area
+    bx = x + gap if x + gap + w <= right else x - gap - w
+    by = y - gap - h if y - gap - h >= top else y + gap
+    return max(left, min(bx, right - w)), max(top, min(by, bottom - h))
 
 
 class LassoViewBox(pg.ViewBox):
@@ -131,16 +154,29 @@ class MapView(QWidget):
         self.plot.addItem(self.scatter)
         self.plot.addItem(self.highlight)
         # dark text on a light card whatever the theme: a pair readable on its own
-        self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 240, 235), anchor=(0, 1))
+        self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 240, 235), anchor=(0, 0))
         self.hover.setZValue(2000)
         self.hover.hide()
         self.plot.addItem(self.hover, ignoreBounds=True)
+        self.vb.sigRangeChanged.connect(lambda *_: self.hover.hide())  # placed for the old zoom
         self._plot_colours: dict[str, str] = {}
         self._apply_palette()
         self.plot.scene().sigMouseMoved.connect(self._on_move)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.legend = QLabel()
         self.legend.setWordWrap(True)
+        self.stale_label = QLabel()  # one short line, with its button right after it
+        set_tone(self.stale_label, "warn", "font-weight: bold;")
+        self.recompute_button = QPushButton("Recompute")
+        self.recompute_button.setToolTip("Embed the new and edited samples and compute the map again")
+        self.recompute_button.clicked.connect(self.compute)
+        self.stale_banner = QWidget()
+        banner = QHBoxLayout(self.stale_banner)
+        banner.setContentsMargins(0, 0, 0, 0)
+        banner.addWidget(self.stale_label)
+        banner.addWidget(self.recompute_button)
+        banner.addStretch(1)
+        self.stale_banner.hide()
 
         self.sel_label = QLabel("Shift+drag to lasso points")
         sel = QHBoxLayout()
@@ -192,6 +228,7 @@ class MapView(QWidget):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.stale_banner)
         ll.addWidget(self.plot, 1)
         ll.addWidget(self.legend)
         ll.addLayout(sel)
@@ -213,21 +250,24 @@ class MapView(QWidget):
         self.vb._item.setPen(QPen(pal.color(QPalette.ColorRole.Text), 0, Qt.PenStyle.DashLine))
 
     def _on_plot(self, colour: str) -> str:
-        """``colour`` as drawn on the plot: noise a faint grey of the palette, any other just far enough
-        from the background to see (a dark category on a dark theme is lightened)."""
+        """``colour`` as drawn on the plot and the sizes chart: noise a faint grey of the palette, any other
+        just far enough from both backgrounds (the plot's and the chart's) to see (a dark category on a
+        dark theme is lightened)."""
         got = self._plot_colours.get(colour)
         if got is None:
             pal = self.palette()
             bg = pal.color(QPalette.ColorRole.Base)
-            drawn = mix(pal.color(QPalette.ColorRole.Text), bg, 0.7) if colour == NOISE else data_colour(colour, bg)
+            drawn = (mix(pal.color(QPalette.ColorRole.Text), bg, 0.7) if colour == NOISE
+                     else readable(colour, [bg, pal.color(QPalette.ColorRole.Window)], GRAPHIC_CONTRAST))
             got = self._plot_colours[colour] = drawn.name()
         return got
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt name)
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_plot_colours"):
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "sizes_canvas"):  # what it repaints exists
             self._apply_palette()
             self.recolour()
+            self.draw_sizes()
 
     # -- data ------------------------------------------------------------------------------
 
@@ -239,6 +279,7 @@ class MapView(QWidget):
             self.map = None
         self._fill_colour_choices()
         self._fill_axes()
+        self._show_staleness()
         if self.map is None:
             self.scatter.clear()
             self.tree = None
@@ -254,8 +295,17 @@ class MapView(QWidget):
         self.status.setText(f"{len(m.record_ids)} samples · {m.method.upper()} + HDBSCAN · "
                             f"{sum(1 for c in m.sizes() if c >= 0)} clusters")
 
+    def _show_staleness(self) -> None:
+        """The banner over the plot while the map lacks samples written or edited since it was computed."""
+        stale = map_staleness(self.nb, self.map.map_id) if self.map is not None else None
+        if stale is None or stale.current:
+            self.stale_banner.hide()
+            return
+        self.stale_label.setText(f"⚠ {stale.message()} —")
+        self.stale_banner.show()
+
     def draw_sizes(self) -> None:
-        """Cluster sizes, biggest first (noise in grey at the end)."""
+        """Cluster sizes, biggest first (noise in grey at the end), in the points' colours."""
         self.sizes_figure.clear()
         if self.map is None:
             style_figure(self.sizes_figure)
@@ -264,14 +314,16 @@ class MapView(QWidget):
         sizes = self.map.sizes()
         cats = [c for c in sizes if c >= 0] + ([-1] if -1 in sizes else [])
         ax = self.sizes_figure.add_subplot()
-        ax.bar(range(len(cats)), [sizes[c] for c in cats],
-               color=[NOISE if c < 0 else PALETTE[c % len(PALETTE)] for c in cats])
+        colours = [self._on_plot(cluster_colour(c)) for c in cats]
+        bars = ax.bar(range(len(cats)), [sizes[c] for c in cats], color=colours)
         ax.set_xticks(range(len(cats)), ["noise" if c < 0 else str(c) for c in cats], fontsize=6)
         ax.set_title(f"cluster sizes ({sum(1 for c in cats if c >= 0)} clusters)", fontsize=8)
         ax.tick_params(labelsize=6)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         style_figure(self.sizes_figure)
+        for bar, colour in zip(bars, colours):  # already visible: exactly the points' colours, noise's faint grey too
+            bar.set_facecolor(colour)
         self.sizes_canvas.draw_idle()
 
     def _fill_colour_choices(self) -> None:
@@ -337,8 +389,8 @@ class MapView(QWidget):
             cats = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
             colour_of = {}
             for i, c in enumerate(cats):
-                if what == "cluster" and c == -1:
-                    colour_of[c] = NOISE
+                if what == "cluster":
+                    colour_of[c] = cluster_colour(c)
                 elif what == "status":
                     colour_of[c] = STATUS_COLOURS.get(str(c), PALETTE[i % len(PALETTE)])
                 elif what == "funnel verdict":
@@ -378,8 +430,21 @@ class MapView(QWidget):
         rid = self.map.record_ids[i]
         text = " ".join((record_text(self.nb, rid) or "").split())
         self.hover.setText(f"#{rid} · cluster {int(self.map.clusters[i])}\n{text[:280]}")
-        self.hover.setPos(*self.map.xy[i])
+        self._place_hover(self.map.xy[i])
         self.hover.show()
+
+    def _place_hover(self, xy: np.ndarray) -> None:
+        """Put the hover box beside the point at ``xy``, wholly inside the plot (see :func:`hover_origin`)."""
+        area = self.vb.sceneBoundingRect()
+        widest = max(80.0, min(360.0, area.width() - 2 * HOVER_GAP))
+        self.hover.setTextWidth(-1)  # a short text keeps a box its own size; a long one wraps
+        if self.hover.textItem.boundingRect().width() > widest:
+            self.hover.setTextWidth(widest)
+        box = self.hover.textItem.boundingRect()
+        p = self.vb.mapViewToScene(pg.Point(float(xy[0]), float(xy[1])))
+        x, y = hover_origin((p.x(), p.y()), (box.width(), box.height()),
+                            (area.left(), area.top(), area.right(), area.bottom()))
+        self.hover.setPos(self.vb.mapSceneToView(QPointF(x, y)))
 
     def _on_click(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
@@ -473,6 +538,7 @@ class MapView(QWidget):
         """Embed what is missing and map; a map still being computed is cancelled and its result dropped."""
         self.runner.start(map_job, self.nb.path, method=self.method.currentText(), compute=True)
         self.run_button.setEnabled(False)
+        self.recompute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         if self.runner.queued:
             self.status.setText("queued: waiting for the job that is using the cores")
@@ -487,6 +553,7 @@ class MapView(QWidget):
 
     def _on_finished(self, result) -> None:
         self.run_button.setEnabled(True)
+        self.recompute_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if result is not None:
             self.refresh()

@@ -4,7 +4,7 @@ UMAP (cosine neighbours) places the points for display; HDBSCAN clusters a
 low-dimensional UMAP of the same neighbour graph (computed once and shared), never
 the raw 384-d vectors. PCA is the instant fallback: used for tiny sets, when
 umap-learn is missing or fails, or when asked (``method="pca"``). Seeds are fixed
-and stored; a map is cached in the notebook by (embedder, record set, parameters).
+and stored; a map is cached in the notebook by (embedder, record set, vectors, parameters).
 
 umap's import costs ~15-25 s and its first fit minutes of numba compilation on 2
 cores: numba's cache lives in the user cache folder, the import is lazy, and
@@ -180,9 +180,11 @@ def ctfidf_labels(texts: list[str], clusters: np.ndarray, top: int = 3) -> dict[
     return labels
 
 
-def _key(embedder: str, ids: list[int], params: dict[str, Any]) -> str:
+def _key(embedder: str, ids: list[int], x: np.ndarray, params: dict[str, Any]) -> str:
+    # the vectors too: an edited (and re-embedded) text must not be served its old map
     h = hashlib.sha256(embedder.encode())
     h.update(np.asarray(ids, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -218,7 +220,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
     use = "pca" if method == "pca" or (method == "auto" and n < MIN_FOR_UMAP) else "umap"
     neighbors = min(n_neighbors, n - 1)
     params = {"method": use, "seed": seed, "n_neighbors": neighbors, "min_cluster_size": mcs}
-    key = _key(sha, ids, params)
+    key = _key(sha, ids, x, params)
     stored = cached_map(nb, key)
     if stored is not None:
         return _load(nb, stored)
@@ -234,7 +236,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
                     raise
                 fallback_note, use = str(exc), "pca"
                 params["method"] = "pca"
-                key = _key(sha, ids, params)  # cached as what it is, so a later UMAP request retries
+                key = _key(sha, ids, x, params)  # cached as what it is, so a later UMAP request retries
         if use == "pca":
             xy, low = pca(x, 2), pca(x, min(10, x.shape[1]))
         task.set_progress(3, 4, "map: clusters")

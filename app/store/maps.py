@@ -71,3 +71,19 @@ def save_map(nb: Notebook, cache_key: str, embedder_sha: str, method: str, param
         map_id = inserted_id(cur)
         c.executemany("INSERT INTO map_points VALUES (?, ?, ?, ?, ?, ?, ?)", [(map_id, *p) for p in points])
     return map_id
+
+
+def samples_not_on_map(nb: Notebook, map_id: int) -> list[tuple[int, str]]:
+    """(id, output) of the samples with an output that have no point on the map."""
+    return [(r[0], r[1]) for r in nb.conn.execute(
+        "SELECT id, output FROM records WHERE role = 'sample' AND output IS NOT NULL "
+        "AND id NOT IN (SELECT record_id FROM map_points WHERE map_id = ?) ORDER BY id", (map_id,))]
+
+
+def edited_since_map(nb: Notebook, map_id: int) -> list[int]:
+    """Ids of the map's records whose text was edited at or after the moment the map was stored."""
+    return [r[0] for r in nb.conn.execute(
+        "SELECT DISTINCT e.record_id FROM edits e "
+        "JOIN map_points p ON p.record_id = e.record_id AND p.map_id = ? "
+        "JOIN maps m ON m.id = p.map_id "
+        "WHERE e.field = 'output' AND e.created >= m.created_at ORDER BY e.record_id", (map_id,))]
