@@ -9,6 +9,7 @@ the work is ``app.cells.run_cell``; this only presents and asks.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
@@ -42,6 +43,7 @@ from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
 from widgets.job_runner import JobRunner
+from widgets.streaming import StreamFollower
 from widgets.theme import set_style, set_tone, style_figure
 
 if TYPE_CHECKING:  # imported where they are built: the Map cell pulls in pyqtgraph and scipy
@@ -143,7 +145,7 @@ class CellWidget(QFrame):
         self.live.setMaximumHeight(150)
         self.live.setMaximumBlockCount(200)
         self.live.hide()
-        self._streams: dict = {}
+        self._streams = StreamFollower()  # one sequence at a time, readable
         form.addRow(self.writing)
         form.addRow(self.live)
         form.addRow(self.output)
@@ -317,17 +319,16 @@ class CellWidget(QFrame):
         style_figure(self.chart_figure)
         self.chart.draw_idle()
 
-    def on_token(self, key: object, piece: str) -> None:
-        text = self._streams.get(key, "") + piece
-        self._streams[key] = text
+    def on_token(self, key: Hashable, piece: str) -> None:
+        self._streams.token(key, piece)
         self.writing.show()
-        self.writing.setText(f"writing {len(self._streams)} at once · " + " ".join(text.split())[-160:])
+        self.writing.setText("writing: " + self._streams.line())
 
-    def on_record(self, key: object, record_id: int, text: str) -> None:
-        self._streams.pop(key, None)
+    def on_record(self, key: Hashable, record_id: int, text: str) -> None:
+        self._streams.finished(key)
         self.live.show()
         self.live.appendPlainText(f"#{record_id}  " + " ".join(text.split())[:200])
-        if not self._streams:
+        if not self._streams.running:
             self.writing.hide()
 
     def set_running(self, running: bool) -> None:

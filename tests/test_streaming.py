@@ -1,0 +1,50 @@
+"""Streaming you can read: interleaved tokens of parallel sequences are shown one sequence at
+a time (the oldest still writing, then the newest), with the count of the others."""
+
+from __future__ import annotations
+
+from widgets.streaming import StreamFollower
+
+
+def _interleave(f, texts, send=None):
+    send = send or f.token
+    words = {k: t.split(" ") for k, t in texts.items()}
+    for i in range(max(len(w) for w in words.values())):
+        for k, w in words.items():
+            if i < len(w):
+                send(k, ("" if i == 0 else " ") + w[i])
+
+
+def test_one_sequence_is_followed_until_it_ends():
+    f = StreamFollower()
+    _interleave(f, {"a": "the login page fails", "b": "my invoice is wrong today", "c": "please refund me"})
+    assert f.line() == "the login page fails   (+2 more writing)"
+    f.finished("b")  # another one ending changes nothing shown
+    assert f.line().startswith("the login page fails") and "(+1 more writing)" in f.line()
+    f.finished("a")  # the followed one ends: the newest still writing
+    assert f.line() == "please refund me"
+    f.follow("zzz")  # not writing: ignored
+    f.finished("c")
+    assert f.line() == "" and f.running == 0
+
+
+def test_a_long_text_keeps_its_end_and_the_person_can_pick_one():
+    f = StreamFollower()
+    f.token(1, "word " * 100)
+    f.token(2, "other")
+    assert f.line(width=20).startswith("…") and len(f.line(width=20).split("   (")[0]) == 21
+    f.follow(2)
+    assert f.line().startswith("other")
+
+
+def test_the_generate_cell_shows_one_sequence(qtbot, nb):
+    from app.cells import ensure_cells
+    from widgets.notebook_view import NotebookView
+
+    ensure_cells(nb)
+    view = NotebookView(nb)
+    qtbot.addWidget(view)
+    cw = view.cell_widget("generate")
+    cw.set_running(True)
+    _interleave(cw, {(0, 0): "the login page fails", (1, 0): "my invoice is wrong"}, cw.on_token)
+    assert cw.writing.text() == "writing: the login page fails   (+1 more writing)"
