@@ -201,13 +201,8 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
     elif cell.kind == "map":
         out = jobs.map_job(notebook_path, method=s.get("method", "auto"), task=task)
     elif cell.kind == "review":
-        from app.store.queries import review_progress
-
         with Notebook.open(notebook_path) as nb:
-            rows = review_progress(nb)
-        n = sum(r["samples"] for r in rows)
-        done = sum(r["reviewed"] for r in rows)
-        out = f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n else "nothing to review yet"
+            out = live_summary(nb, "review") or ""
     elif cell.kind == "export":
         if not s.get("file"):  # not an error: Run all goes on; the line says what to do
             out = "no file chosen: nothing exported (choose a .jsonl, .csv or .parquet file to write)"
@@ -220,6 +215,32 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
     if cell.id is not None:
         record_output(notebook_path, cell.id, out)
     return out
+
+
+def live_summary(nb: Notebook, kind: str) -> str | None:
+    """What a Map or Review cell says about the notebook as it is now (not as it was when the cell
+    last ran): the window shows this line whenever the notebook changes. None for other kinds."""
+    if kind == "map":
+        from app.map.staleness import map_staleness
+        from app.store.maps import latest_map, map_points
+
+        stored = latest_map(nb)
+        if stored is None:
+            return "no map yet: run this cell to embed the samples and draw them"
+        points = map_points(nb, stored.id)
+        clusters = len({p[3] for p in points if p[3] >= 0})  # (record_id, x, y, cluster, ...)
+        line = f"{len(points)} samples on the map, {stored.method.upper()}, {clusters} clusters"
+        stale = map_staleness(nb, stored.id)
+        return line + (f" · {stale.message()}: run this cell to recompute" if stale and not stale.current else "")
+    if kind == "review":
+        from app.store.queries import review_progress
+
+        rows = review_progress(nb)
+        n = sum(r["samples"] for r in rows)
+        done = sum(r["reviewed"] for r in rows)
+        return (f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n
+                else "nothing to review yet: generate or import samples first")
+    return None
 
 
 def nb_latest_unfinished(notebook_path: str | Path, prompt: str) -> int | None:

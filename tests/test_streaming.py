@@ -48,3 +48,29 @@ def test_the_generate_cell_shows_one_sequence(qtbot, nb):
     cw.set_running(True)
     _interleave(cw, {(0, 0): "the login page fails", (1, 0): "my invoice is wrong"}, cw.on_token)
     assert cw.writing.text() == "writing: the login page fails   (+1 more writing)"
+
+
+def test_review_and_map_cells_say_what_the_notebook_holds_now(qtbot, nb, fake, topics_csv):
+    """The Review cell said "nothing to review yet" after samples existed: its line (and the Map
+    cell's) follow the notebook, not the cell's last run."""
+    from app.cells import ensure_cells
+    from app.data.importer import import_file
+    from app.generate.runs import create_run, execute_run, prepare_run
+    from widgets.notebook_view import NotebookView
+
+    ensure_cells(nb)
+    view = NotebookView(nb)
+    qtbot.addWidget(view)
+    assert "nothing to review yet" in view.cell_widget("review").output.text()
+    assert "no map yet" in view.cell_widget("map").output.text()
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("t", "A ticket about {{ topic }}.")
+    execute_run(nb, create_run(nb, prepare_run(nb, "t", limit_rows=4), fake.info), fake)
+    view.reload()
+    assert view.cell_widget("review").output.text().startswith("0 of 4 samples reviewed")
+    from widgets.edit_commands import EditRecordCommand
+
+    view.undo_stack.push(EditRecordCommand(nb, nb.records()[0]["id"], "status", "accepted", lambda _rid: None))
+    assert view.cell_widget("review").output.text().startswith("1 of 4 samples reviewed")
+    view.undo_stack.undo()
+    assert view.cell_widget("review").output.text().startswith("0 of 4 samples reviewed")

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.cells import CHOICES, Cell, ensure_cells, move_cell, run_cell, save_cell
+from app.cells import CHOICES, Cell, ensure_cells, live_summary, move_cell, run_cell, save_cell
 from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
@@ -477,6 +477,9 @@ class NotebookView(QWidget):
             w.draw_funnel(stages)
             w.show_rows(total, rows)
             w.show_map()
+            live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell else None
+            if live is not None:  # the notebook as it is now, not the cell's last run
+                w.set_output(live)
 
     def edit_input(self, record_id: int, variable: str, value: str) -> None:
         """One input variable changed in the Data cell: an edit with history, undoable."""
