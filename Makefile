@@ -36,7 +36,7 @@ bench: setup
 	$(PY) -m bench.structured
 
 screenshots: setup
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m widgets.screenshots screenshots
+	xvfb-run -a -s "-screen 0 2000x1200x24" $(PY) -m widgets.screenshots screenshots
 
 # The house rules: import-linter's layers (docs/architecture.md), ruff, and mypy.
 lint: setup

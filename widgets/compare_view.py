@@ -73,6 +73,7 @@ class CompareView(QWidget):
         self.metrics.setHorizontalHeaderLabels(["metric", "A", "B", "B − A"])
         self.metrics.verticalHeader().setVisible(False)
         self.pairs = QTableWidget(0, 2)
+        self.pairs.setHorizontalHeaderLabels(["version A", "version B"])
         self.pairs.verticalHeader().setVisible(False)
         self.pairs.setWordWrap(True)
         self.pairs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -119,6 +120,15 @@ class CompareView(QWidget):
         enough = len(versions) >= 2
         self.run_button.setEnabled(enough and not self.runner.running)
         self.status.setText("" if enough else "save a second version of this prompt to compare")
+        if self.cmp is None:  # say what this tab is for until a comparison is shown
+            self.diff.setHtml(
+                "<h3>Compare two versions of a prompt</h3><p>Both versions generate from the same input rows with "
+                "the same seeds, so every difference in the samples comes from the template. You see the template "
+                "diff, the samples side by side and their metrics.</p>"
+                + ("<p>Pick versions A and B above and press <b>Run both</b>.</p>" if enough else
+                   "<p>This prompt has one version: change it in the <b>Prompt</b> tab and save it as a new "
+                   "version, then come back here.</p>")
+                + "<p>Comparison samples stay out of the dataset unless you add them.</p>")
 
     def start(self) -> None:
         """Run both versions; a comparison still running is cancelled and its result dropped."""

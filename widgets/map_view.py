@@ -204,7 +204,7 @@ class MapView(QWidget):
         self.extremes = QListWidget()
         self.extremes.setWordWrap(True)
         self.extremes.currentItemChanged.connect(self._on_extreme)
-        self.extremes.itemDoubleClicked.connect(lambda it: self.sig_open_record.emit(it.data(Qt.ItemDataRole.UserRole)))
+        self.extremes.itemDoubleClicked.connect(self._open_extreme)
         side = QWidget()
         sl = QVBoxLayout(side)
         ax = QHBoxLayout()
@@ -280,6 +280,7 @@ class MapView(QWidget):
         self._fill_colour_choices()
         self._fill_axes()
         self._show_staleness()
+        self.sizes_canvas.setVisible(self.map is not None)  # an empty chart is only a blank block
         if self.map is None:
             self.scatter.clear()
             self.tree = None
@@ -513,7 +514,7 @@ class MapView(QWidget):
         self.hist_canvas.draw_idle()
         for title, rows in (("Highest", top), ("Lowest", bottom)):
             head = QListWidgetItem(f"{title} {axis}")
-            head.setFlags(Qt.ItemFlag.NoItemFlags)
+            head.setFlags(Qt.ItemFlag.ItemIsEnabled)  # readable (not greyed out), never selected
             f = head.font()
             f.setBold(True)
             head.setFont(f)
@@ -523,6 +524,11 @@ class MapView(QWidget):
                 it = QListWidgetItem(f"#{e.record_id}  {e.value:.4g}\n{text[:220]}")
                 it.setData(Qt.ItemDataRole.UserRole, e.record_id)
                 self.extremes.addItem(it)
+
+    def _open_extreme(self, item: QListWidgetItem) -> None:
+        rid = item.data(Qt.ItemDataRole.UserRole)
+        if rid is not None:  # a heading ("Highest likelihood") is not a record
+            self.sig_open_record.emit(rid)
 
     def _on_extreme(self, item: QListWidgetItem | None, _prev=None) -> None:
         if item is None or self.map is None:

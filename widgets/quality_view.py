@@ -33,6 +33,14 @@ from widgets.theme import set_tone, style_figure
 
 STEPS = (("validate", "Validate"), ("judge", "Judge"), ("sanity", "Check judges"), ("dedupe", "Find near-duplicates"),
          ("rescore", "Recompute stale"))
+STEP_TIPS = {
+    "validate": "Run the notebook's code rules (length, banned phrases, JSON schema…) on every sample",
+    "judge": "Ask each active criterion's yes/no question of every sample; the answer probability is its score",
+    "sanity": "Compare each judge with your own labels from Review (AUC, kappa): a judge drops records only once "
+              "it agrees with you, or you trust it",
+    "dedupe": "Mark near-duplicate samples (MinHash): each group keeps one",
+    "rescore": "Recompute the scores and likelihoods that edits made out of date",
+}
 
 
 def draw_funnel(ax, stages: list[dict]) -> None:
@@ -54,12 +62,17 @@ def draw_funnel(ax, stages: list[dict]) -> None:
     for y, s in zip(ys, stages):
         ax.text(s["kept"], y, f" {s['kept']}", va="center", fontsize=7,  # over the red bar: a backing (style_figure)
                 bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_yticks(list(ys), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("samples", fontsize=8)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)  # a backing: it can sit over the bars
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # samples come whole
+    ax.set_xlim(0, max([s["kept"] + s["dropped"] for s in stages] + [1]) * 1.08)  # room for the counts
+    # above the bars, never over them
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, frameon=False)
     final = stages[-1]["kept"] if stages else 0
-    ax.set_title(f"Funnel: {final} kept — the dataset export writes", fontsize=10)
+    ax.set_title(f"Funnel: {final} kept (what Export writes)", fontsize=10, pad=18)
 
 
 class QualityView(QWidget):
@@ -82,6 +95,7 @@ class QualityView(QWidget):
         bar = QHBoxLayout()
         for step, label in STEPS:
             b = QPushButton(label)
+            b.setToolTip(STEP_TIPS[step])
             b.clicked.connect(lambda _=False, s=step: self.run_step(s))
             self.buttons[step] = b
             bar.addWidget(b)
@@ -97,6 +111,9 @@ class QualityView(QWidget):
         self.sanity.setHorizontalHeaderLabels(["criterion", "verdict", "AUC", "p", "kappa", "suggested threshold",
                                                "trust"])
         self.sanity.verticalHeader().setVisible(False)
+        self.sanity.resizeColumnsToContents()  # the headers readable before any result
+        self.sanity.setToolTip("Press Judge, label a few samples in Review (Y/N), then Check judges: each judge's "
+                               "agreement with your labels (AUC, kappa) decides whether it may drop records")
         self.criteria = CriteriaEditor(nb)
         self.criteria.sig_changed.connect(self.refresh)  # trust and active criteria change the funnel
         self.lower_tabs = QTabWidget()

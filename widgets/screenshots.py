@@ -188,9 +188,42 @@ def main(out_dir: str = "screenshots") -> int:
     if biggest is not None:
         win.map_view.select_indices([i for i, c in enumerate(m.clusters) if c == biggest])
     shot("map")
+    tab_tour(app, win, out)
     win.close()
     structured_shots(app, out)
     return 0
+
+
+SIZES = ((1280, 800), (1920, 1080))
+
+
+def tab_tour(app, win, out: Path) -> None:
+    """Every tab at a laptop's 1280x800 and a desktop's 1920x1080 (out/1280x800/NN-tab.png), and the
+    starter wizard: the window must fit both with nothing cut off."""
+    from widgets.starter_wizard import StarterWizard
+
+    for w, h in SIZES:
+        folder = out / f"{w}x{h}"
+        folder.mkdir(parents=True, exist_ok=True)
+        win.showNormal()
+        win.resize(w, h)
+        for _ in range(10):
+            app.processEvents()
+        for i in range(win.tabs.count()):
+            win.tabs.setCurrentIndex(i)
+            for _ in range(10):
+                app.processEvents()
+            name = win.tabs.tabText(i).lower().replace(" ", "-")
+            path = folder / f"{i + 1:02d}-{name}.png"
+            win.grab().save(str(path))
+            print(f"saved {path} ({win.width()}x{win.height()})")
+    wizard = StarterWizard(Path(tempfile.mkdtemp()), win)
+    wizard.show()
+    for _ in range(10):
+        app.processEvents()
+    wizard.grab().save(str(out / "starter-wizard.png"))
+    print(f"saved {out / 'starter-wizard.png'}")
+    wizard.close()
 
 
 def structured_shots(app, out: Path, *, fake: bool = False) -> None:
