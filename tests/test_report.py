@@ -303,3 +303,17 @@ def test_the_map_colours_by_origin_and_ranks_on_nearest_real(nb, qtbot):
     assert "real (30)" in view.legend.text() and "synthetic (20)" in view.legend.text()
     view.axis.setCurrentText("nearest-real")
     assert view.extremes.count() > 2 and "nearest-real" in view.extremes.item(0).text()
+
+
+def test_report_view_without_real_records_says_what_to_import(nb, qtbot):
+    """Nothing real to compare with: the button is off and the line says to import real examples."""
+    from widgets.report_view import ReportView
+
+    nb.add_imported_rows([({"topic": "a"}, None)], origin="real", source="inputs")  # input rows are not real samples
+    view = ReportView(nb)
+    qtbot.addWidget(view)
+    assert not view.run_button.isEnabled()
+    assert "import a table of real examples" in view.score_label.text()
+    nb.add_imported_rows([({}, "A real ticket about billing.")], origin="real", source="real")
+    view.reload()
+    assert view.run_button.isEnabled() and "Compute the report" in view.score_label.text()

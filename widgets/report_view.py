@@ -87,6 +87,17 @@ class ReportView(QWidget):
             self.which.addItem(f"version {v.tag} ({v.records} records)", ("version", v.tag))
         index = self.which.findData(current)
         self.which.setCurrentIndex(max(0, index))
+        from app.store.report import real_sample_ids
+
+        has_real = bool(real_sample_ids(self.nb))
+        self.run_button.setEnabled(has_real and not self.runner.running)
+        if not has_real and self.result is None:
+            self.score_label.setText(
+                "The report compares the synthetic records with real ones, and this notebook has none yet: import "
+                "a table of real examples with their text (File > Import…, choosing the text column as output), "
+                "then compute it.")
+        elif self.result is None:
+            self.score_label.setText("Compute the report to compare the synthetic records with the real ones.")
 
     def set_notebook(self, nb: Notebook) -> None:
         """Show another notebook: its report is computed afresh (one still running is cancelled)."""

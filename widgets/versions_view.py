@@ -114,6 +114,7 @@ class VersionsView(QWidget):
         self.changes.currentCellChanged.connect(lambda row, *_: self._show_change(row))
         self.text_diff = QTextEdit()
         self.text_diff.setReadOnly(True)
+        self.text_diff.setPlaceholderText("Pick a changed record above to see its text before and after.")
 
         bar = QHBoxLayout()
         bar.addWidget(self.freeze_button)
@@ -150,6 +151,11 @@ class VersionsView(QWidget):
     def reload(self) -> None:
         vs = versions(self.nb)
         self.table.setRowCount(len(vs))
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.counts.setText(
+            "Freeze a version, then compare it with a later one or with the kept set now." if vs else
+            "No dataset versions yet. A version freezes what the funnel keeps now (records, scores, prompt and "
+            "model hashes) so you can export it, cite it and see what later changes did: press Freeze kept set as version…")
         for r, v in enumerate(vs):
             cells = (v.tag, v.created[:19].replace("T", " "), v.records, v.content_hash[:12], v.parent_tag, v.message)
             for c, text in enumerate(cells):
