@@ -6,24 +6,40 @@ and the record's origin returns to what it was when every text edit is undone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
+from app.core.errors import StudioError
 from app.store.notebook import Notebook
+
+log = logging.getLogger(__name__)
 
 
 class EditRecordCommand(QUndoCommand):
+    """One record edit. A refused edit (a bad status, variables that are not JSON) changes nothing,
+    leaves no undo step and goes to ``on_error``: an exception raised inside ``QUndoStack.push``
+    would only reach stderr, with the dead command left on the stack."""
+
     def __init__(self, nb: Notebook, record_id: int, field: str, new: Any,
-                 on_change: Callable[[int], None]) -> None:
+                 on_change: Callable[[int], None], on_error: Callable[[str], None] | None = None) -> None:
         super().__init__(f"{'set status of' if field == 'status' else 'edit'} record {record_id}")
         self._nb, self._rid, self._field, self._new = nb, record_id, field, new
-        self._on_change = on_change
+        self._on_change, self._on_error = on_change, on_error
         self._edit_id: int | None = None
 
     def redo(self) -> None:
-        edit = self._nb.edit_record(self._rid, self._field, self._new, author="user")
+        try:
+            edit = self._nb.edit_record(self._rid, self._field, self._new, author="user")
+        except StudioError as exc:
+            self.setObsolete(True)  # push() then drops it instead of stacking it
+            if self._on_error is not None:
+                self._on_error(str(exc))
+            else:
+                log.warning("edit of record %s refused: %s", self._rid, exc)
+            return
         self._edit_id = edit.id if edit else None
         self._on_change(self._rid)
 

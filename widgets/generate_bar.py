@@ -1,4 +1,4 @@
-"""The generate bar: pick a prompt and settings, run on the model, watch it stream, cancel.
+"""The generate bar: pick a prompt and settings, run on the model, watch it stream, cancel, resume.
 
 All work goes through ``app.jobs.generate_job`` on the bar's job runner; this widget
 only collects intent and shows progress, streaming text and errors.
@@ -27,7 +27,13 @@ from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
 from app.store.notebook import Run
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
-from widgets.theme import set_tone
+from widgets.theme import set_style, set_tone
+
+
+def stopped_text(made: int, planned: int) -> str:
+    """How a cancelled run is named wherever the window shows it. A stopped run is unfinished work:
+    never "done" or "completed", never in the colour of success."""
+    return f"stopped ({made} of {planned} made)"
 
 
 class GenerateBar(QWidget):
@@ -72,6 +78,12 @@ class GenerateBar(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button = QPushButton("Resume")  # shown while the bar's last run is a stopped one
+        self.resume_button.setToolTip("Make the rest of the stopped run (the samples it made are kept)")
+        self.resume_button.setVisible(False)
+        self.resume_button.clicked.connect(self.resume_generation)
+        self._running_prompt = self._stopped_prompt = ""  # the prompt running; the one Resume finishes
+        self._made, self._planned = 0, 0  # the last progress: what a stopped run had made
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
@@ -83,6 +95,7 @@ class GenerateBar(QWidget):
             row.addWidget(w)
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
+        row.addWidget(self.resume_button)
         row.addWidget(self.progress, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
@@ -91,6 +104,7 @@ class GenerateBar(QWidget):
 
     def set_notebook(self, path: Path, prompt_names: list[str]) -> None:
         self.cancel()
+        self._show_stopped(False)
         self.notebook_path = path
         self.prompt.clear()
         self.prompt.addItems(prompt_names)
@@ -141,11 +155,23 @@ class GenerateBar(QWidget):
         if not self.prompt.currentText():
             self._show_error("this notebook has no prompts yet: add one (synth-studio prompt add)")
             return
+        self._start(self.prompt.currentText(), resume=False)
+
+    def resume_generation(self, prompt: str = "") -> None:
+        """Finish the last stopped run of ``prompt`` (by default the one this bar stopped), as
+        ``synth-studio generate --resume`` does: same plan and seeds, only the missing samples."""
+        prompt = prompt or self._stopped_prompt or self.prompt.currentText()
+        if prompt:
+            self._start(prompt, resume=True)
+
+    def _start(self, prompt: str, *, resume: bool) -> None:
         self._stream = ""
-        set_tone(self.status, None)
-        self.status.setText("starting…")
+        self._show_stopped(False)
+        self.status.setText("resuming…" if resume else "starting…")
+        self._made, self._planned = 0, 0
+        self._running_prompt = prompt
         self.runner.start(
-            generate_job, self.notebook_path, self.prompt.currentText(), samples=self.samples.value(),
+            generate_job, self.notebook_path, prompt, samples=self.samples.value(), resume=resume,
             limit_rows=self.rows.value() or None, seed=0,
             settings=SamplerSettings(temperature=self.temperature, max_tokens=self.max_tokens.value()),
             model_path=self.model_path, backend=self.backend,
@@ -166,6 +192,7 @@ class GenerateBar(QWidget):
     # -- what the job reports ------------------------------------------------------------------
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
+        self._made, self._planned = done, total
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"{done}/{total} samples" if message != "loading model" else "loading model…")
@@ -191,15 +218,25 @@ class GenerateBar(QWidget):
         self.status.setText(message.splitlines()[0] if message else "error")
         self.status.setToolTip(message)
 
+    def _show_stopped(self, stopped: bool) -> None:
+        """A stopped run in the warning tone, bar and text, with Resume beside it; else the plain look."""
+        self.resume_button.setVisible(stopped)
+        set_tone(self.status, "warn" if stopped else None)
+        set_style(self.progress, "QProgressBar::chunk { background-color: $warn; }" if stopped else "")
+
     def _on_finished(self, run: Run | None) -> None:
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if run is not None:
             status = getattr(run, "status", "")
-            self.progress.setFormat(f"run {run.id} {status}")
             if status == "cancelled":
-                self.status.setText(f"run {run.id} cancelled; finished samples kept "
-                                    f"(resume: synth-studio generate NB --prompt {self.prompt.currentText()} --resume)")
+                stopped = stopped_text(self._made, self._planned)
+                self.progress.setFormat(f"run {run.id} {stopped}")
+                self._stopped_prompt = self._running_prompt
+                self._show_stopped(True)
+                self.status.setText(f"run {run.id} {stopped} — Resume makes the rest (you cancelled it; "
+                                    "the samples it made are kept)")
             else:
+                self.progress.setFormat(f"run {run.id} {status}")
                 self.status.setText(f"run {run.id} complete")
         self.sig_run_finished.emit(run)

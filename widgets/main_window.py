@@ -37,26 +37,35 @@ from app.core.logs import log_uncaught, setup_logging
 from app.core.paths import resources_dir
 from app.core.settings import edit_settings, load_settings
 from app.generate.model_choice import notebook_model
+from app.generate.runs import planned_samples
 from app.generate.structured import notebook_fields
 from app.jobs import export_job, import_job
 from app.prompts.structured import cell_text, parse_output
 from app.quality.funnel import compute_funnel
-from app.store.notebook import Notebook
-from app.store.queries import MAX_CHAIN, RecordFilter, filter_choices, lineage, prompt_names, summary
+from app.store.notebook import Notebook, Run
+from app.store.queries import (
+    MAX_CHAIN,
+    RecordFilter,
+    filter_choices,
+    lineage,
+    prompt_names,
+    run_record_count,
+    summary,
+)
 from widgets.close_guard import CloseGuard
 from widgets.compare_view import CompareView
 from widgets.error_details import ErrorDetails
 from widgets.file_drop import dropped_files
-from widgets.generate_bar import GenerateBar
+from widgets.generate_bar import GenerateBar, stopped_text
 from widgets.job_runner import JobRunner, compute_busy
 from widgets.map_view import MapView
 from widgets.notebook_view import NotebookView
 from widgets.prompt_editor import PromptEditor
 from widgets.quality_view import QualityView
-from widgets.records_table import RecordsModel
+from widgets.records_table import RecordsDelegate, RecordsModel
 from widgets.report_view import ReportView
 from widgets.review_queue import ReviewQueue
-from widgets.theme import tone_hex
+from widgets.theme import tone, tone_hex
 from widgets.versions_view import VersionsView
 
 APP_NAME = "Synth Studio"
@@ -67,11 +76,14 @@ class MainWindow(QMainWindow):
     def __init__(self, nb: Notebook) -> None:
         super().__init__()
         self.nb = nb
+        self._closed = False
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
         self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "synth-studio.svg")))
         self.model = RecordsModel(nb, self)
+        self.model.sig_edit_refused.connect(self._on_edit_refused)
         self.table = QTableView()
         self.table.setModel(self.model)
+        self.table.setItemDelegate(RecordsDelegate(self.table))  # multi-line output, a menu of statuses
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
@@ -103,7 +115,7 @@ class MainWindow(QMainWindow):
         self.generate_bar.sig_record_added.connect(self._on_record_added)
         self.generate_bar.sig_manage_models.connect(self.open_model_manager)
         self.generate_bar.apply_choice(notebook_model(nb))
-        self.generate_bar.sig_run_finished.connect(lambda _run: self.refresh_summary())
+        self.generate_bar.sig_run_finished.connect(self._on_run_finished)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search output text…")
@@ -216,6 +228,17 @@ class MainWindow(QMainWindow):
         self.model.dataChanged.connect(self._on_data_changed)
         self.refresh()
 
+    def _on_run_finished(self, _run: Run | None) -> None:
+        """A run stopped, finished or resumed: the run menu and the side panel say where it is now."""
+        self.refresh_summary()
+        self._fill_filter_choices()
+        current = self.table.currentIndex()
+        if current.isValid():
+            self._on_current_row_changed(current, None)
+
+    def _on_edit_refused(self, message: str) -> None:
+        self.show_message(message, error=True)
+
     def _on_map_changed(self) -> None:
         self.refresh_summary()
         self._fill_filter_choices()
@@ -223,9 +246,9 @@ class MainWindow(QMainWindow):
     def _build_edit_menu(self) -> None:
         m = self.menuBar().addMenu("&Edit")
         undo = self.model.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        undo.setShortcuts(_unique_keys("Ctrl+Z", QKeySequence.StandardKey.Undo))
         redo = self.model.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(QKeySequence.StandardKey.Redo)])
+        redo.setShortcuts(_unique_keys("Ctrl+Shift+Z", "Ctrl+Y", QKeySequence.StandardKey.Redo))
         m.addAction(undo)
         m.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
@@ -341,11 +364,30 @@ class MainWindow(QMainWindow):
         target = url.toString()
         if target.startswith("record:"):
             self.go_to_record(int(target.split(":", 1)[1]))
+        elif target.startswith("resume:"):
+            self._resume_run(int(target.split(":", 1)[1]))
         elif target.startswith("revert:"):
             self.model.revert_edit(int(target.split(":", 1)[1]))
             current = self.table.currentIndex()
             if current.isValid():
                 self._on_current_row_changed(current, None)
+
+    def _resume_run(self, run_id: int) -> None:
+        """The side panel's Resume: the generate bar finishes the run (its prompt's last unfinished one)."""
+        run = self.nb.run(run_id)
+        self.generate_bar.resume_generation(self.nb.prompt_version_by_id(run.prompt_version_id).name)
+
+    def _stopped(self, run: Run) -> str:
+        return stopped_text(run_record_count(self.nb, run.id), planned_samples(run))
+
+    def _lineage(self, record_id: int) -> dict:
+        """``lineage`` plus, for a stopped run, how far it got and whether Resume would finish it."""
+        info = lineage(self.nb, record_id, chain=True)
+        run = info.get("run")
+        if run is not None and run.status == "cancelled":
+            latest = self.nb.latest_unfinished_run(self.nb.prompt_version_by_id(run.prompt_version_id).name)
+            info["run_stopped"] = (self._stopped(run), latest is not None and latest.id == run.id)
+        return info
 
     def _fill_filter_choices(self) -> None:
         """Refill the prompt-version, run, score, cluster and verdict menus from the notebook, keeping the choice."""
@@ -364,6 +406,12 @@ class MainWindow(QMainWindow):
             index = combo.findData(current)
             combo.setCurrentIndex(max(index, 0))
             combo.blockSignals(False)
+        for run in self.nb.runs():  # a stopped run reads as stopped, in the warning tone, not "cancelled"
+            i = self.run_filter.findData(run.id)
+            if run.status == "cancelled" and i >= 0:
+                label = self.nb.prompt_version_by_id(run.prompt_version_id).label
+                self.run_filter.setItemText(i, f"run {run.id} ({label}, {self._stopped(run)})")
+                self.run_filter.setItemData(i, tone("warn"), Qt.ItemDataRole.ForegroundRole)
         self._fill_field_choices()
 
     def _fill_field_choices(self) -> None:
@@ -431,7 +479,7 @@ class MainWindow(QMainWindow):
             self.table.scrollTo(self.model.index(row, 0))
             return
         try:
-            info = lineage(self.nb, record_id, chain=True)
+            info = self._lineage(record_id)
         except StudioError as exc:
             self.show_message(str(exc), error=True)
             return
@@ -482,7 +530,7 @@ class MainWindow(QMainWindow):
         if not current.isValid():
             return
         rec = self.model.record_at(current.row())
-        self.detail.setHtml(render_lineage_html(lineage(self.nb, rec["id"], chain=True)))
+        self.detail.setHtml(render_lineage_html(self._lineage(rec["id"])))
 
     def _on_open(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open notebook", str(self.nb.path.parent),
@@ -510,6 +558,7 @@ class MainWindow(QMainWindow):
         self.model.undo_stack.clear()
         self.model = RecordsModel(nb, self, undo_stack=self.model.undo_stack)
         self.model.dataChanged.connect(self._on_data_changed)
+        self.model.sig_edit_refused.connect(self._on_edit_refused)
         self.table.setModel(self.model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
@@ -568,9 +617,10 @@ class MainWindow(QMainWindow):
         """Compile UMAP's numba code on a tiny set in the background, so the first real map is not ~4x slower.
 
         It runs beside the compute lane, never in it (a generation never waits for it), and not
-        at all while a compute job runs or waits: it must not take a core from the user's work.
+        at all while a compute job runs or waits: it must not take a core from the user's work. A
+        window closed before its start-up timer fired has nothing left to warm up for.
         """
-        if not compute_busy():
+        if not compute_busy() and not self._closed:
             self.warm_up_runner.start(_warm_up_map)
 
     def show_message(self, text: str, error: bool = False, logged: bool = False) -> None:
@@ -599,6 +649,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if self.close_guard.holds(event):  # it asks; "Quit anyway" closes again
             return
+        self._closed = True
         self._search_timer.stop()
         self.notebook_view.stop()
         self.generate_bar.cancel()
@@ -614,6 +665,17 @@ def _warm_up_map(*, task, worker) -> None:
     from app.map.projection import warm_up
 
     warm_up()
+
+
+def _unique_keys(*keys: str | QKeySequence.StandardKey) -> list[QKeySequence]:
+    """The given shortcuts and the platform's, each once: two bindings of one key sequence make it
+    ambiguous and Qt then fires neither (Linux's standard Redo is Ctrl+Shift+Z itself)."""
+    out: list[QKeySequence] = []
+    for key in keys:
+        for seq in QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]:
+            if not seq.isEmpty() and seq not in out:
+                out.append(seq)
+    return out
 
 
 def recent_notebooks() -> list[str]:
@@ -682,7 +744,12 @@ def render_lineage_html(info: dict, note: str = "") -> str:
     run = info.get("run")
     if pv:
         rows.append(("prompt version", f"{pv.name} v{pv.version} ({pv.hash[:12]})"))
+    raw: dict[str, str] = {}  # rows whose value is already HTML
     if run:
+        if info.get("run_stopped"):  # unfinished work that can go on: how far it got, in the warning tone
+            stopped, resumable = info["run_stopped"]
+            raw["run"] = (f"{run.id} <span style='color:{tone_hex('warn')}'>{html.escape(stopped)}"
+                          + (f" — <a href='resume:{run.id}'>Resume</a>" if resumable else "") + "</span>")
         rows += [
             ("run", f"{run.id} ({run.status})"),
             ("model", f"{Path(run.model_path).name if run.model_path else run.backend}"),
@@ -697,7 +764,8 @@ def render_lineage_html(info: dict, note: str = "") -> str:
     if r.get("derivation"):
         rows.append(("made by", r["derivation"]))
     parts.append("<table cellspacing=4>" + "".join(
-        f"<tr><td style='color:{muted}'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
+        f"<tr><td style='color:{muted}'>{esc(k)}</td><td>{raw.get(k) or esc(v)}</td></tr>" for k, v in rows)
+        + "</table>")
     if info.get("ancestors"):
         parts.append(_chain_html("Made from (parent first)", info["ancestors"], muted))
     if info.get("children"):

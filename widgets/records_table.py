@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QUndoStack
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QTextCursor, QUndoStack
+from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from app.generate.structured import field_columns
 from app.prompts.structured import FIELD_PREFIX, cell_text, parse_output
-from app.store.notebook import Notebook
+from app.store.notebook import RECORD_STATUSES, Notebook
 from app.store.queries import RECORD_COLUMNS, RecordFilter, count_records, record_page
 from widgets.theme import STATUS_TONES, tone
 
@@ -23,7 +33,6 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 EDITABLE = {"output": "output", "status": "status"}
-
 
 
 def table_columns(nb: Notebook, flt: RecordFilter | None = None) -> tuple[str, ...]:
@@ -35,6 +44,8 @@ def table_columns(nb: Notebook, flt: RecordFilter | None = None) -> tuple[str, .
 
 
 class RecordsModel(QAbstractTableModel):
+    sig_edit_refused = Signal(str)  # an edit the store would not take, said in words for the window to show
+
     def __init__(self, nb: Notebook, parent: Any = None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
         self._nb = nb
@@ -81,17 +92,21 @@ class RecordsModel(QAbstractTableModel):
         return self.edit(self._rows[index.row()]["id"], field, value)
 
     def edit(self, record_id: int, field: str, value: Any) -> bool:
-        from app.core.errors import StudioError
+        """Edit through the undo stack; False (with ``sig_edit_refused`` saying why) when refused or unchanged."""
         from widgets.edit_commands import EditRecordCommand
 
+        if field == "status" and value not in RECORD_STATUSES:  # a typo must not reach the store, nor stderr
+            self.sig_edit_refused.emit(f"{str(value)!r} is not a status: use one of {', '.join(RECORD_STATUSES)}")
+            return False
         current = next((r for r in self._rows if r["id"] == record_id), None)
         if current is not None and current.get(field) == value:
             return False
-        try:
-            self.undo_stack.push(EditRecordCommand(self._nb, record_id, field, value, self.refresh_record))
-        except StudioError:
-            return False
-        return True
+        refused: list[str] = []
+        self.undo_stack.push(EditRecordCommand(self._nb, record_id, field, value, self.refresh_record,
+                                               on_error=refused.append))
+        for message in refused:
+            self.sig_edit_refused.emit(message)
+        return not refused
 
     def revert_edit(self, edit_id: int) -> None:
         """Revert one edit from the history, through the undo stack."""
@@ -215,3 +230,72 @@ class RecordsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col in ("id", "tokens", "mean logprob", "run"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+
+class RecordsDelegate(QStyledItemDelegate):
+    """Editors that fit what a cell holds: the output in a multi-line box that keeps its line breaks
+    (a QLineEdit would flatten them), the status as a menu of exactly the valid statuses.
+
+    The output box commits on Ctrl+Enter or when it loses focus (Enter is a new line); Esc cancels.
+    """
+
+    @staticmethod
+    def _column(index: Index) -> str:
+        return str(index.model().headerData(index.column(), Qt.Orientation.Horizontal))
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: Index) -> QWidget:  # noqa: N802 (Qt name)
+        col = self._column(index)
+        if col == "output":
+            box = QPlainTextEdit(parent)
+            box.setTabChangesFocus(True)
+            box.setToolTip("Ctrl+Enter keeps the edit, Esc cancels it")
+            return box
+        if col == "status":
+            combo = QComboBox(parent)
+            combo.addItems(list(RECORD_STATUSES))
+            combo.activated.connect(lambda _i, c=combo: self._finish(c))  # a pick is the whole edit
+            return combo
+        return super().createEditor(parent, option, index)
+
+    def setEditorData(self, editor: QWidget, index: Index) -> None:  # noqa: N802 (Qt name)
+        value = index.data(Qt.ItemDataRole.EditRole)
+        if isinstance(editor, QPlainTextEdit):
+            editor.setPlainText("" if value is None else str(value))
+            editor.moveCursor(QTextCursor.MoveOperation.End)
+        elif isinstance(editor, QComboBox):
+            editor.setCurrentText(str(value))
+        else:
+            super().setEditorData(editor, index)
+
+    def setModelData(self, editor: QWidget, model: QAbstractItemModel, index: Index) -> None:  # noqa: N802 (Qt name)
+        if isinstance(editor, QPlainTextEdit):
+            # Untouched text is not written back: toPlainText() would turn non-breaking spaces into
+            # spaces, and a record only looked at must not become "human-edited". The raw text keeps
+            # them; only its paragraph separators are line breaks.
+            if editor.document().isModified():
+                text = editor.document().toRawText().replace("\u2029", "\n")
+                model.setData(index, text, Qt.ItemDataRole.EditRole)
+        elif isinstance(editor, QComboBox):
+            model.setData(index, editor.currentText(), Qt.ItemDataRole.EditRole)
+        else:
+            super().setModelData(editor, model, index)
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: Index) -> None:  # noqa: N802 (Qt name)
+        """A row is one line high; the output box opens taller (over the rows below) so the text can be read."""
+        rect = option.rect
+        if isinstance(editor, QPlainTextEdit):
+            rect.setHeight(max(rect.height(), editor.fontMetrics().lineSpacing() * 8))
+            rect.setWidth(max(rect.width(), 360))
+        editor.setGeometry(rect)
+
+    def _finish(self, editor: QWidget) -> None:
+        self.commitData.emit(editor)
+        self.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.NoHint)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if isinstance(obj, QPlainTextEdit) and event.type() == QEvent.Type.KeyPress:
+            key, mods = event.key(), event.modifiers()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and mods & Qt.KeyboardModifier.ControlModifier:
+                self._finish(obj)
+                return True
+        return super().eventFilter(obj, event)
