@@ -149,11 +149,12 @@ def test_a_compute_job_queues_behind_another_views_compute_job(qtbot):
 
 
 def test_umap_warm_up_runs_off_the_ui_thread_and_never_beside_a_compute_job(qtbot, nb, monkeypatch):
-    from app.map import projection
+    from app.map import warmup
     from widgets.main_window import MainWindow
 
     threads = []
-    monkeypatch.setattr(projection, "warm_up", lambda: threads.append(threading.current_thread()))
+    monkeypatch.setattr(warmup, "warm_up_in_background",
+                        lambda task=None: threads.append(threading.current_thread()) or "done")
     win = MainWindow(nb)
     qtbot.addWidget(win)
     gate, holder = threading.Event(), JobRunner()

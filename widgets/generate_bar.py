@@ -153,7 +153,7 @@ class GenerateBar(QWidget):
     def start_generation(self) -> None:
         """Generate with the bar's settings; a generation still running is cancelled (its samples kept)."""
         if not self.prompt.currentText():
-            self._show_error("this notebook has no prompts yet: add one (synth-studio prompt add)")
+            self._show_error("this notebook has no prompts yet: write one in the Prompt tab (or File > New from a starter…)")
             return
         self._start(self.prompt.currentText(), resume=False)
 

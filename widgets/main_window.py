@@ -208,9 +208,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.review, "Review")
         self.compare = CompareView(nb)
         self.compare.sig_compared.connect(lambda _c: self.refresh())
-        self.tabs.addTab(self.compare, "Compare versions")
+        self.compare.sig_run_adopted.connect(lambda _run: self.refresh())  # its samples join the dataset
+        self.tabs.addTab(self.compare, "Compare prompts")
         self.versions_view = VersionsView(nb)  # dataset versions: frozen kept sets and their diffs
-        self.tabs.addTab(self.versions_view, "Versions")
+        self.tabs.addTab(self.versions_view, "Dataset versions")
         self.report_view = ReportView(nb)  # real vs synthetic, the page `synth-studio report` writes
         self.tabs.addTab(self.report_view, "Report")
         self.tabs.currentChanged.connect(self._on_tab_changed)
@@ -226,10 +227,44 @@ class MainWindow(QMainWindow):
                                    | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.installEventFilter(self)
         self.model.dataChanged.connect(self._on_data_changed)
+        # one "the notebook changed" path to every view, coalesced: records arriving during a run
+        # redraw the other views a few times a second, not once per record
+        self._changed_timer = QTimer(self, singleShot=True, interval=300)
+        self._changed_timer.timeout.connect(self._on_notebook_changed)
+        self.model.undo_stack.indexChanged.connect(lambda _i: self.notebook_changed())
+        # writes by another process (a CLI run in a terminal) or a job's own connection
+        self._seen_version = nb.data_version()
+        self._watch_timer = QTimer(self, interval=2000)
+        self._watch_timer.timeout.connect(self._check_outside_writes)
+        self._watch_timer.start()
         self.refresh()
+
+    def notebook_changed(self) -> None:
+        """Records were added, edited or undone, a run or a job ended: every view follows (soon)."""
+        self._changed_timer.start()
+
+    def _check_outside_writes(self) -> None:
+        """Another connection committed to the notebook: new records join the table, every view follows."""
+        if self.nb.closed:
+            return
+        version = self.nb.data_version()
+        if version != self._seen_version:
+            self._seen_version = version
+            self.model.sync()
+            self.notebook_changed()
+
+    def _on_notebook_changed(self) -> None:
+        if self.nb.closed:
+            return
+        self.refresh_summary()
+        self.notebook_view.redraw()  # the cells' charts and live lines
+        self.map_view.data_changed()  # the "N new records since this map" banner
+        if self.tabs.currentWidget() is self.quality:
+            self.quality.refresh()
 
     def _on_run_finished(self, _run: Run | None) -> None:
         """A run stopped, finished or resumed: the run menu and the side panel say where it is now."""
+        self.notebook_changed()
         self.refresh_summary()
         self._fill_filter_choices()
         current = self.table.currentIndex()
@@ -287,6 +322,7 @@ class MainWindow(QMainWindow):
     def _build_menu(self) -> None:
         m = self.menuBar().addMenu("&File")
         for text, key, slot in (("&New notebook…", QKeySequence.StandardKey.New, self._on_new),
+                                ("New from a &starter…", QKeySequence("Ctrl+Shift+N"), self.new_from_starter),
                                 ("&Open notebook…", QKeySequence.StandardKey.Open, self._on_open),
                                 ("Open &recent", None, None),
                                 ("&Import data…", QKeySequence("Ctrl+I"), self._on_import),
@@ -305,6 +341,53 @@ class MainWindow(QMainWindow):
                 act.setShortcut(key)
             act.triggered.connect(slot)
             m.addAction(act)
+        h = self.menuBar().addMenu("&Help")
+        shortcuts = h.addAction("&Keyboard shortcuts")
+        shortcuts.setShortcut(QKeySequence("F1"))
+        shortcuts.triggered.connect(self.show_shortcuts)
+        guide = h.addAction("The &guide (README)")
+        guide.triggered.connect(self.open_guide)
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(action, keys) for every menu action with a shortcut, read from the actions themselves."""
+        rows = []
+        for menu_action in self.menuBar().actions():
+            menu = menu_action.menu()
+            for act in menu.actions() if menu is not None else []:
+                keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
+                if keys:
+                    rows.append((f"{menu_action.text().replace('&', '')} > {act.text().replace('&', '')}", keys))
+        return rows
+
+    def show_shortcuts(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        table = "".join(f"<tr><td>{html.escape(a)}</td><td><b>{html.escape(k)}</b></td></tr>"
+                        for a, k in self.shortcut_rows())
+        extra = ("<tr><td>Review: accept / reject / flag</td><td><b>A / R / F</b></td></tr>"
+                 "<tr><td>Review: next / previous / edit</td><td><b>J / K / E</b></td></tr>"
+                 "<tr><td>Review: the criterion asked: yes / no / unsure</td><td><b>Y / N / U</b></td></tr>")
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{table}{extra}</table>",
+                          QMessageBox.StandardButton.Close, self)
+        box.show()
+        self.shortcuts_box = box
+
+    def open_guide(self) -> None:
+        """The README's guide: the copy next to the code when there is one, else the project page."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        url = QUrl.fromLocalFile(str(readme)) if readme.exists() else QUrl("https://pypi.org/project/synth-studio/")
+        QDesktopServices.openUrl(url)
+
+    def new_from_starter(self) -> None:
+        """File > New from a starter: the wizard makes the notebook; the window opens it."""
+        from widgets.starter_wizard import StarterWizard
+
+        wizard = StarterWizard(load_settings()[0].notebooks_folder(), self)
+        if wizard.exec() and wizard.created is not None:
+            self.open_notebook(str(wizard.created))
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -336,6 +419,7 @@ class MainWindow(QMainWindow):
 
     def _on_cell_ran(self, kind: str) -> None:
         self.refresh()
+        self.notebook_changed()
         if kind == "map":
             self.map_view.refresh()
 
@@ -494,6 +578,7 @@ class MainWindow(QMainWindow):
     def _on_record_added(self, _record_id: int) -> None:
         self.model.sync()
         self.refresh_summary()
+        self.notebook_changed()
 
     def refresh_summary(self) -> None:
         s = summary(self.nb)
@@ -511,6 +596,7 @@ class MainWindow(QMainWindow):
             self.table.setColumnWidth(i, min(self.table.columnWidth(i), 240))
 
     def refresh(self) -> None:
+        self.notebook_changed()  # File > Reload, a job's end: every other view follows too
         self._fill_filter_choices()
         self.refresh_summary()
         self.model.reload()
@@ -520,10 +606,9 @@ class MainWindow(QMainWindow):
             self.table.selectRow(0)
         else:
             self.detail.setHtml(
-                "<h3>No samples yet</h3><p>Pick a prompt above and press <b>Generate</b>, "
-                "or from a terminal:</p>"
-                f"<pre>synth-studio generate {html.escape(str(self.nb.path))} --prompt support-ticket "
-                "--samples 2 --limit-rows 5</pre>"
+                "<h3>No samples yet</h3><p>Pick a prompt above and press <b>Generate</b> (or run the "
+                "Generate cell in the <b>Notebook</b> tab). No prompt yet? Write one in the <b>Prompt</b> tab, "
+                "or start from a ready-made task with <b>File &gt; New from a starter…</b>.</p>"
             )
 
     def _on_current_row_changed(self, current, _previous) -> None:
@@ -566,10 +651,15 @@ class MainWindow(QMainWindow):
         self.generate_bar.apply_choice(notebook_model(nb))
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         self.notebook_view.nb = nb
+        self._seen_version = nb.data_version()
         self.notebook_view.reload()
         self.versions_view.nb = nb
         self.versions_view.reload()
         self.report_view.set_notebook(nb)
+        self.map_view.refresh()  # never the old notebook's map or legend
+        self.quality.refresh()
+        self.review.reload(keep_position=False)
+        self.compare.reload()
         remember_recent(path)
         self.refresh()
         self.show_message(f"{'created' if create else 'opened'} {path}")
@@ -612,13 +702,15 @@ class MainWindow(QMainWindow):
             self.show_message(result)
             self.generate_bar.set_notebook(self.nb.path, self._prompt_names())
             self.refresh()
+            self.notebook_changed()
 
     def warm_up_map(self) -> None:
-        """Compile UMAP's numba code on a tiny set in the background, so the first real map is not ~4x slower.
+        """Fill numba's disk cache for UMAP in the background, so the first real map does not compile.
 
-        It runs beside the compute lane, never in it (a generation never waits for it), and not
-        at all while a compute job runs or waits: it must not take a core from the user's work. A
-        window closed before its start-up timer fired has nothing left to warm up for.
+        It runs as a lowest-priority child process through the core scheduler
+        (app.map.warmup): only while no job holds the cores, and stopped the moment the person
+        starts one, so a generation never waits for it. A window closed before its start-up
+        timer fired has nothing left to warm up for.
         """
         if not compute_busy() and not self._closed:
             self.warm_up_runner.start(_warm_up_map)
@@ -661,10 +753,10 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _warm_up_map(*, task, worker) -> None:
-    from app.map.projection import warm_up
+def _warm_up_map(*, task, worker) -> str:
+    from app.map.warmup import warm_up_in_background
 
-    warm_up()
+    return warm_up_in_background(task)
 
 
 def _unique_keys(*keys: str | QKeySequence.StandardKey) -> list[QKeySequence]:

@@ -296,6 +296,11 @@ class MapView(QWidget):
         self.status.setText(f"{len(m.record_ids)} samples · {m.method.upper()} + HDBSCAN · "
                             f"{sum(1 for c in m.sizes() if c >= 0)} clusters")
 
+    def data_changed(self) -> None:
+        """Records were added or edited: say how far the shown map is behind (no recompute here)."""
+        if self.map is not None:
+            self._show_staleness()
+
     def _show_staleness(self) -> None:
         """The banner over the plot while the map lacks samples written or edited since it was computed."""
         stale = map_staleness(self.nb, self.map.map_id) if self.map is not None else None

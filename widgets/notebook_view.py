@@ -465,6 +465,12 @@ class NotebookView(QWidget):
         if self.cells:
             self.run_from(self.cells[0])
 
+    def redraw(self) -> None:
+        """The notebook changed elsewhere (the generate bar, the Records table, another process): the
+        cells' charts, rows and live lines follow; never under a running cell's own updates."""
+        if not self.runner.running:
+            self._draw_charts()
+
     def _draw_charts(self) -> None:
         from app.quality.funnel import funnel
 

@@ -135,7 +135,7 @@ def _left_out(compared: dict[int, int]) -> list[str]:
     runs = sorted(set(compared.values()))
     return [f"{len(compared)} comparison samples (run{'s' if len(runs) > 1 else ''} "
             f"{', '.join(map(str, runs))}) not in the dataset; add a run with Add to dataset in Compare "
-            "versions, or synth-studio compare NOTEBOOK PROMPT --adopt RUN"]
+            "prompts, or synth-studio compare NOTEBOOK PROMPT --adopt RUN"]
 
 
 def _in_dataset(members: list[tuple[int, int]], outside: set[int]) -> list[tuple[int, int]]:

@@ -192,6 +192,11 @@ class Notebook:
         row = self.conn.execute("SELECT value FROM notebook_meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
+    def data_version(self) -> int:
+        """SQLite's counter of commits made by other connections to this file (another process, a
+        job's own connection): when it changes, something else wrote the notebook."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def migrations(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
 
