@@ -171,6 +171,12 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
             group = spread_group(nb, nb.run(run.id))
             made = sum(run_record_count(nb, r.id) for r in group)
             out = f"run {run.id} {run.status}: {made} samples from {name}"
+            if run.status != "completed":
+                from app.generate.runs import planned_samples
+
+                planned = sum(planned_samples(r) for r in group)
+                out = (f"run {run.id} stopped ({made} of {planned} made) from {name}: run this cell again to "
+                       "finish it (what was made is kept)")
             if len(group) > 1:
                 run = group[-1] if all(r.status == "completed" for r in group) else next(
                     r for r in group if r.status != "completed")

@@ -264,7 +264,7 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
         written, skipped = export(nb, out, fmt=fmt)
     note = f" ({skipped} without a prompt skipped)" if skipped else ""
     what = "records" if fmt in ("plain", "sft") else "preference pairs"
-    return f"wrote {written} {what} (the funnel's kept set) to {Path(out).name}{note}"
+    return f"wrote {written} {what} (the funnel's kept set) to {Path(out).resolve()}{note}"
 
 
 def version_job(notebook_path: str | Path, tag: str, *, message: str = "", task: TaskState,

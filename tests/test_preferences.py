@@ -86,7 +86,7 @@ def test_the_generate_bar_starts_from_the_preferences_and_follows_a_change(qtbot
     (action,) = [a for menu in win.menuBar().actions() if menu.menu() for a in menu.menu().actions()
                  if a.text() == "&Preferences…"]
     action.trigger()
-    assert (bar.threads, bar.model_path, bar.model_button.text()) == (1, None, "SmolLM2-135M (bundled)")
+    assert (bar.threads, bar.model_path, bar.model_button.text()) == (1, None, "SmolLM2-135M-Instruct (bundled)")
     assert bar.samples.value() == 5
 
 

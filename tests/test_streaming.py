@@ -74,3 +74,15 @@ def test_review_and_map_cells_say_what_the_notebook_holds_now(qtbot, nb, fake, t
     assert view.cell_widget("review").output.text().startswith("1 of 4 samples reviewed")
     view.undo_stack.undo()
     assert view.cell_widget("review").output.text().startswith("0 of 4 samples reviewed")
+
+
+def test_the_generate_bar_shows_one_sequence(qtbot, nb):
+    """The top bar mixed every parallel sequence's tokens into word salad: it follows one now."""
+    from app.jobs import TokenStreamed
+    from widgets.generate_bar import GenerateBar
+
+    bar = GenerateBar(nb.path, [])
+    qtbot.addWidget(bar)
+    _interleave(None, {(0, 0): "the login page fails", (1, 0): "my invoice is wrong", (2, 0): "refund"},
+                lambda k, p: bar._on_partial(TokenStreamed(k, p)))
+    assert bar.status.text() == "writing: the login page fails   (+2 more writing)"

@@ -82,3 +82,15 @@ def test_help_lists_the_keys_the_window_binds(win):
     assert any("New from a starter" in a for a in rows)
     win.show_shortcuts()
     assert "Ctrl+Shift+Z" in win.shortcuts_box.text()
+
+
+def test_an_export_message_gives_the_full_path_and_open_folder(win, tmp_path):
+    from app.jobs import export_job
+
+    out = tmp_path / "set.jsonl"
+    message = export_job(win.nb.path, out, task=TaskState())
+    assert str(out.resolve()) in message
+    win.show_message(message)
+    assert win.open_folder_button.isVisible() and win.written == out.resolve()
+    win.show_message("something else")
+    assert not win.open_folder_button.isVisible()

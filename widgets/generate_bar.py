@@ -22,11 +22,12 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import StudioError
 from app.core.settings import load_settings
-from app.generate.model_choice import ModelChoice, model_name, with_preferences
+from app.generate.model_choice import ModelChoice, display_name, with_preferences
 from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
 from app.store.notebook import Run
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
+from widgets.streaming import StreamFollower
 from widgets.theme import set_style, set_tone
 
 
@@ -54,7 +55,7 @@ class GenerateBar(QWidget):
         self.runner.sig_errored.connect(self._on_error)
         self.runner.sig_finished.connect(self._on_finished)
         self.runner.sig_cancelled.connect(self._on_cancelled)
-        self._stream = ""
+        self._streams = StreamFollower()  # one sequence's text at a time, readable
 
         self.prompt = QComboBox()
         self.prompt.addItems(prompt_names)
@@ -64,7 +65,7 @@ class GenerateBar(QWidget):
         self.rows.setSpecialValueText("all")
         self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=defaults.max_tokens, singleStep=32)
         self.temperature = defaults.temperature
-        self.model_button = QPushButton("SmolLM2-135M (bundled)")
+        self.model_button = QPushButton(display_name(None))
         self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
         self.n_ctx, self.n_gpu_layers = 2048, 0
@@ -123,11 +124,7 @@ class GenerateBar(QWidget):
         self.model_path = choice.path
         self.n_ctx, self.threads, self.n_gpu_layers = choice.n_ctx, choice.threads, choice.n_gpu_layers
         self.parallel = choice.parallel
-        if choice.is_server:
-            self.model_button.setText(f"server: {choice.path}")
-        else:
-            self.model_button.setText(model_name(choice.path) or Path(choice.path).name if choice.path
-                                      else "SmolLM2-135M (bundled)")
+        self.model_button.setText(display_name(choice.path))
 
     def reload_preferences(self) -> None:
         """Start from the Preferences again (after they changed): generate defaults, default model, threads."""
@@ -165,7 +162,7 @@ class GenerateBar(QWidget):
             self._start(prompt, resume=True)
 
     def _start(self, prompt: str, *, resume: bool) -> None:
-        self._stream = ""
+        self._streams.clear()
         self._show_stopped(False)
         self.status.setText("resuming…" if resume else "starting…")
         self._made, self._planned = 0, 0
@@ -199,10 +196,16 @@ class GenerateBar(QWidget):
 
     def _on_partial(self, event: JobEvent) -> None:
         if isinstance(event, TokenStreamed):
-            self._stream = (self._stream + event.piece)[-300:]
-            self.status.setText("writing: " + self._stream.replace("\n", " "))
+            self._streams.token(event.key, event.piece)
+            self.status.setText("writing: " + self._streams.line(width=120))
         elif isinstance(event, RecordMade):
-            self._stream = ""
+            from app.store.notebook import Notebook
+            from app.store.queries import generated_record
+
+            with Notebook.open(self.notebook_path) as nb:
+                made = generated_record(nb, event.record_id)
+            if made is not None:
+                self._streams.finished(made[1])
             self.sig_record_added.emit(event.record_id)
 
     def _on_error(self, message: str) -> None:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QPushButton,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -109,6 +110,12 @@ class MainWindow(QMainWindow):
         self.runner.sig_finished.connect(self._on_job_finished)
         self.warm_up_runner = JobRunner(self, background=True)
         self.error_details = ErrorDetails(self.statusBar())  # "Details…" for the whole text of an error
+        self.open_folder_button = QPushButton("Open folder")  # after an export: where the file went
+        self.open_folder_button.setFlat(True)
+        self.open_folder_button.clicked.connect(self._open_written_folder)
+        self.statusBar().addPermanentWidget(self.open_folder_button)
+        self.open_folder_button.hide()
+        self.written: Path | None = None
         self.close_guard = CloseGuard(self)  # closing asks while a job runs or a prompt is unsaved
         self.setAcceptDrops(True)  # a table dropped on the window is imported, a notebook opened
         self.generate_bar = GenerateBar(nb.path, prompt_names(nb))
@@ -669,7 +676,7 @@ class MainWindow(QMainWindow):
         return prompt_names(self.nb)
 
     def _on_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()),
+        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(self.nb.path.parent),
                                               "Tables (*.csv *.tsv *.jsonl *.ndjson *.json *.parquet)")
         if path:
             self.preview_import(path)
@@ -689,7 +696,8 @@ class MainWindow(QMainWindow):
         fmt, ok = QInputDialog.getItem(self, "Export", "Format", ["plain", "sft", "dpo"], 0, False)
         if not ok:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export records", str(Path.home() / f"records-{fmt}.jsonl"),
+        path, _ = QFileDialog.getSaveFileName(self, "Export records",
+                                              str(self.nb.path.parent / f"{self.nb.path.stem}-{fmt}.jsonl"),
                                               "JSONL (*.jsonl);;CSV (*.csv);;Parquet (*.parquet)")
         if path:
             self.export_records(path, fmt)
@@ -716,8 +724,21 @@ class MainWindow(QMainWindow):
             self.warm_up_runner.start(_warm_up_map)
 
     def show_message(self, text: str, error: bool = False, logged: bool = False) -> None:
-        """One line in the status bar; an error also goes to the log file and keeps its whole text behind Details…"""
+        """One line in the status bar; an error also goes to the log file and keeps its whole text behind Details…
+        A message saying where a file was written offers "Open folder"."""
         self.error_details.show_message(text, error=error, logged=logged)
+        written = written_path(text) if not error else None
+        self.written = written
+        self.open_folder_button.setVisible(written is not None)
+        if written is not None:
+            self.open_folder_button.setToolTip(str(written.parent))
+
+    def _open_written_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        if self.written is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.written.parent)))
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if dropped_files(event.mimeData()):
@@ -751,6 +772,15 @@ class MainWindow(QMainWindow):
         with edit_settings() as s:
             s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         super().closeEvent(event)
+
+
+def written_path(message: str) -> Path | None:
+    """The file a "wrote … to /full/path" message names, when it exists."""
+    _, sep, rest = message.partition(" to /")
+    if not sep:
+        return None
+    candidate = Path("/" + rest.split(" (")[0].strip())
+    return candidate if candidate.exists() else None
 
 
 def _warm_up_map(*, task, worker) -> str:

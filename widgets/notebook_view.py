@@ -10,6 +10,7 @@ the work is ``app.cells.run_cell``; this only presents and asks.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
@@ -83,6 +84,7 @@ class CellWidget(QFrame):
     def __init__(self, cell: Cell, prompts: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.cell = cell
+        self.folder = Path.home()  # where its file dialogs start: the notebook's folder (set by the view)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("cell")
         set_style(self, "#cell { border: 1px solid $mid; border-radius: 6px; background: $alternate_base; }")
@@ -248,9 +250,10 @@ class CellWidget(QFrame):
 
     def _pick_file(self, line: QLineEdit) -> None:
         if self.cell.kind == "export":
-            path, _ = QFileDialog.getSaveFileName(self, "Export to", line.text(), "Data (*.jsonl *.csv *.parquet)")
+            start = line.text() or str(self.folder / "dataset.jsonl")
+            path, _ = QFileDialog.getSaveFileName(self, "Export to", start, "Data (*.jsonl *.csv *.parquet)")
         else:
-            path, _ = QFileDialog.getOpenFileName(self, "Import", line.text(),
+            path, _ = QFileDialog.getOpenFileName(self, "Import", line.text() or str(self.folder),
                                                   "Tables (*.csv *.tsv *.jsonl *.json *.parquet)")
         if path:
             line.setText(path)
@@ -274,7 +277,8 @@ class CellWidget(QFrame):
     def set_output(self, text: str, error: bool = False) -> None:
         self.cell.last_output = text
         self.output.setText(text)
-        set_tone(self.output, "error" if error else "ok")
+        stopped = " cancelled" in text or text.startswith("stopped")  # a stopped run never looks done
+        set_tone(self.output, "error" if error else "warn" if stopped else "ok")
         self.summary.setText(text[:120])
 
     def show_rows(self, total: int, rows: list[tuple[int, dict]]) -> None:
@@ -408,6 +412,7 @@ class NotebookView(QWidget):
         self.cells = []
         for cell in ensure_cells(self.nb):
             w = CellWidget(cell, prompts)
+            w.folder = self.nb.path.parent
             w.sig_run.connect(lambda cw: self._run([cw]))
             w.sig_run_below.connect(self.run_from)
             w.sig_move.connect(self._move)
@@ -433,10 +438,10 @@ class NotebookView(QWidget):
                 review.reload()
                 form.addRow(review)
             if cell.kind == "generate":  # which model runs (File > Models… changes it)
-                from app.generate.model_choice import notebook_model
+                from app.generate.model_choice import display_name, notebook_model
 
                 choice = notebook_model(self.nb)
-                name = choice.path or "SmolLM2-135M-Instruct Q4_1 (bundled)"
+                name = display_name(choice.path)
                 par = f", {choice.parallel} sequences at once" if choice.parallel else ""
                 model_label = w.model_label = QLabel(f"model: {name} · n_ctx {choice.n_ctx}{par}")
                 set_tone(model_label, "muted")

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import StudioError
 from app.core.paths import data_dir
 from app.core.settings import THEMES, GenerateDefaults, edit_settings, load_settings
+from app.generate.model_choice import BUNDLED_MODEL_NAME
 from widgets.theme import apply_theme, set_tone
 
 
@@ -54,7 +55,7 @@ class PreferencesDialog(QDialog):
         self.threads.setToolTip("Threads for models, embeddings and maps. llama.cpp's threads spin-wait, so more "
                                 "threads than cores only slows things down; fewer leave cores for other work.")
         self.default_model = QLineEdit(s.default_model or "")
-        self.default_model.setPlaceholderText("the bundled model (SmolLM2-135M)")
+        self.default_model.setPlaceholderText(BUNDLED_MODEL_NAME)
         self.default_model.setToolTip("The GGUF a notebook uses when it has not chosen one (Models…)")
         self.data_folder = QLineEdit(s.data_folder or "")
         self.data_folder.setPlaceholderText(str(data_dir()))

@@ -159,7 +159,7 @@ class ReportView(QWidget):
     def _on_save(self) -> None:
         if self.result is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the report", str(Path.home() / "report.html"),
+        path, _ = QFileDialog.getSaveFileName(self, "Save the report", str(self.nb.path.parent / f"{self.nb.path.stem}-report.html"),
                                               "HTML page (*.html)")
         if path:
             Path(path).write_text(self.result.html, encoding="utf-8")

@@ -118,6 +118,19 @@ def _ollama_name(host: str, namespace: str, model: str, tag: str) -> str:
     return f"{model}:{tag}" if namespace == "library" else f"{namespace}/{model}:{tag}"
 
 
+BUNDLED_MODEL_NAME = "SmolLM2-135M-Instruct (bundled)"  # what the window calls the default model, everywhere
+
+
+def display_name(path: str | None) -> str:
+    """One name per model across the window: Ollama's name:tag, a server's address, the file
+    name, or the bundled model's name."""
+    if not path:
+        return BUNDLED_MODEL_NAME
+    if is_server_url(path):
+        return f"server: {path}"
+    return model_name(path) or Path(path).name
+
+
 def model_name(path: str | None) -> str | None:
     """What a model file is called where it was found (Ollama's ``name:tag`` for one of its blobs), else None."""
     if not path or is_server_url(path):
