@@ -106,6 +106,52 @@ def move_cell(nb: Notebook, cell_id: int, delta: int) -> list[Cell]:
     return list_cells(nb)
 
 
+def insert_cell(nb: Notebook, kind: str, *, after: int | None = None,
+                settings: dict[str, Any] | None = None) -> Cell:
+    """A new cell of ``kind`` right after cell ``after`` (at the end when None), pre-filled."""
+    cells = list_cells(nb)
+    settings = copy.deepcopy(settings if settings is not None else DEFAULTS.get(kind, {}))
+    if "prompt" in settings and not settings["prompt"]:
+        names = prompt_names(nb)
+        settings["prompt"] = names[0] if names else ""
+    new = add_cell(nb, kind, settings, position=len(cells))
+    order = [c.id for c in cells]
+    at = order.index(after) + 1 if after in order else len(order)
+    order.insert(at, new.id)
+    cell_table.set_cell_order(nb, order)
+    return next(c for c in list_cells(nb) if c.id == new.id)
+
+
+def duplicate_cell(nb: Notebook, cell_id: int) -> Cell:
+    """A copy of a cell's settings right below it (e.g. a second Generate cell for a chain)."""
+    cell = next((c for c in list_cells(nb) if c.id == cell_id), None)
+    if cell is None:
+        raise StudioError(f"no cell {cell_id}")
+    return insert_cell(nb, cell.kind, after=cell_id, settings=cell.settings)
+
+
+def remove_cell(nb: Notebook, cell_id: int) -> Cell:
+    """Remove a cell; returns it as it was (kind, settings, position) so it can be put back."""
+    cell = next((c for c in list_cells(nb) if c.id == cell_id), None)
+    if cell is None:
+        raise StudioError(f"no cell {cell_id}")
+    cell_table.delete_cell(nb, cell_id)
+    cell_table.set_cell_order(nb, [c.id for c in list_cells(nb)])
+    return cell
+
+
+def restore_cell(nb: Notebook, cell: Cell) -> Cell:
+    """Put a removed cell back where it was (a new id, the same kind, settings and last output)."""
+    cells = list_cells(nb)
+    new = add_cell(nb, cell.kind, cell.settings, position=len(cells))
+    order = [c.id for c in cells]
+    order.insert(min(cell.position, len(order)), new.id)
+    cell_table.set_cell_order(nb, order)
+    new.last_output, new.collapsed = cell.last_output, cell.collapsed
+    save_cell(nb, new)
+    return new
+
+
 def record_output(notebook_path: str | Path, cell_id: int, output: str) -> None:
     with Notebook.open(notebook_path) as nb:
         cell_table.record_output(nb, cell_id, output)

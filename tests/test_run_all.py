@@ -120,3 +120,27 @@ def test_made_before_matches_only_the_same_plan_and_model(sample):
     assert made_before(sample.path, "support-ticket", model_path="fake-b", **kw) is None
     sample.add_prompt_version("support-ticket", "A new version about {{ topic }}.")
     assert made_before(sample.path, "support-ticket", **kw) is None  # the prompt changed
+
+
+def test_cells_can_be_added_duplicated_removed_and_brought_back(qtbot, view, sample):
+    from app.cells import list_cells
+
+    kinds = lambda: [c.kind for c in list_cells(sample)]  # noqa: E731
+    assert kinds() == ["data", "prompt", "generate", "quality", "map", "review", "export"]
+    gen = view.cell_widget("generate")
+    gen.editors["rows"].setValue(4)
+    view.cell_action(gen, "duplicate")  # a second Generate cell (e.g. a chain's next step)
+    assert kinds() == ["data", "prompt", "generate", "generate", "quality", "map", "review", "export"]
+    second = [c for c in list_cells(sample) if c.kind == "generate"][1]
+    assert second.settings["rows"] == 4 and second.last_output == ""
+    view.cell_action(None, "add:review")  # + Add cell, at the end
+    assert kinds()[-1] == "review" and len(view.cells) == 9
+    quality = view.cell_widget("quality")
+    quality.cell.settings["judge"] = True
+    quality.sig_changed.emit(quality)
+    view.cell_action(quality, "remove")
+    assert "quality" not in kinds()
+    view.undo_stack.undo()  # back where it was, with its settings
+    assert kinds()[4] == "quality" and list_cells(sample)[4].settings["judge"] is True
+    view.undo_stack.redo()
+    assert "quality" not in kinds() and len(view.cells) == 8

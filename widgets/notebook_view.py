@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -39,7 +40,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.cells import CHOICES, Cell, ensure_cells, live_summary, move_cell, run_cell, save_cell
+from app.cells import (
+    CHOICES,
+    KINDS,
+    TITLES,
+    Cell,
+    duplicate_cell,
+    ensure_cells,
+    insert_cell,
+    live_summary,
+    move_cell,
+    remove_cell,
+    restore_cell,
+    run_cell,
+    save_cell,
+)
 from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
@@ -77,6 +92,7 @@ class CellWidget(QFrame):
     sig_run = Signal(object)
     sig_run_below = Signal(object)
     sig_move = Signal(object, int)
+    sig_cell_action = Signal(object, str)  # "duplicate", "remove", or "add:<kind>" (a new cell below)
     sig_changed = Signal(object)
     sig_paste = Signal(object)
     sig_edit_input = Signal(int, str, str)  # record id, variable, new value
@@ -107,12 +123,24 @@ class CellWidget(QFrame):
         down.setToolTip("Move down")
         up.clicked.connect(lambda: self.sig_move.emit(self, -1))
         down.clicked.connect(lambda: self.sig_move.emit(self, 1))
+        more = self.more_button = QToolButton()
+        more.setText("⋯")
+        more.setToolTip("Duplicate, remove, or add a cell below")
+        more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(more)
+        menu.addAction("Duplicate", lambda: self.sig_cell_action.emit(self, "duplicate"))
+        add = menu.addMenu("Add a cell below")
+        for kind in KINDS:
+            add.addAction(TITLES[kind], lambda k=kind: self.sig_cell_action.emit(self, f"add:{k}"))
+        menu.addSeparator()
+        menu.addAction("Remove (Ctrl+Z brings it back)", lambda: self.sig_cell_action.emit(self, "remove"))
+        more.setMenu(menu)
         head = QHBoxLayout()
         head.addWidget(self.toggle)
         head.addWidget(title)
         head.addWidget(self.summary, 1)
         head.addStretch(0)
-        for w in (self.run_button, self.below_button, up, down):
+        for w in (self.run_button, self.below_button, up, down, more):
             w.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
             head.addWidget(w)
 
@@ -385,6 +413,14 @@ class NotebookView(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.run_all)
         bar.addWidget(self.stop_button)
+        self.add_button = QToolButton()
+        self.add_button.setText("+ Add cell")
+        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_menu = QMenu(self.add_button)
+        for kind in KINDS:
+            add_menu.addAction(TITLES[kind], lambda k=kind: self.cell_action(None, f"add:{k}"))
+        self.add_button.setMenu(add_menu)
+        bar.addWidget(self.add_button)
         bar.addWidget(self.status, 1)
         self.column = QVBoxLayout()
         self.column.setSpacing(8)
@@ -416,6 +452,7 @@ class NotebookView(QWidget):
             w.sig_run.connect(lambda cw: self._run([cw]))
             w.sig_run_below.connect(self.run_from)
             w.sig_move.connect(self._move)
+            w.sig_cell_action.connect(self.cell_action)
             w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
             w.sig_paste.connect(self.paste_rows)
             w.sig_edit_input.connect(self.edit_input)
@@ -532,6 +569,20 @@ class NotebookView(QWidget):
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
 
+    def cell_action(self, cw: CellWidget | None, action: str) -> None:
+        """Add, duplicate or remove a cell (a removal is undoable); the column is rebuilt."""
+        if self.runner.running:
+            self.status.setText("stop the running cell first")
+            return
+        if action == "duplicate" and cw is not None:
+            duplicate_cell(self.nb, cw.cell.id)
+        elif action.startswith("add:"):
+            insert_cell(self.nb, action[4:], after=cw.cell.id if cw is not None else None)
+        elif action == "remove" and cw is not None:
+            self.undo_stack.push(_RemoveCell(self, cw.cell.id))
+            return
+        self.reload()
+
     def _move(self, cw: CellWidget, delta: int) -> None:
         move_cell(self.nb, cw.cell.id, delta)
         self.reload()
@@ -610,3 +661,21 @@ class NotebookView(QWidget):
         if self.runner.running:
             self.runner.cancel()
             self.status.setText("stopping…")
+
+
+class _RemoveCell(QUndoCommand):
+    """Removing a cell, undoable: undo puts it back where it was, with its settings and last output."""
+
+    def __init__(self, view: NotebookView, cell_id: int) -> None:
+        super().__init__("remove cell")
+        self.view, self.cell_id = view, cell_id
+        self.removed: Cell | None = None
+
+    def redo(self) -> None:
+        self.removed = remove_cell(self.view.nb, self.cell_id)
+        self.view.reload()
+
+    def undo(self) -> None:
+        if self.removed is not None:
+            self.cell_id = restore_cell(self.view.nb, self.removed).id
+            self.view.reload()
