@@ -71,11 +71,17 @@ def ensure_cells(nb: Notebook) -> list[Cell]:
     cells = list_cells(nb)
     if cells:
         return cells
+    from app.core.settings import load_settings
+
     prompts = prompt_names(nb)
+    chosen = load_settings()[0].generate  # the person's generate defaults (Preferences) start a new notebook
     for i, kind in enumerate(KINDS):
         settings = copy.deepcopy(DEFAULTS[kind])
         if "prompt" in settings and prompts:
             settings["prompt"] = prompts[0]
+        if kind == "generate":
+            settings.update(samples=chosen.samples, rows=chosen.rows, temperature=chosen.temperature,
+                            max_tokens=chosen.max_tokens)
         add_cell(nb, kind, settings, position=i)
     return list_cells(nb)
 

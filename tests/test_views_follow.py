@@ -94,3 +94,19 @@ def test_an_export_message_gives_the_full_path_and_open_folder(win, tmp_path):
     assert win.open_folder_button.isVisible() and win.written == out.resolve()
     win.show_message("something else")
     assert not win.open_folder_button.isVisible()
+
+
+def test_the_generate_bar_and_the_generate_cell_are_one_set_of_settings(qtbot, win, nb):
+    """The bar is a shortcut to the notebook's Generate cell: a change in either shows in the other,
+    and a run from the bar uses the cell's seed and temperature (which the bar has no box for)."""
+    from app.cells import list_cells
+
+    gen_cell = lambda: next(c for c in list_cells(nb) if c.kind == "generate")  # noqa: E731
+    bar, cw = win.generate_bar, win.notebook_view.cell_widget("generate")
+    bar.samples.setValue(4)
+    assert gen_cell().settings["samples"] == 4 and cw.editors["samples"].value() == 4
+    cw.editors["rows"].setValue(9)  # as typed in the cell
+    cw.editors["seed"].setValue(7)
+    cw.editors["temperature"].setValue(0.3)
+    assert bar.rows.value() == 9 and bar.seed == 7 and bar.temperature == pytest.approx(0.3)
+    assert gen_cell().settings["rows"] == 9

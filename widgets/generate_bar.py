@@ -40,6 +40,9 @@ def stopped_text(made: int, planned: int) -> str:
 class GenerateBar(QWidget):
     sig_record_added = Signal(int)
     sig_run_finished = Signal(object)
+    # the person changed a setting here: the window writes it to the notebook's Generate cell, the one
+    # source of truth for these settings (the bar is its shortcut)
+    sig_settings_edited = Signal(dict)
 
     def __init__(self, notebook_path: Path, prompt_names: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +68,11 @@ class GenerateBar(QWidget):
         self.rows.setSpecialValueText("all")
         self.max_tokens = QSpinBox(minimum=1, maximum=8192, value=defaults.max_tokens, singleStep=32)
         self.temperature = defaults.temperature
+        self.seed = 0
+        self._applying = False  # settings coming from the Generate cell are not echoed back
+        for w in (self.samples, self.rows, self.max_tokens):
+            w.valueChanged.connect(self._on_setting_edited)
+        self.prompt.currentTextChanged.connect(self._on_setting_edited)
         self.model_button = QPushButton(display_name(None))
         self.model_button.setToolTip("Choose a GGUF model (Models…)")
         self.model_button.clicked.connect(self._on_choose_model)
@@ -87,6 +95,8 @@ class GenerateBar(QWidget):
         self._made, self._planned = 0, 0  # the last progress: what a stopped run had made
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
+        self.progress.setRange(0, 1)  # a bar with no value draws no text: "idle" must show
+        self.progress.setValue(0)
         self.progress.setFormat("idle")
 
         row = QHBoxLayout()
@@ -126,13 +136,38 @@ class GenerateBar(QWidget):
         self.parallel = choice.parallel
         self.model_button.setText(display_name(choice.path))
 
+    def settings(self) -> dict:
+        """The bar's generate settings, named as the Generate cell names them."""
+        return {"prompt": self.prompt.currentText(), "samples": self.samples.value(), "rows": self.rows.value(),
+                "max_tokens": self.max_tokens.value(), "temperature": self.temperature}
+
+    def _on_setting_edited(self, *_: object) -> None:
+        if not self._applying:
+            self.sig_settings_edited.emit(self.settings())
+
+    def apply_cell_settings(self, s: dict) -> None:
+        """Show the Generate cell's settings (prompt, samples, rows, max tokens, temperature, seed): a run
+        from the bar makes exactly what the cell would."""
+        self._applying = True
+        try:
+            if s.get("prompt") and self.prompt.findText(str(s["prompt"])) >= 0:
+                self.prompt.setCurrentText(str(s["prompt"]))
+            for w, key in ((self.samples, "samples"), (self.rows, "rows"), (self.max_tokens, "max_tokens")):
+                if key in s:
+                    w.setValue(int(s[key]))
+            self.temperature = float(s.get("temperature", self.temperature))
+            self.seed = int(s.get("seed", self.seed))
+        finally:
+            self._applying = False
+
     def reload_preferences(self) -> None:
         """Start from the Preferences again (after they changed): generate defaults, default model, threads."""
         defaults = load_settings()[0].generate
         self.samples.setValue(defaults.samples)
         self.rows.setValue(defaults.rows)
-        self.max_tokens.setValue(defaults.max_tokens)
         self.temperature = defaults.temperature
+        self.max_tokens.setValue(defaults.max_tokens)
+        self._on_setting_edited()  # the temperature too, which no widget of the bar shows
         self.apply_choice(self._choice)
 
     def set_model(self, path: str) -> None:
@@ -169,7 +204,7 @@ class GenerateBar(QWidget):
         self._running_prompt = prompt
         self.runner.start(
             generate_job, self.notebook_path, prompt, samples=self.samples.value(), resume=resume,
-            limit_rows=self.rows.value() or None, seed=0,
+            limit_rows=self.rows.value() or None, seed=self.seed,
             settings=SamplerSettings(temperature=self.temperature, max_tokens=self.max_tokens.value()),
             model_path=self.model_path, backend=self.backend,
             model_options={"n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers,

@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.generate_bar.sig_manage_models.connect(self.open_model_manager)
         self.generate_bar.apply_choice(notebook_model(nb))
         self.generate_bar.sig_run_finished.connect(self._on_run_finished)
+        self.generate_bar.sig_settings_edited.connect(self._cell_from_bar)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search output text…")
@@ -198,6 +199,7 @@ class MainWindow(QMainWindow):
         self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
         self.notebook_view.sig_show_ids.connect(lambda ids: self.show_records(ids))
         self.notebook_view.sig_open_record.connect(lambda rid: self.show_records((rid,)))
+        self.notebook_view.sig_cell_settings_changed.connect(self._bar_from_cell)
         self.tabs.addTab(self.notebook_view, "Notebook")
         self.records_page = split
         self.tabs.addTab(split, "Records")
@@ -240,11 +242,28 @@ class MainWindow(QMainWindow):
         self._changed_timer.timeout.connect(self._on_notebook_changed)
         self.model.undo_stack.indexChanged.connect(lambda _i: self.notebook_changed())
         # writes by another process (a CLI run in a terminal) or a job's own connection
+        self._bar_from_cell()  # the bar shows the Generate cell's settings
         self._seen_version = nb.data_version()
         self._watch_timer = QTimer(self, interval=2000)
         self._watch_timer.timeout.connect(self._check_outside_writes)
         self._watch_timer.start()
         self.refresh()
+
+    def _generate_cell(self):
+        """The notebook's first Generate cell: the one source of truth the generate bar shows and edits."""
+        from app.cells import list_cells
+
+        return next((c for c in list_cells(self.nb) if c.kind == "generate"), None)
+
+    def _bar_from_cell(self, cell=None) -> None:
+        first = self._generate_cell()
+        if first is not None and (cell is None or cell.id == first.id):
+            self.generate_bar.apply_cell_settings((cell or first).settings)
+
+    def _cell_from_bar(self, values: dict) -> None:
+        cell = self._generate_cell()
+        if cell is not None:
+            self.notebook_view.set_cell_settings(cell.id, values)
 
     def notebook_changed(self) -> None:
         """Records were added, edited or undone, a run or a job ended: every view follows (soon)."""
@@ -417,6 +436,7 @@ class MainWindow(QMainWindow):
 
         if PreferencesDialog(self).exec():
             self.generate_bar.reload_preferences()
+            self._bar_from_cell()  # the notebook's Generate cell still decides what a run makes
 
     def _on_prompt_saved(self, name: str) -> None:
         self._fill_field_choices()  # a schema's fields become columns and filter choices
@@ -660,6 +680,7 @@ class MainWindow(QMainWindow):
         self.notebook_view.nb = nb
         self._seen_version = nb.data_version()
         self.notebook_view.reload()
+        self._bar_from_cell()
         self.versions_view.nb = nb
         self.versions_view.reload()
         self.report_view.set_notebook(nb)

@@ -388,6 +388,7 @@ class NotebookView(QWidget):
     sig_prompt_saved = Signal(str)  # a template was saved from the Prompt cell's editor
     sig_show_ids = Signal(object)  # map selection -> Records
     sig_open_record = Signal(int)
+    sig_cell_settings_changed = Signal(object)  # a cell's settings were edited here (the Cell)
 
     def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -453,7 +454,7 @@ class NotebookView(QWidget):
             w.sig_run_below.connect(self.run_from)
             w.sig_move.connect(self._move)
             w.sig_cell_action.connect(self.cell_action)
-            w.sig_changed.connect(lambda cw: save_cell(self.nb, cw.cell))
+            w.sig_changed.connect(self._on_cell_changed)
             w.sig_paste.connect(self.paste_rows)
             w.sig_edit_input.connect(self.edit_input)
             form = w.body.layout()
@@ -568,6 +569,30 @@ class NotebookView(QWidget):
 
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
+
+    def _on_cell_changed(self, cw: CellWidget) -> None:
+        save_cell(self.nb, cw.cell)
+        self.sig_cell_settings_changed.emit(cw.cell)
+
+    def set_cell_settings(self, cell_id: int, values: dict[str, Any]) -> None:
+        """Settings changed elsewhere (the generate bar): stored, and the cell's editors show them."""
+        w = next((w for w in self.cells if w.cell.id == cell_id), None)
+        if w is None:
+            return
+        w.cell.settings.update(values)
+        save_cell(self.nb, w.cell)
+        for key, value in values.items():
+            editor = w.editors.get(key)
+            if editor is None:
+                continue
+            editor.blockSignals(True)
+            if isinstance(editor, QSpinBox):
+                editor.setValue(int(value))
+            elif isinstance(editor, QDoubleSpinBox):
+                editor.setValue(float(value))
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText(str(value))
+            editor.blockSignals(False)
 
     def cell_action(self, cw: CellWidget | None, action: str) -> None:
         """Add, duplicate or remove a cell (a removal is undoable); the column is rebuilt."""
