@@ -250,3 +250,31 @@ def test_the_review_widget_shows_why_and_progress_and_y_stores_a_label(qtbot, nb
     qtbot.keyClick(q, Qt.Key.Key_A)
     assert nb.record(ids[0])["status"] == "accepted" and q.current_id() != ids[0]
     assert record_labels(nb, ids[0]) == {"polite": True}  # the accept stored no label
+
+
+def test_the_review_card_shows_what_the_output_answers_and_has_buttons(qtbot, nb, fake, topics_csv):
+    """Beside the output: the input row's variables and the prompt the model was given; and the
+    keys also as buttons (accept, next)."""
+    from PySide6.QtGui import QUndoStack
+    from PySide6.QtWidgets import QPushButton
+
+    from app.data.importer import import_file
+    from app.generate.runs import create_run, execute_run, prepare_run
+    from widgets.review_queue import ReviewQueue
+
+    import_file(nb, topics_csv)
+    nb.add_prompt_version("t", "Write a ticket about {{ topic }} for {{ product }}.")
+    execute_run(nb, create_run(nb, prepare_run(nb, "t", limit_rows=2), fake.info), fake)
+    q = ReviewQueue(nb, QUndoStack())
+    qtbot.addWidget(q)
+    q.show()
+    r = nb.record(q.current_id())
+    context = q.context.toPlainText()
+    assert r["variables"]["topic"] in context and r["variables"]["product"] in context
+    assert f"Write a ticket about {r['variables']['topic']}" in context  # the rendered prompt
+    buttons = {b.text().split("  ")[0]: b for b in q.findChildren(QPushButton)}
+    first = q.current_id()
+    buttons["Accept"].click()
+    assert nb.record(first)["status"] == "accepted"
+    buttons["Next ▶"].click()
+    assert q.current_id() != first

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
+    QSplitter,
     QStackedWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -103,6 +105,25 @@ class ReviewQueue(QWidget):
         self.help = QLabel(HELP)
         self.help.setWordWrap(True)
         set_tone(self.help, "muted")
+        # what the output answers: the input row's variables and the prompt the model was given
+        self.context = QTextBrowser()
+        self.context.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.context.setMinimumWidth(220)
+        beside = QSplitter(Qt.Orientation.Horizontal)
+        beside.addWidget(self.stack)
+        beside.addWidget(self.context)
+        beside.setStretchFactor(0, 3)
+        beside.setStretchFactor(1, 2)
+        buttons = QHBoxLayout()
+        for label, tip, slot in (("◀ Previous", "K", lambda: self.move(-1)), ("Accept", "A", lambda: self.set_status("accepted")),
+                                 ("Reject", "R", lambda: self.set_status("rejected")),
+                                 ("Flag", "F", lambda: self.set_status("flagged")), ("Edit", "E", self.start_edit),
+                                 ("Next ▶", "J", lambda: self.move(1))):
+            b = QPushButton(f"{label}  ({tip})")
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay with the queue
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        buttons.addStretch(1)
         top = QHBoxLayout()
         top.addWidget(self.header, 1)
         top.addWidget(self.view, 0, Qt.AlignmentFlag.AlignTop)
@@ -110,7 +131,8 @@ class ReviewQueue(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.why)
         lay.addWidget(self.stale)
-        lay.addWidget(self.stack, 1)
+        lay.addWidget(beside, 1)
+        lay.addLayout(buttons)
         lay.addWidget(self.questions)
         lay.addWidget(self.facts)
         lay.addWidget(self.help)
@@ -165,6 +187,7 @@ class ReviewQueue(QWidget):
                 w.setText("")
             self.stale.hide()
             self.text.setPlainText("")
+            self.context.clear()
             self.criteria = []
             return
         card = review_card(self.nb, rid)
@@ -180,6 +203,7 @@ class ReviewQueue(QWidget):
         self.stale.setText(f"scores are stale (edited after scoring): {', '.join(stale)}" if stale else "")
         self.stale.setVisible(bool(stale))
         self.text.setPlainText(r["output"] or "")
+        self.context.setHtml(context_html(r))
         self._show_questions(rid, item)
         self.facts.setText("<br>".join(self._facts(card)))
 
@@ -304,3 +328,15 @@ class ReviewQueue(QWidget):
             self.start_edit()
         else:
             super().keyPressEvent(event)
+
+
+def context_html(r: dict) -> str:
+    """What an output answers: its input variables and the prompt the model was given."""
+    muted = tone_hex("muted")
+    variables = r.get("variables") or {}
+    rows = "".join(f"<tr><td style='color:{muted}'>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in variables.items())
+    parts = [f"<b>Input</b><table>{rows}</table>" if rows else f"<span style='color:{muted}'>no input variables</span>"]
+    if r.get("prompt"):
+        parts.append(f"<b>Prompt</b><pre style='white-space: pre-wrap'>{html.escape(r['prompt'])}</pre>")
+    return "".join(parts)
