@@ -110,3 +110,17 @@ def test_the_generate_bar_and_the_generate_cell_are_one_set_of_settings(qtbot, w
     cw.editors["temperature"].setValue(0.3)
     assert bar.rows.value() == 9 and bar.seed == 7 and bar.temperature == pytest.approx(0.3)
     assert gen_cell().settings["rows"] == 9
+
+
+def test_preview_against_row_follows_an_import_and_the_prompt_cell_has_one_selector(qtbot, win, nb, topics_csv):
+    import_job(nb.path, topics_csv, task=TaskState())
+    win.refresh()
+    qtbot.waitUntil(lambda: not win._changed_timer.isActive(), timeout=3000)
+    assert win.prompt_editor.row.maximum() == 20  # not capped at 1 after the import
+    cw = win.notebook_view.cell_widget("prompt")
+    assert cw.editor is not None and cw.editor.row.maximum() == 20
+    assert not cw.editors["prompt"].isVisibleTo(cw) and not cw.editors["row"].isVisibleTo(cw)
+    cw.editor.row.setValue(7)
+    from app.cells import list_cells
+
+    assert next(c for c in list_cells(nb) if c.kind == "prompt").settings["row"] == 7

@@ -285,6 +285,7 @@ class MainWindow(QMainWindow):
         self.refresh_summary()
         self.notebook_view.redraw()  # the cells' charts and live lines
         self.map_view.data_changed()  # the "N new records since this map" banner
+        self.prompt_editor.data_changed()  # "Preview against row" reaches every row
         if self.tabs.currentWidget() is self.quality:
             self.quality.refresh()
 

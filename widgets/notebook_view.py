@@ -466,8 +466,15 @@ class NotebookView(QWidget):
                 editor.setMinimumHeight(420)
                 if cell.settings.get("prompt"):
                     editor.name.setCurrentText(cell.settings["prompt"])
+                editor.row.setValue(int(cell.settings.get("row") or 1))
                 editor.sig_saved.connect(self._on_prompt_saved)
                 form.addRow(editor)
+                # one prompt and one row selector: the editor's own, kept in the cell's settings
+                for key in ("prompt", "row"):
+                    if key in w.editors:
+                        form.setRowVisible(w.editors[key], False)
+                editor.name.currentTextChanged.connect(lambda v, cw=w: self._set_setting(cw, "prompt", v))
+                editor.row.valueChanged.connect(lambda v, cw=w: self._set_setting(cw, "row", int(v)))
             if cell.kind == "review":  # the keyboard review queue itself (A/R/F, J/K, E)
                 from widgets.review_queue import ReviewQueue
 
@@ -503,6 +510,9 @@ class NotebookView(QWidget):
     def _on_undo_index_changed(self, _index: int) -> None:
         if not self.runner.running:
             self._draw_charts()
+        for w in self.cells:
+            if w.editor is not None:
+                w.editor.data_changed()
 
     def _run_all(self) -> None:
         if self.cells:
@@ -513,6 +523,9 @@ class NotebookView(QWidget):
         cells' charts, rows and live lines follow; never under a running cell's own updates."""
         if not self.runner.running:
             self._draw_charts()
+        for w in self.cells:
+            if w.editor is not None:
+                w.editor.data_changed()
 
     def _draw_charts(self) -> None:
         from app.quality.funnel import funnel
@@ -569,6 +582,10 @@ class NotebookView(QWidget):
 
     def cell_widget(self, kind: str) -> CellWidget:
         return next(w for w in self.cells if w.cell.kind == kind)
+
+    def _set_setting(self, cw: CellWidget, key: str, value: Any) -> None:
+        cw.cell.settings[key] = value
+        self._on_cell_changed(cw)
 
     def _on_cell_changed(self, cw: CellWidget) -> None:
         save_cell(self.nb, cw.cell)

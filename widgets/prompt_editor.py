@@ -154,6 +154,11 @@ class PromptEditor(QWidget):
 
     # -- loading -----------------------------------------------------------------------
 
+    def data_changed(self) -> None:
+        """Rows were imported or removed: "Preview against row" reaches every row (edits stay as they are)."""
+        if not self.nb.closed:
+            self.row.setMaximum(max(1, self.nb.count_records("input")))
+
     def reload(self) -> None:
         current = self.name.currentText()
         names = sorted({p.name for p in self.nb.prompt_versions() if not p.name.startswith("transform:")})
