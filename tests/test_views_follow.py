@@ -27,7 +27,7 @@ def win(qtbot, nb, topics_csv):
 
 
 def _summary_numbers(win) -> tuple[int, int, int]:
-    m = re.search(r"(\d+) input rows · (\d+) samples .* (\d+) runs", win.summary_label.text())
+    m = re.search(r"(\d+) input rows · (\d+) samples .* (\d+) runs?\b", win.summary_label.text())
     assert m, win.summary_label.text()
     return int(m[1]), int(m[2]), int(m[3])
 

@@ -191,6 +191,9 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.detail)
         split.setSizes([900, 600])
+        split.setStretchFactor(0, 3)  # the table grows with the window, the side panel less
+        split.setStretchFactor(1, 2)
+        split.splitterMoved.connect(lambda *_: self._fit_output())
         self.review = ReviewQueue(nb, self.model.undo_stack)
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
@@ -613,7 +616,8 @@ class MainWindow(QMainWindow):
         by = " · ".join(f"{k} {v}" for k, v in sorted(s["by_status"].items())) or "none yet"
         self.summary_label.setText(
             f"<b>{html.escape(str(self.nb.path))}</b> &nbsp; {s['inputs']} input rows · "
-            f"{s['samples']} samples ({by}) · {s['prompts']} prompts · {s['runs']} runs"
+            f"{s['samples']} samples ({by}) · {s['prompts']} prompt{'s' if s['prompts'] != 1 else ''} · "
+            f"{s['runs']} run{'s' if s['runs'] != 1 else ''}"
         )
 
     def _fit_columns(self) -> None:
@@ -622,6 +626,17 @@ class MainWindow(QMainWindow):
         self.table.setColumnWidth(self.model.columns.index("output"), 260 if fields else 440)
         for i in fields:  # a long text field must not push the rest out of sight
             self.table.setColumnWidth(i, min(self.table.columnWidth(i), 240))
+        self._fit_output()
+
+    def _fit_output(self) -> None:
+        """The output column takes the table's free width (at least 220 px): every other column stays in
+        sight on a 1280 px screen, and a wide screen shows more of the text instead of blank space."""
+        if "output" not in self.model.columns:
+            return
+        out = self.model.columns.index("output")
+        others = sum(self.table.columnWidth(i) for i in range(self.model.columnCount()) if i != out)
+        free = self.table.viewport().width() - others - 2
+        self.table.setColumnWidth(out, max(220, free))
 
     def refresh(self) -> None:
         self.notebook_changed()  # File > Reload, a job's end: every other view follows too
@@ -780,6 +795,11 @@ class MainWindow(QMainWindow):
         if len(got.notebooks) + len(got.tables) > 1:
             self.show_message(f"{len(got.notebooks) + len(got.tables)} files dropped: took {taken.name} "
                               "(drop the others one at a time)")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        if hasattr(self, "model"):
+            self._fit_output()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if self.close_guard.holds(event):  # it asks; "Quit anyway" closes again
