@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._build_menu()
         self._build_edit_menu()
+        self._build_help_menu()  # last, where people look for it
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                    | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.installEventFilter(self)
@@ -371,6 +372,8 @@ class MainWindow(QMainWindow):
                 act.setShortcut(key)
             act.triggered.connect(slot)
             m.addAction(act)
+
+    def _build_help_menu(self) -> None:
         h = self.menuBar().addMenu("&Help")
         shortcuts = h.addAction("&Keyboard shortcuts")
         shortcuts.setShortcut(QKeySequence("F1"))

@@ -93,6 +93,7 @@ class PromptEditor(QWidget):
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.editor.setFont(mono)
+        self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # YAML front matter must not look re-indented
         self.highlighter = JinjaHighlighter(self.editor.document())
         self.row = QSpinBox(minimum=1, maximum=1, value=1)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
