@@ -18,6 +18,7 @@ import email.utils
 import http.client
 import json
 import random
+import socket
 import threading
 import time
 from typing import Any
@@ -76,6 +77,7 @@ class JsonClient:
             remember_secret(token)
             self.headers["Authorization"] = f"Basic {token}"
         self._idle: list[http.client.HTTPConnection] = []
+        self._busy: set[http.client.HTTPConnection] = set()  # waiting for an answer: close() cuts them off
         self._lock = threading.Lock()
         self._closed = False
         self.connections_opened = 0  # how many TCP connections were made (keep-alive keeps this small)
@@ -84,25 +86,43 @@ class JsonClient:
 
     def _take(self) -> http.client.HTTPConnection:
         with self._lock:
+            if self._closed:
+                raise ModelError(f"the connection to {self.url} was closed (the job stopped)")
             if self._idle:
-                return self._idle.pop()
+                conn = self._idle.pop()
+                self._busy.add(conn)
+                return conn
             self.connections_opened += 1
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=self.timeout)
+        conn = cls(self.host, self.port, timeout=self.timeout)
+        with self._lock:
+            self._busy.add(conn)
+        return conn
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
+            self._busy.discard(conn)
             if not self._closed and len(self._idle) < self.pool_size:
                 self._idle.append(conn)
                 return
         conn.close()
 
     def close(self) -> None:
+        """Close every connection, those still waiting for an answer too: a hung server cannot keep a
+        stopped job (or the process, at exit) waiting; no new request or retry starts after this."""
         with self._lock:
             idle, self._idle = self._idle, []
-            self._closed = True  # from now on every connection is closed after its answer (a cancelled batch's too)
+            busy, self._busy = list(self._busy), set()
+            self._closed = True
         for conn in idle:
             conn.close()
+        for conn in busy:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it
+                except OSError:
+                    pass
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -117,20 +137,25 @@ class JsonClient:
                 resp = conn.getresponse()
                 body = resp.read()
             except STALE:
-                conn.close()
-                if reused and not fresh_try:
+                self._forget(conn)
+                if reused and not fresh_try and not self._closed:
                     continue
                 raise
             except BaseException:
-                conn.close()
+                self._forget(conn)
                 raise
             headers = {k.lower(): v for k, v in resp.getheaders()}
             if resp.will_close:
-                conn.close()
+                self._forget(conn)
             else:
                 self._give_back(conn)
             return resp.status, headers, body
         raise AssertionError("unreachable")
+
+    def _forget(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._busy.discard(conn)
+        conn.close()
 
     def _wait(self, attempt: int, retry_after: float | None, path: str) -> None:
         if retry_after is not None:
@@ -153,6 +178,8 @@ class JsonClient:
         retry_after: float | None = None
         for attempt in range(self.retries + 1):
             if attempt:
+                if self._closed:  # stopped: no retry
+                    break
                 self._wait(attempt, retry_after, path)
             retry_after = None
             try:

@@ -356,6 +356,7 @@ class MainWindow(QMainWindow):
                                 ("New from a &starter…", QKeySequence("Ctrl+Shift+N"), self.new_from_starter),
                                 ("&Open notebook…", QKeySequence.StandardKey.Open, self._on_open),
                                 ("Open &recent", None, None),
+                                ("Save a &copy…", None, self._on_save_copy),
                                 ("&Import data…", QKeySequence("Ctrl+I"), self._on_import),
                                 ("&Export…", QKeySequence("Ctrl+E"), self._on_export),
                                 ("&Models…", None, self.open_model_manager),
@@ -676,6 +677,20 @@ class MainWindow(QMainWindow):
         if path:
             self.open_notebook(path, create=True)
 
+    def _on_save_copy(self) -> None:
+        """One complete file to send or back up, taken while the notebook stays open (copying the .db
+        by hand can miss what is still in its -wal file)."""
+        suggested = self.nb.path.with_name(f"{self.nb.path.stem} copy.db")
+        path, _ = QFileDialog.getSaveFileName(self, "Save a copy", str(suggested), "Notebooks (*.db)")
+        if not path:
+            return
+        try:  # the dialog has already asked before replacing a file
+            dest = self.nb.save_copy(path, overwrite=True)
+        except StudioError as exc:
+            self.show_message(str(exc), error=True)
+            return
+        self.show_message(f"saved a copy of {self.nb.path.name} to {dest.resolve()}")
+
     def open_notebook(self, path: str, create: bool = False) -> bool:
         try:
             nb = Notebook.create(path) if create else Notebook.open(path)
@@ -816,6 +831,7 @@ class MainWindow(QMainWindow):
             runner.cancel()
         with edit_settings() as s:
             s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        self.nb.checkpoint()  # the .db alone is the whole notebook from now on (best effort, never waits)
         super().closeEvent(event)
 
 

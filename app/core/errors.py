@@ -16,6 +16,10 @@ class NotebookError(StudioError):
     """The notebook file is missing, not SQLite, or not a Synth Studio notebook."""
 
 
+class NotebookBusy(NotebookError):
+    """Another program kept the notebook's write lock for longer than the studio waits for it."""
+
+
 class TemplateError(StudioError):
     """A prompt template that does not parse or does not render."""
 

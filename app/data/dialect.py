@@ -91,3 +91,20 @@ def check_one_column(text: str, dialect: Dialect, name: str) -> None:
         f"Re-save it with one separator ({', '.join(NAMES[d] for d in DELIMITERS)}) and the same number of "
         "fields on every line, or quote the values that contain it"
     )
+
+
+def short_rows(text: str, dialect: Dialect, width: int) -> tuple[int, int]:
+    """How many rows of ``text`` have fewer fields than the header's ``width`` (a table reader fills
+    them with empty values), and the line of the first; (0, 0) when none, or when a field is too
+    long for the csv module to count (the count is only a note to the user)."""
+    count = first = 0
+    reader = csv.reader(io.StringIO(text), delimiter=dialect.delimiter)
+    try:
+        next(reader, None)  # the header
+        for row in reader:
+            if row and len(row) < width:
+                count += 1
+                first = first or reader.line_num
+    except csv.Error:
+        return 0, 0
+    return count, first

@@ -450,6 +450,9 @@ def execute_run(
     except Cancelled:
         nb.set_run_status(run.id, "cancelled")
         return nb.run(run.id)
+    except KeyboardInterrupt:  # Ctrl-C that did not wait for the next check: stopped, not failed (resumable)
+        nb.set_run_status(run.id, "cancelled")
+        raise
     except BaseException as exc:
         nb.set_run_status(run.id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise

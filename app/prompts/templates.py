@@ -24,19 +24,29 @@ body that becomes the user message::
 Helpers: ``sample(list, k)`` (a seeded, shuffled subsample), ``pick(list)`` (one
 item), ``few_shot(k)`` (a block of example records), ``glossary_block()``. All
 randomness comes from the per-sample seed, so a record can be re-rendered exactly.
+
+Templates are untrusted text (shared notebooks, pasted prompts): they render in jinja2's
+immutable sandbox (no ``__dunder__`` attributes, no ``.append`` on a list or dict), front matter
+is read with YAML's safe loader (no ``!!python/...`` tags), and a render that runs past
+``RENDER_SECONDS`` or makes more than ``MAX_RENDER_CHARS`` characters is stopped with a message.
 """
 
 from __future__ import annotations
 
+import contextvars
 import random
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 import yaml
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment, SecurityError, safe_range
+from jinja2.utils import generate_lorem_ipsum
 
 from app.core.errors import TemplateError
 from app.prompts.columns import Column, draw_all, parse_columns
@@ -48,13 +58,116 @@ FRONT_MATTER = ("personas", "lists", "context", "glossary", "few_shot", "columns
 _HELPERS = ("sample", "pick", "few_shot", "glossary_block")
 _PROVIDED = ("persona", "context", "glossary", "examples", *_HELPERS)
 
-_env = SandboxedEnvironment(
+MAX_RENDER_CHARS = 10_000_000  # longer than any model's context: a runaway loop or repeat, not a prompt
+RENDER_SECONDS = 5.0  # a template renders in milliseconds; one still running after this is stopped
+_MAX_POWER_BITS = 1_000_000  # 2 ** 1_000_000 is a number of 300,000 digits: plenty
+_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("template_deadline", default=float("inf"))
+
+
+def _check_time() -> None:
+    if time.monotonic() > _deadline.get():
+        raise TemplateError(f"the template was still rendering after {RENDER_SECONDS:g} s and was stopped; "
+                            "loop over fewer items")
+
+
+def _too_long(size: int) -> TemplateError:
+    return TemplateError(f"the template makes a text of {size:,} characters, more than the {MAX_RENDER_CHARS:,} "
+                         "allowed; loop or repeat less")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """jinja2's sandbox (no ``__dunder__`` attributes, no changing a list or dict with ``.append``) that
+    also refuses a repeat or power too big to compute, and checks the time limit on every call."""
+
+    intercepted_binops = frozenset({"*", "**"})  # (also keeps them from being computed at compile time)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
+                    raise _too_long(len(seq) * n)
+        elif (operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1
+              and right * abs(left).bit_length() > _MAX_POWER_BITS):
+            raise TemplateError(f"{left} ** {right} is too big a number to compute")
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _check_time()
+        return super().call(context, obj, *args, **kwargs)
+
+
+def _timed(items: Iterator[int]) -> Iterator[int]:
+    for n, x in enumerate(items):
+        if not n % 1024:
+            _check_time()
+        yield x
+
+
+class _TimedRange:
+    """The sandbox's ``range`` (at most ``MAX_RANGE`` items), whose loops stop at the time limit:
+    a loop in a loop in a loop can run for hours without writing anything."""
+
+    def __init__(self, r: range) -> None:
+        self._r = r
+
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._r[i]
+
+    def __contains__(self, x: Any) -> bool:
+        return x in self._r
+
+    def __iter__(self) -> Iterator[int]:
+        return _timed(iter(self._r))
+
+    def __reversed__(self) -> Iterator[int]:
+        return _timed(reversed(self._r))
+
+    def __repr__(self) -> str:
+        return repr(self._r)
+
+
+def _range(*args: int) -> _TimedRange:
+    try:
+        return _TimedRange(safe_range(*args))
+    except OverflowError:
+        raise TemplateError(f"range({', '.join(map(str, args))}) is too long: a template may loop at most {MAX_RANGE:,} times over "
+                            "one range") from None
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # jinja2's argument names
+    if int(n) * int(max) > 100_000:
+        raise TemplateError("lipsum() may make at most 100,000 words")
+    return str(generate_lorem_ipsum(n, html, min, max))
+
+
+def _render_bounded(template: jinja2.Template, ctx: dict[str, Any]) -> str:
+    """Render within :data:`RENDER_SECONDS` and :data:`MAX_RENDER_CHARS` (TemplateError past either)."""
+    token = _deadline.set(time.monotonic() + RENDER_SECONDS)
+    try:
+        parts: list[str] = []
+        size = 0
+        for chunk in template.generate(ctx):
+            size += len(chunk)
+            if size > MAX_RENDER_CHARS:
+                raise _too_long(size)
+            parts.append(chunk)
+            _check_time()
+        return "".join(parts)
+    finally:
+        _deadline.reset(token)
+
+
+_env = _Sandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=False,
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_env.globals.update(range=_range, lipsum=_lipsum)
 
 
 @dataclass(frozen=True)
@@ -109,7 +222,12 @@ def parse_template(text: str) -> PromptTemplate:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 2 if mark is not None else 1
-            raise TemplateError(f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
+            problem = str(getattr(exc, "problem", exc))
+            if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+                tag = problem.rsplit("tag:yaml.org,2002:", 1)[-1].rstrip("'")
+                raise TemplateError(f"front matter uses the YAML tag !!{tag}, which is not allowed: front matter "
+                                    "holds plain text, numbers, lists and mappings; remove the tag", line) from None
+            raise TemplateError(f"front matter is not valid YAML: {problem}", line) from None
         if not isinstance(loaded, dict):
             raise TemplateError("front matter must be a mapping of settings (personas, lists, ...)", 2)
         fm = loaded
@@ -228,7 +346,7 @@ def render(
     try:
         template = _env.from_string(pt.body)
         template.filename = TEMPLATE_FILENAME
-        return template.render(ctx).strip()
+        return _render_bounded(template, ctx).strip()
     except TemplateError:
         raise
     except jinja2.UndefinedError as exc:
@@ -274,7 +392,9 @@ def template_variables(source: str) -> set[str]:
 def render_string(source: str, context: dict[str, Any]) -> str:
     """Render a small template in the same sandbox as prompts (strict: a missing name is an error)."""
     try:
-        return _env.from_string(source).render(context).strip()
+        return _render_bounded(_env.from_string(source), context).strip()
+    except TemplateError:
+        raise
     except jinja2.UndefinedError as exc:
         msg = str(exc.message or exc).replace(" is undefined", " is not defined")
         raise TemplateError(msg) from None

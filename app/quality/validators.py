@@ -15,6 +15,10 @@ Declared in a rules file (TOML or YAML), e.g.::
     type = "pii"             # e-mails, phones, card numbers, IBANs, IPs (app.quality.pii)
     kinds = ["email", "phone"]   # optional: only these kinds
 
+A regex rule's search is stopped after ``REGEX_SECONDS`` on a record (that record fails, saying so)
+when the ``regex`` package is installed; without it, a pattern with a repeat inside a repeat, the
+shape that can backtrack for hours (``(a+)+$``), is refused when the rule is read.
+
 A setting can be read from each record's input row by writing it as a template
 (rendered in the prompts' sandbox with the row's variables, also as ``input.NAME``)::
 
@@ -52,6 +56,7 @@ breaks the schema (a server that ignored it, a person's edit) drops in the funne
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 import warnings
@@ -67,6 +72,13 @@ from app.prompts.templates import render_string, template_variables
 from app.quality.pii import KINDS as PII_KINDS
 from app.quality.pii import find_pii, kinds_found
 from app.quality.rulefile import RuleFileError, line_of, load_rule_file
+
+try:  # the third-party ``regex`` module can stop a search after a time limit; ``re`` cannot be stopped
+    import regex as _timed_re  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # without it a pattern that can backtrack for ever is refused instead (_nested_repeat)
+    _timed_re = None
+
+REGEX_SECONDS = 1.0  # how long one rule's search may take on one record (with ``regex`` installed)
 
 DEFAULT_BANNED = (
     "as an ai language model", "as an ai", "i cannot fulfill", "i'm sorry, but", "delve", "tapestry",
@@ -133,14 +145,71 @@ def _length(text: str, tokens: int | None, p: dict[str, Any]) -> Verdict:
     return Verdict(True, f"{n} {unit}", n)
 
 
+def _nested_repeat(parsed: Any, inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats a group that itself repeats a variable number of times, as in
+    ``(a+)+``: the shape that backtracks exponentially on a near-miss (``re`` cannot be stopped)."""
+    c = importlib.import_module("re._constants")  # the parser's own tree: what a pattern really nests
+    for op, av in parsed:
+        if op in (c.POSSESSIVE_REPEAT, c.ATOMIC_GROUP):
+            continue  # never backtracks into itself
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            lo, hi, body = av
+            if inside and hi > lo:
+                return True
+            if _nested_repeat(body, inside or hi > 1):
+                return True
+            continue
+        stack = [av]
+        while stack:  # groups, branches and lookarounds hold their parts in tuples and lists
+            x = stack.pop()
+            if isinstance(x, (tuple, list)):
+                stack.extend(x)
+            elif hasattr(x, "data") and _nested_repeat(x, inside):
+                return True
+    return False
+
+
+def compile_pattern(pattern: str, flags: Any = "") -> Any:
+    """A rule's pattern, compiled to be searched within :data:`REGEX_SECONDS` (with ``regex``) or
+    refused when it could backtrack for ever (without it); ValueError says why it cannot be used."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"must be a text (a regular expression), not {pattern!r}")
+    i = re.I if "i" in str(flags) else 0
+    try:
+        compiled = re.compile(pattern, i | re.M)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+    if _timed_re is not None:
+        try:
+            return _timed_re.compile(pattern, i | re.M)
+        except _timed_re.error:
+            pass  # a pattern only ``re`` reads: checked below like any other
+    if _nested_repeat(importlib.import_module("re._parser").parse(pattern, i | re.M)):
+        raise ValueError("repeats a group that itself repeats (as (a+)+ does), which can run for minutes on some "
+                         "texts; rewrite it without the nested repeat (e.g. a+ for (a+)+)")
+    return compiled
+
+
+def _search(pattern: Any, text: str) -> Any:
+    if _timed_re is not None and isinstance(pattern, _timed_re.Pattern):
+        return pattern.search(text, timeout=REGEX_SECONDS)
+    return pattern.search(text)
+
+
 def _regex(text: str, _t: int | None, p: dict[str, Any]) -> Verdict:
-    must, must_not = p.get("_must"), p.get("_must_not")
-    if must is not None and not must.search(text):
-        return Verdict(False, f"does not match /{must.pattern}/")
-    if must_not is not None:
-        m = must_not.search(text)
-        if m:
-            return Verdict(False, f"matches /{must_not.pattern}/ at {m.group(0)!r}")
+    for slot, wanted in (("_must", True), ("_must_not", False)):
+        pattern = p.get(slot)
+        if pattern is None:
+            continue
+        try:
+            m = _search(pattern, text)
+        except TimeoutError:
+            return Verdict(False, f"/{pattern.pattern}/ was stopped after {REGEX_SECONDS:g} s on this text (a repeat "
+                                  "inside a repeat, as in (a+)+, can run for ever); simplify the pattern")
+        if wanted and not m:
+            return Verdict(False, f"does not match /{pattern.pattern}/")
+        if not wanted and m:
+            return Verdict(False, f"matches /{pattern.pattern}/ at {m.group(0)!r}")
     return Verdict(True, "regex ok")
 
 
@@ -347,15 +416,19 @@ def _row_settings(rule: Rule, variables: dict[str, Any], output: str = "") -> di
             raise ValueError(f"{key} is {text!r} for this record, not a whole number")
         out[key] = int(number) if kind is int else number
     if rule.type == "regex":
-        flags = re.I if "i" in str(rule.params.get("flags", "")) else 0
         for key, slot in (("must_match", "_must"), ("must_not_match", "_must_not")):
             if key in out:
                 try:
-                    out[slot] = re.compile(out[key], flags | re.M)
-                except re.error as exc:
-                    raise ValueError(f"{key} {out[key]!r} is not a valid regular expression for this record: "
-                                     f"{exc}") from None
+                    out[slot] = compile_pattern(out[key], rule.params.get("flags", ""))
+                except ValueError as exc:
+                    raise ValueError(f"{key} {out[key]!r} (from this record's row) {exc}") from None
     return out
+
+
+def _text_list(value: Any, key: str, example: str, where: Callable[[str], RuleFileError]) -> None:
+    """Refuse a setting that must be a list of texts (one text would be read letter by letter)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        raise where(f"{key} must be a list of texts, e.g. {example}, not {value!r}")
 
 
 def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Rule:
@@ -392,18 +465,31 @@ def make_rule(spec: dict[str, Any], where: Callable[[str], RuleFileError]) -> Ru
         if params.get("unit", "chars") not in ("chars", "words", "tokens"):
             raise where("length unit must be chars, words or tokens")
         for k in ("min", "max"):
-            if k in params and not isinstance(params[k], int):
+            if k in params and (not isinstance(params[k], int) or isinstance(params[k], bool)):
                 raise where(f"length {k} must be a whole number")
+    if kind == "banned_phrases" and "phrases" in params:
+        _text_list(params["phrases"], "phrases", 'phrases = ["delve", "tapestry"]', where)
+    if kind == "markdown" and "require" in params:
+        _text_list(params["require"], "require", 'require = ["heading", "list"]', where)
+    if kind == "repetition":
+        n, ratio = params.get("n", 3), params.get("max_ratio", 0.2)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise where(f"repetition n must be a whole number of words of at least 1, not {n!r}")
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+            raise where(f"repetition max_ratio must be a number from 0 to 1, not {ratio!r}")
+    if kind == "contains" and not isinstance(params.get("case_sensitive", False), bool):
+        raise where("case_sensitive must be true or false")
     if kind == "regex":
         if "must_match" not in params and "must_not_match" not in params and not templates:
             raise where("a regex rule needs must_match and/or must_not_match")
-        flags = re.I if "i" in str(params.get("flags", "")) else 0
+        if not isinstance(params.get("flags", ""), str):
+            raise where("flags must be a text, e.g. flags = \"i\" (ignore case)")
         for key, slot in (("must_match", "_must"), ("must_not_match", "_must_not")):
             if key in params:
                 try:
-                    params[slot] = re.compile(params[key], flags | re.M)
-                except re.error as exc:
-                    raise where(f"{key} is not a valid regular expression: {exc}") from None
+                    params[slot] = compile_pattern(params[key], params.get("flags", ""))
+                except ValueError as exc:
+                    raise where(f"{key} {exc}") from None
     if kind == "json" and "schema" in params:
         import jsonschema
 
@@ -463,8 +549,10 @@ def rules_from_data(data: dict[str, Any], text: str, path: Path, *, allow_empty:
         anchor = "[[rule]]" if path.suffix == ".toml" else "type:"
         line = line_of(text, anchor, i)
 
-        def where(msg: str, _line: int | None = line, _i: int = i) -> RuleFileError:
-            return RuleFileError(path, f"rule {_i + 1}: {msg}", _line)
+        named = f" ({spec['name']!r})" if isinstance(spec, dict) and isinstance(spec.get("name"), str) else ""
+
+        def where(msg: str, _line: int | None = line, _i: int = i, _named: str = named) -> RuleFileError:
+            return RuleFileError(path, f"rule {_i + 1}{_named}: {msg}", _line)
 
         if not isinstance(spec, dict):
             raise where("must be a table of settings")

@@ -8,6 +8,7 @@ than silently mis-read.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -376,10 +377,22 @@ def now() -> str:
 
 
 def applied(conn: sqlite3.Connection) -> list[str]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
-    )
+    """The migrations recorded in the notebook. Reads only, unless ``_migrations`` is missing (a new file):
+    opening a notebook that needs nothing must not write it."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").fetchone() is None:
+        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
     return [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+
+def unknown_migrations(done: list[str]) -> list[str]:
+    """Recorded migrations this studio does not have: the notebook was made by a newer one."""
+    known = {name for name, _ in MIGRATIONS}
+    return [n for n in done if n not in known]
+
+
+def newer_studio_message(unknown: list[str]) -> str:
+    return (f"made by a newer Synth Studio (migration{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}); "
+            "update to open it")
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
@@ -387,13 +400,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     from app.core.errors import NotebookError
 
     done = applied(conn)
-    known = [name for name, _ in MIGRATIONS]
-    unknown = [n for n in done if n not in known]
+    unknown = unknown_migrations(done)
     if unknown:
-        raise NotebookError(
-            f"this notebook was written by a newer Synth Studio (migrations {', '.join(unknown)}); "
-            "upgrade the studio to open it"
-        )
+        raise NotebookError(f"this notebook was {newer_studio_message(unknown)}")
     ran = []
     for name, fn in MIGRATIONS:
         if name in done:
@@ -430,3 +439,63 @@ def _ensure_views(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+# -- what the studio itself puts in a notebook ----------------------------------------------------
+
+# A score name inside records_with_scores' SQL: ``s.name = 'it''s'`` (app.store.views quotes it so).
+_SCORE_NAME = re.compile(r"s\.name = '((?:[^']|'')*)'\)")
+_studio_triggers_cache: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def studio_triggers() -> dict[str, str]:
+    """name -> SQL of every trigger the migrations make.
+
+    Read from a scratch notebook in memory rather than listed by hand, so a new migration's
+    trigger is known with no second list to keep in step. SQLite stores a trigger's SQL as
+    written, so a notebook's copy matches this text exactly.
+    """
+    key = tuple(name for name, _ in MIGRATIONS)
+    if key not in _studio_triggers_cache:
+        scratch = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            migrate(scratch)
+            _studio_triggers_cache[key] = {
+                r[0]: r[1] for r in scratch.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            }
+        finally:
+            scratch.close()
+    return _studio_triggers_cache[key]
+
+
+def is_studio_view(name: str, sql: str) -> bool:
+    """Whether a view is ``records_with_scores`` exactly as app.store.views writes it for some score names.
+
+    The score names are read back from the SQL and the view is written again from them: only a
+    byte-for-byte match counts, so nothing added to the view's SQL gets through.
+    """
+    from app.store.views import VIEW, view_sql
+
+    if name != VIEW:
+        return False
+    names = [m.replace("''", "'") for m in _SCORE_NAME.findall(sql)]
+    return sql == view_sql(names)
+
+
+def foreign_schema(conn: sqlite3.Connection) -> list[str]:
+    """Triggers and views in the notebook that neither a migration nor app.store.views made ("trigger x").
+
+    A trigger runs on the studio's own writes and a view on anyone's reads: a notebook that came
+    from someone else must not bring SQL of its own along. Reads only.
+    """
+    ours = studio_triggers()
+    found = []
+    for kind, name, sql in conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('trigger', 'view') ORDER BY type, name"
+    ):
+        if kind == "trigger" and ours.get(name) == sql:
+            continue
+        if kind == "view" and is_studio_view(name, sql or ""):
+            continue
+        found.append(f"{kind} {name}")
+    return found

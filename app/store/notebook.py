@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from app.core.errors import NotebookError, StudioError
-from app.store.migrations import migrate, now
+from app.core.errors import NotebookBusy, NotebookError, StudioError
+from app.store.migrations import applied, foreign_schema, migrate, newer_studio_message, now, unknown_migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 RECORD_STATUSES = ("new", "accepted", "rejected", "flagged")
@@ -85,14 +87,57 @@ def _check_is_notebook_file(path: Path) -> None:
         raise NotebookError(f"no such notebook: {path} (create one with: synth-studio new {path})")
     if path.is_dir():
         raise NotebookError(f"{path} is a folder, not a notebook file")
-    with path.open("rb") as fh:
-        head = fh.read(16)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise NotebookError(f"cannot read {path} ({exc.strerror})") from exc
     if head and head != SQLITE_MAGIC:
         raise NotebookError(f"{path} is not a Synth Studio notebook (not an SQLite database)")
 
 
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not a notebook this studio can safely write. Reads only, so a refused
+    file is left exactly as it was (not even switched to WAL mode)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return  # an empty database: it becomes a notebook
+    if "_migrations" not in tables:
+        raise NotebookError(f"{path} is an SQLite database but not a Synth Studio notebook")
+    unknown = unknown_migrations(applied(conn))
+    if unknown:
+        raise NotebookError(f"{path} was {newer_studio_message(unknown)}")
+    foreign = foreign_schema(conn)
+    if foreign:
+        raise NotebookError(
+            f"{path} has {', '.join(foreign)}, which Synth Studio did not make; it does not open notebooks "
+            "that would run someone else's SQL (remove them with sqlite3 if you trust the file)"
+        )
+
+
+def _error_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code (SQLITE_BUSY for SQLITE_BUSY_SNAPSHOT...); -1 when it has none."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return -1 if code is None else code & 0xFF
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return _error_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def busy_error(path: Path) -> NotebookBusy:
+    return NotebookBusy(
+        f"the notebook is busy: another program (a second Synth Studio, a job still running, or a tool "
+        f"such as sqlite3 or Datasette) is writing {path}; try again when it has finished"
+    )
+
+
 class Notebook:
     """An open notebook file. Use :meth:`create` or :meth:`open`."""
+
+    # how long a write waits for another connection's write to finish before giving up (SQLite's
+    # busy_timeout): a job's commit takes milliseconds, so only a stuck writer runs into it
+    BUSY_TIMEOUT_S = 10.0
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
@@ -102,33 +147,47 @@ class Notebook:
 
     # -- opening -----------------------------------------------------------------
 
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    @classmethod
+    def _connect(cls, path: Path, *, check: bool) -> sqlite3.Connection:
+        """The writer connection, checked (``check``: an existing file) before anything is written to it."""
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=cls.BUSY_TIMEOUT_S)
         conn.row_factory = sqlite3.Row
         try:
+            if check:
+                _check_schema(conn, path)
             conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a crashed or killed process in WAL mode; only a
+            # power cut can lose the last transactions, never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise NotebookError(f"{path} is not a Synth Studio notebook ({exc})") from exc
-        # NORMAL is durable against a crashed or killed process in WAL mode; only a
-        # power cut can lose the last transactions, never corrupt the file.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+            if _is_busy(exc):
+                raise busy_error(path) from exc
+            if _error_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise NotebookError(
+                    f"{path} is damaged or incomplete ({exc}); if it is a copy, copy it again "
+                    "(with the studio closed, or with File > Save a copy…)"
+                ) from exc
+            raise  # anything else is a bug (in a migration, say): keep its traceback
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @classmethod
     def create(cls, path: str | Path, *, exist_ok: bool = False) -> Notebook:
         path = Path(path)
+        if path.is_dir():
+            raise NotebookError(f"{path} is a folder; choose a file name for the notebook")
         if path.exists() and path.stat().st_size > 0:
             if not exist_ok:
                 raise NotebookError(f"{path} already exists; open it instead, or choose another name")
             return cls.open(path)
         if not path.parent.exists():
             raise NotebookError(f"folder {path.parent} does not exist")
-        conn = cls._connect(path)
-        migrate(conn)
-        nb = cls(path, conn)
+        nb = cls(path, cls._connect(path, check=False))
         nb.set_meta("created", now())
         return nb
 
@@ -136,21 +195,74 @@ class Notebook:
     def open(cls, path: str | Path) -> Notebook:
         path = Path(path)
         _check_is_notebook_file(path)
-        conn = cls._connect(path)
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise NotebookError(f"{path} is not a Synth Studio notebook ({exc})") from exc
-        if tables and "_migrations" not in tables:
-            conn.close()
-            raise NotebookError(f"{path} is an SQLite database but not a Synth Studio notebook")
-        migrate(conn)
-        return cls(path, conn)
+        return cls(path, cls._connect(path, check=True))
 
     def close(self) -> None:
+        """Close the notebook, folding its write-ahead log into the file first, so that the .db alone
+        is the whole notebook when a person copies it."""
+        if self.closed:
+            return
+        self.checkpoint()
         self.conn.close()
         self.closed = True
+
+    def checkpoint(self) -> bool:
+        """Move every committed change from the -wal file into the notebook file and empty the log;
+        returns whether it did.
+
+        Best effort and never waits: while another connection reads or writes, SQLite keeps the
+        log and folds it in later (the notebook is complete either way, only split in two files).
+        A write of our own in another thread is not waited for either.
+        """
+        if self.closed or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:  # locked, e.g. by a statement of ours still reading
+                busy = 1
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
+            return not busy
+        finally:
+            self._write_lock.release()
+
+    def save_copy(self, dest: str | Path, *, overwrite: bool = False) -> Path:
+        """Write a copy of the notebook to ``dest`` as one complete file, while it stays open.
+
+        SQLite's backup API copies a consistent snapshot (writes by jobs meanwhile are either
+        all in it or not at all) from a read-only connection, so nothing of ours waits for it. The copy
+        is written beside ``dest`` and moved into place, so ``dest`` is never half written.
+        """
+        dest = Path(dest)
+        if dest.exists() and os.path.samefile(dest, self.path):
+            raise NotebookError(f"{dest} is this notebook; choose another name for the copy")
+        if dest.is_dir():
+            raise NotebookError(f"{dest} is a folder; choose a file name for the copy")
+        if not dest.parent.is_dir():
+            raise NotebookError(f"folder {dest.parent} does not exist")
+        if dest.exists() and not overwrite:
+            raise NotebookError(f"{dest} already exists; choose another name")
+        wal = dest.with_name(dest.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # SQLite would replay that log onto the copy
+            raise NotebookError(f"{dest} is open in another program (it has a {wal.name}); close it first")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            source = self.reader()
+            target = sqlite3.connect(tmp)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+                source.close()
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return dest
 
     closed = False
 
@@ -162,14 +274,20 @@ class Notebook:
 
     def reader(self) -> sqlite3.Connection:
         """A separate read-only connection for another thread (WAL lets it read while we write)."""
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        uri = self.path.resolve().as_uri() + "?mode=ro"  # as_uri escapes a '?' or '#' in the path
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         return conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT_S for another writer
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise busy_error(self.path) from exc
+                raise
             try:
                 yield self.conn
             except BaseException:
