@@ -34,6 +34,7 @@ bench: setup
 	$(PY) -m bench.report
 	$(PY) -m bench.fts
 	$(PY) -m bench.structured
+	$(PY) -m bench.cluster
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 2000x1200x24" $(PY) -m widgets.screenshots screenshots

@@ -149,9 +149,13 @@ def test_ctfidf_prefers_words_distinctive_to_a_cluster():
 def test_hdbscan_marks_a_lone_point_as_noise():
     rng = np.random.default_rng(0)
     pts = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2)), [[50, 50]]])
-    labels, outlier = cluster(pts, 5)
-    assert labels[-1] == -1 and outlier[-1] == 1.0
-    assert len(set(labels[:40].tolist())) == 2
+    for engine in ("hdbscan", "sklearn"):
+        labels, outlier = cluster(pts, 5, engine)
+        # GLOSH (hdbscan's outlier score): the lone point is the most unusual by far
+        assert labels[-1] == -1 and outlier[-1] > 0.99 and outlier[:40].max() < outlier[-1] - 0.2
+        assert len(set(labels[:40].tolist())) == 2
+    with pytest.raises(StudioError, match="unknown clusterer"):
+        cluster(pts, 5, "kmeans")
 
 
 def test_map_cli_prints_clusters_and_writes_a_png(tmp_path, capsys):

@@ -107,15 +107,49 @@ def _umap_pair(x: np.ndarray, seed: int, n_neighbors: int, task: TaskState) -> t
     return np.asarray(xy, dtype=np.float64), np.asarray(low, dtype=np.float64)
 
 
-def cluster(points: np.ndarray, min_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """HDBSCAN labels (-1 = noise) and an outlier score: 1 - membership strength (noise = 1)."""
+CLUSTERERS = ("hdbscan", "sklearn")
+# Which HDBSCAN labels the map (bench/cluster.py times both on 5-D UMAP-like points; the faster
+# is the default). Either way, with the ``hdbscan`` package installed, the outlier axis is its
+# GLOSH score (Campello et al. 2015), which ranks how unusual a point is within its cluster.
+DEFAULT_CLUSTERER = "hdbscan"
+
+
+def has_hdbscan() -> bool:
+    try:
+        import hdbscan  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cluster(points: np.ndarray, min_cluster_size: int, engine: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """HDBSCAN labels (-1 = noise) and an outlier score in 0..1: GLOSH with the ``hdbscan``
+    package, else 1 - membership strength (noise = 1). ``engine``: "hdbscan" or "sklearn"
+    (default :data:`DEFAULT_CLUSTERER`; "hdbscan" falls back to scikit-learn when not installed)."""
+    engine = engine or DEFAULT_CLUSTERER
+    if engine not in CLUSTERERS:
+        raise StudioError(f"unknown clusterer {engine!r}; use one of {', '.join(CLUSTERERS)}")
+    mcs = max(2, min_cluster_size)
+    if engine == "hdbscan" and has_hdbscan():
+        import hdbscan
+
+        hd = hdbscan.HDBSCAN(min_cluster_size=mcs, core_dist_n_jobs=1)
+        labels = hd.fit_predict(points)
+        glosh = np.nan_to_num(np.asarray(hd.outlier_scores_, dtype=np.float64), nan=1.0)
+        return labels.astype(int), np.clip(glosh, 0.0, 1.0)
     try:
         from sklearn.cluster import HDBSCAN
     except ImportError as exc:
         raise StudioError(f"clustering needs scikit-learn >= 1.3 (pip install scikit-learn): {exc}") from exc
-    hd = HDBSCAN(min_cluster_size=max(2, min_cluster_size), min_samples=None, copy=True)
-    labels = hd.fit_predict(points)
-    return labels.astype(int), 1.0 - np.asarray(hd.probabilities_, dtype=np.float64)
+    sk = HDBSCAN(min_cluster_size=mcs, min_samples=None, copy=True)
+    labels = sk.fit_predict(points)
+    outlier = 1.0 - np.asarray(sk.probabilities_, dtype=np.float64)
+    if has_hdbscan():  # GLOSH for the outlier axis either way
+        import hdbscan
+
+        outlier = np.clip(np.nan_to_num(hdbscan.HDBSCAN(min_cluster_size=mcs, core_dist_n_jobs=1)
+                                        .fit(points).outlier_scores_, nan=1.0), 0.0, 1.0)
+    return labels.astype(int), outlier
 
 
 @functools.cache
@@ -219,7 +253,8 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
     mcs = min_cluster_size or max(3, min(50, n // 40))
     use = "pca" if method == "pca" or (method == "auto" and n < MIN_FOR_UMAP) else "umap"
     neighbors = min(n_neighbors, n - 1)
-    params = {"method": use, "seed": seed, "n_neighbors": neighbors, "min_cluster_size": mcs}
+    params = {"method": use, "seed": seed, "n_neighbors": neighbors, "min_cluster_size": mcs,
+              "clusterer": DEFAULT_CLUSTERER if has_hdbscan() else "sklearn"}
     key = _key(sha, ids, x, params)
     stored = cached_map(nb, key)
     if stored is not None:
@@ -240,7 +275,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
         if use == "pca":
             xy, low = pca(x, 2), pca(x, min(10, x.shape[1]))
         task.set_progress(3, 4, "map: clusters")
-        clusters, outlier = cluster(low, mcs)
+        clusters, outlier = cluster(low, mcs, params["clusterer"])
     dist = np.zeros(n)
     cents = {c: x[clusters == c].mean(axis=0) for c in set(clusters.tolist()) if c >= 0}
     for i in range(n):
