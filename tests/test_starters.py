@@ -60,7 +60,7 @@ def test_the_wizard_creates_the_chosen_starter(qtbot, tmp_path):
     qtbot.addWidget(w)
     w.tasks.setCurrentRow(3)
     assert w.key == "chat" and w.path.text().endswith("chat.db")
-    w.create()
+    w.create_notebook()
     assert w.created == tmp_path / "chat.db" and w.result() == w.DialogCode.Accepted
     with Notebook.open(w.created) as nb:
         assert nb.prompt_version("chat-turn")
@@ -69,5 +69,5 @@ def test_the_wizard_creates_the_chosen_starter(qtbot, tmp_path):
     again.tasks.setCurrentRow(3)
     assert again.path.text().endswith("chat-2.db")  # a free name
     again.path.setText(str(tmp_path / "chat.db"))
-    again.create()
+    again.create_notebook()
     assert "already exists" in again.error.text() and again.created is None

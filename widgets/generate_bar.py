@@ -100,10 +100,12 @@ class GenerateBar(QWidget):
         self.progress.setFormat("idle")
 
         row = QHBoxLayout()
-        for label, w in (("Prompt", self.prompt), ("Samples/row", self.samples), ("Rows", self.rows),
-                         ("Max tokens", self.max_tokens), ("Model", self.model_button)):
+        controls: tuple[tuple[str, QWidget], ...] = (
+            ("Prompt", self.prompt), ("Samples/row", self.samples), ("Rows", self.rows),
+            ("Max tokens", self.max_tokens), ("Model", self.model_button))
+        for label, control in controls:
             row.addWidget(QLabel(label))
-            row.addWidget(w)
+            row.addWidget(control)
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.resume_button)

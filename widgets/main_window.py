@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableView,
@@ -387,7 +388,9 @@ class MainWindow(QMainWindow):
         rows = []
         for menu_action in self.menuBar().actions():
             menu = menu_action.menu()
-            for act in menu.actions() if menu is not None else []:
+            if not isinstance(menu, QMenu):
+                continue
+            for act in menu.actions():
                 keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())
                 if keys:
                     rows.append((f"{menu_action.text().replace('&', '')} > {act.text().replace('&', '')}", keys))

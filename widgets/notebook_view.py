@@ -9,6 +9,7 @@ the work is ``app.cells.run_cell``; this only presents and asks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,7 +132,7 @@ class CellWidget(QFrame):
         menu.addAction("Duplicate", lambda: self.sig_cell_action.emit(self, "duplicate"))
         add = menu.addMenu("Add a cell below")
         for kind in KINDS:
-            add.addAction(TITLES[kind], lambda k=kind: self.sig_cell_action.emit(self, f"add:{k}"))
+            add.addAction(TITLES[kind], functools.partial(self.sig_cell_action.emit, self, f"add:{kind}"))
         menu.addSeparator()
         menu.addAction("Remove (Ctrl+Z brings it back)", lambda: self.sig_cell_action.emit(self, "remove"))
         more.setMenu(menu)
@@ -419,7 +420,7 @@ class NotebookView(QWidget):
         self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         add_menu = QMenu(self.add_button)
         for kind in KINDS:
-            add_menu.addAction(TITLES[kind], lambda k=kind: self.cell_action(None, f"add:{k}"))
+            add_menu.addAction(TITLES[kind], functools.partial(self.cell_action, None, f"add:{kind}"))
         self.add_button.setMenu(add_menu)
         bar.addWidget(self.add_button)
         bar.addWidget(self.status, 1)

@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def main(out_dir: str = "screenshots") -> int:
@@ -237,6 +238,7 @@ def structured_shots(app, out: Path, *, fake: bool = False) -> None:
     from widgets.main_window import MainWindow
 
     nb = create_chain_notebook(Path(tempfile.mkdtemp()) / "chain.db")
+    gen: Any
     if fake:
         from backends.fake import FakeGenerator
 

@@ -70,7 +70,7 @@ class StarterWizard(QDialog):
         set_tone(self.error, "error")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.create_button = buttons.addButton("Create notebook", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.create)
+        buttons.accepted.connect(self.create_notebook)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(intro)
@@ -97,7 +97,7 @@ class StarterWizard(QDialog):
         if path:
             self.path.setText(path if path.endswith(".db") else path + ".db")
 
-    def create(self) -> None:
+    def create_notebook(self) -> None:
         """Make the notebook; a bad place or an existing file is said here and nothing is written."""
         text = self.path.text().strip()
         if not text:

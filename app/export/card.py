@@ -50,6 +50,15 @@ def write_text_atomic(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+def remove_release_files(out: Path) -> None:
+    """Remove the dataset card and manifest an earlier export left beside ``out``, before ``out`` is
+    replaced: stopped part-way (killed, a full disk), an export then leaves no card or manifest that
+    describes another file than the one beside it. The card goes first, so that it is never left
+    without its manifest."""
+    for path in (out.parent / CARD_NAME, manifest_path(out)):
+        path.unlink(missing_ok=True)
+
+
 def check_card_target(out: Path) -> None:
     """Refuse (before anything is written) to replace a README.md that is not one of our cards."""
     card = out.parent / CARD_NAME

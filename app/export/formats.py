@@ -14,7 +14,8 @@ Records whose output is not a JSON object are written unchanged either way, and 
 DPO files keep the JSON text as the assistant's content.
 
 Files are written to a temporary name and renamed into place, so a failed export
-never leaves half a file where the user expects a whole one.
+never leaves half a file where the user expects a whole one; and the manifest and card of an
+earlier export go before its data file is replaced, so none is left describing another file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import StudioError
-from app.export.card import check_card_target, write_release_files
+from app.export.card import check_card_target, remove_release_files, write_release_files
 from app.export.dpo import as_layout, dpo_pairs, user_text
 from app.export.layout import table
 from app.export.versions import Snapshot, kept_snapshot, load
@@ -88,6 +89,9 @@ def export(
         raise StudioError("a version (or a card) describes one set of records: use it without --all or --status")
     if by_split and fmt in ("dpo", "dpo-chat"):
         raise StudioError("preference pairs have no split: export them without --by-split")
+    if by_split and (version is not None or card):  # they describe one file (its hash, rows and features)
+        raise StudioError("a manifest and dataset card describe one file: export a version (or --card) "
+                          "without --by-split")
     if version is not None or card:
         check_card_target(out)
     snap: Snapshot | None = None
@@ -101,6 +105,8 @@ def export(
     if fmt == "plain":
         how = structured or ("nest" if ext == ".jsonl" else "flatten")
         items = structured_items(items, how, jsonl=ext == ".jsonl")
+    if version is not None or card:  # checked above: a card here is one of ours
+        remove_release_files(out)
     if by_split:
         from app.export.splits import write_by_split
 

@@ -275,7 +275,7 @@ def compute_map(nb: Notebook, *, method: str = "auto", seed: int = 0, n_neighbor
         if use == "pca":
             xy, low = pca(x, 2), pca(x, min(10, x.shape[1]))
         task.set_progress(3, 4, "map: clusters")
-        clusters, outlier = cluster(low, mcs, params["clusterer"])
+        clusters, outlier = cluster(low, mcs, str(params["clusterer"]))
     dist = np.zeros(n)
     cents = {c: x[clusters == c].mean(axis=0) for c in set(clusters.tolist()) if c >= 0}
     for i in range(n):

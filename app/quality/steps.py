@@ -62,12 +62,11 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
         rules.append(auto)
     settings = {"source": source, "rules": [{**spec_of_rule(r), "criterion_version_id": r.version_id,
                                              **({"automatic": True} if r is auto else {})} for r in rules]}
-    step = add_step(nb, "validate", Path(source).name or "rules", settings)
     items = sample_contexts(nb)
     counts = {r.name: [0, 0] for r in rules}
+    scores: list[Score] = []
     for start in range(0, len(items), BATCH):
         task.check()
-        scores = []
         for item in items[start : start + BATCH]:
             schema = schemas.get(item.record_id)
             for rule in rules:
@@ -77,8 +76,13 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
                 counts[rule.name][0 if v.passed else 1] += 1
                 scores.append(Score(item.record_id, f"validator:{rule.name}", "validator", v.value, v.passed,
                                     v.reason, criterion_version_id=rule.version_id))
-        save_scores(nb, scores, step)
         task.set_progress(min(start + BATCH, len(items)), len(items), "validating")
+    task.check()
+    # The scores go in together, after every record is checked: a run stopped part-way (cancelled,
+    # killed, a full disk) leaves no validate step that the funnel would show as done with only some
+    # records checked. Checking is cheap; a stopped run is simply run again.
+    step = add_step(nb, "validate", Path(source).name or "rules", settings)
+    save_scores(nb, scores, step)
     return {k: (a, b) for k, (a, b) in counts.items()}
 
 
