@@ -95,11 +95,7 @@ def generate_job(
         # Cheap checks first (model file, template, rows): bad input changes nothing and costs no model load.
         known = _describe_local_model(backend, model_path)
         run = resumable_run(nb, prompt_name, known) if resume and known else None
-        only = None
-        if over is not None and over_kept and not resume:
-            from app.quality.funnel import kept_ids
-
-            only = kept_ids(nb)
+        only = _kept_parents(nb, over, over_kept and not resume)
         plan = None if resume else prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed,
                                                settings=settings, over=over, only=only)
         total = len(plan.plan) * samples if plan else 0
@@ -125,11 +121,7 @@ def made_before(notebook_path: str | Path, prompt_name: str, *, samples: int = 1
     from app.generate.runs import matching_run
 
     with Notebook.open(notebook_path) as nb:
-        only = None
-        if over is not None and over_kept:
-            from app.quality.funnel import kept_ids
-
-            only = kept_ids(nb)
+        only = _kept_parents(nb, over, over_kept)
         plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings,
                            over=over, only=only)
         known = _describe_local_model(backend, model_path)
@@ -166,11 +158,7 @@ def _generate_spread(nb: Notebook, prompt_name: str, resume: list[Run] | None, m
         backend_of = [r.backend for r in runs]
         everyone = spread_group(nb, runs[0])
     else:
-        only = None
-        if over is not None and over_kept:
-            from app.quality.funnel import kept_ids
-
-            only = kept_ids(nb)
+        only = _kept_parents(nb, over, over_kept)
         plan = prepare_run(nb, prompt_name, samples=samples, limit_rows=limit_rows, seed=seed, settings=settings,
                            over=over, only=only)
         infos = []
@@ -203,6 +191,15 @@ def _generate_spread(nb: Notebook, prompt_name: str, resume: list[Run] | None, m
             return everyone[0]
         before = total - sum(planned_samples(r) - len(nb.done_slots(r.id)) for r in runs)
     return everyone[0]
+
+
+def _kept_parents(nb: Notebook, over: str | None, kept_only: bool) -> list[int] | None:
+    """For a chain with ``--over-kept``: the parent samples the funnel keeps (None: every parent)."""
+    if over is None or not kept_only:
+        return None
+    from app.quality.funnel import kept_ids
+
+    return kept_ids(nb)
 
 
 def _describe_local_model(backend: str, model_path: str | None) -> ModelInfo | None:

@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
+def save_grab(app, widget, path: Path) -> None:
+    """Let the widget settle, then save what it shows."""
+    for _ in range(10):
+        app.processEvents()
+    widget.grab().save(str(path))
+    print(f"saved {path}")
+
+
 def main(out_dir: str = "screenshots") -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,11 +70,7 @@ def main(out_dir: str = "screenshots") -> int:
     win.table.selectRow(1)
 
     def shot(name: str) -> None:
-        for _ in range(10):
-            app.processEvents()
-        path = out / f"{name}.png"
-        win.grab().save(str(path))
-        print(f"saved {path}")
+        save_grab(app, win, out / f"{name}.png")
 
     from app.cells import list_cells, record_output, run_cell
     from app.core.tasks import TaskState
@@ -94,11 +98,7 @@ def main(out_dir: str = "screenshots") -> int:
     for w in win.notebook_view.cells:  # each cell on its own
         if w.cell.collapsed:
             w.toggle.click()
-        for _ in range(10):
-            app.processEvents()
-        path = out / f"cell-{w.cell.kind}.png"
-        w.grab().save(str(path))
-        print(f"saved {path}")
+        save_grab(app, w, out / f"cell-{w.cell.kind}.png")
     win.tabs.setCurrentWidget(win.records_page)
     shot("main-window")
     win.tabs.setCurrentWidget(win.review)
@@ -138,10 +138,7 @@ def main(out_dir: str = "screenshots") -> int:
     dialog = DuplicatesDialog(nb, win)
     dialog.resize(1100, 600)
     dialog.show()
-    for _ in range(10):
-        app.processEvents()
-    dialog.grab().save(str(out / "duplicates.png"))
-    print(f"saved {out / 'duplicates.png'}")
+    save_grab(app, dialog, out / "duplicates.png")
     dialog.close()
     win.tabs.setCurrentWidget(win.review)
     win.review.reload(keep_position=False)
@@ -220,10 +217,7 @@ def tab_tour(app, win, out: Path) -> None:
             print(f"saved {path} ({win.width()}x{win.height()})")
     wizard = StarterWizard(Path(tempfile.mkdtemp()), win)
     wizard.show()
-    for _ in range(10):
-        app.processEvents()
-    wizard.grab().save(str(out / "starter-wizard.png"))
-    print(f"saved {out / 'starter-wizard.png'}")
+    save_grab(app, wizard, out / "starter-wizard.png")
     wizard.close()
 
 
@@ -261,11 +255,7 @@ def structured_shots(app, out: Path, *, fake: bool = False) -> None:
     win.show()
 
     def shot(name: str) -> None:
-        for _ in range(10):
-            app.processEvents()
-        path = out / f"{name}.png"
-        win.grab().save(str(path))
-        print(f"saved {path}")
+        save_grab(app, win, out / f"{name}.png")
 
     win.tabs.setCurrentWidget(win.records_page)
     win.refresh()
