@@ -13,7 +13,8 @@ same prompts, same max_tokens, greedy:
 (dc) decode only: P sequences, one token each per llama_decode, no prompts, no sampling:
      what no batched loop can beat on this machine;
 (x) llama.cpp's ``llama-batched-bench``, when that tool is on PATH;
-(d) judge questions per second with and without the prefix cache.
+(d) judge questions per second with and without the prefix cache;
+(d3) judging three criteria of the same records in one pass, against one criterion.
 Ratios are what to compare across machines, not seconds.
 """
 
@@ -210,7 +211,8 @@ def main() -> int:
     gen = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None)
     P = gen.parallel
     t0 = time.perf_counter()
-    n = sum(r.completion_tokens for r in gen.generate(reqs))
+    answers = list(gen.generate(reqs))
+    n = sum(r.completion_tokens for r in answers)
     wall = time.perf_counter() - t0
     ours = show(f"(b) studio backend, batched (P={P})", n, wall)
     overhead = 1 - gen.decode_seconds / wall
@@ -278,6 +280,25 @@ def main() -> int:
                              len(items), time.perf_counter() - t0, "q")
         g.close()
 
+    # (d3) several criteria of the same records (the answers of (b)): one pass, each record's tokens
+    # decoded once and every question branched from its KV cache, against one criterion, and against
+    # the criteria judged one after the other (how the studio judged before)
+    from app.quality.judge import score_criteria
+
+    three = [Criterion("rude", "Is this reply rude?"), Criterion("answers", "Does the reply do what was asked?"),
+             Criterion("english", "Is the reply written in English?")]
+    answer_items = [(r.key, r.text) for r in answers]
+    judge_secs = {}
+    for label, runs in (("1 criterion", [three[:1]]), ("3 criteria, one pass", [three]),
+                        ("3 criteria, one after the other", [[c] for c in three])):
+        g = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None)
+        t0 = time.perf_counter()
+        for chosen in runs:
+            score_criteria(g, chosen, answer_items)
+        judge_secs[label] = time.perf_counter() - t0
+        show(f"(d3) judge {label}", len(answer_items) * sum(len(r) for r in runs), judge_secs[label], "q")
+        g.close()
+
     print("\nratios (targets from issue 6 in brackets)")
     print(f"  batched / sequential llama-cpp-python loop   {ours / base:5.2f}x  [>= 2.5x]")
     print(f"  same, flash attention off                    {ours_nofa / base:5.2f}x")
@@ -286,6 +307,10 @@ def main() -> int:
     print(f"  batched / prompt processing (compute bound)  {ours / pp:5.2f}x  [>= 0.6x]")
     print(f"  judging, prefix cache on / off               {rates[True] / rates[False]:5.2f}x  [>= 6x]")
     print(f"  Python overhead (wall outside llama_decode)  {overhead:6.1%}  [<= 10%]")
+    one = judge_secs["1 criterion"]
+    print(f"  judge 3 criteria in one pass / 1 criterion   {judge_secs['3 criteria, one pass'] / one:5.2f}x  [<= 1.5x]")
+    print(f"  judge 3 criteria one after the other / 1     "
+          f"{judge_secs['3 criteria, one after the other'] / one:5.2f}x")
     return 0
 
 

@@ -329,8 +329,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         for argv in (["validate", quality], ["dedupe", quality, "--method", "exact"],
                      ["version", quality, "--tag", "v0"]):
             assert main([str(a) for a in argv]) == 0
-        # long notes make a big file: the import hashes it after its rows are in, and a kill then
-        # (FIRST_ROW) finds the rows in and the file not yet remembered
+        # long notes make a big file, so hashing it takes a while: the import hashes it before its
+        # rows go in, and remembers it in their transaction (FIRST_ROW checks both are in together)
         yield Bench(root, plain, quality, synthetic_jsonl(root / "more.jsonl", N_MORE, 1, notes=1500))
 
 
@@ -370,25 +370,7 @@ def test_validate_killed(bench, tmp_path, when):
     assert end_state(c.book) == ref.state
 
 
-def known_bug(reason: str) -> pytest.MarkDecorator:
-    """A FIRST_ROW kill that finds a known bug. Not strict: the kill races the command, and on a busy
-    machine it can land after the window (the test then passes). Remove the mark with the fix."""
-    return pytest.mark.xfail(strict=False, raises=AssertionError, reason=reason)
-
-
-HALF_DEDUPE = known_bug(
-    "app/quality/steps.py:dedupe writes its step row (add_step) and its groups (save_duplicates) in two "
-    "transactions; killed between them, the funnel shows dedupe:minhash as run, with 0 dropped, and a manifest "
-    "takes the step's settings for groups it never wrote. The fix is in app/store/scores.py: the step row and "
-    "the groups in one transaction")
-IMPORT_FORGOTTEN = known_bug(
-    "app/data/importer.py:import_table commits the rows, then hashes the file and remembers it "
-    "(app/store/imports.py:record_import) in a second transaction; killed between them, the rows are in but "
-    "the file is not remembered, and the notebook's Run all imports it again. The fix: remember the file in "
-    "the rows' transaction (Notebook.add_imported_rows / add_imported_records), hashing it first")
-
-
-@pytest.mark.parametrize("when", [*SEEDS, pytest.param(FIRST_ROW, marks=HALF_DEDUPE)])
+@pytest.mark.parametrize("when", [*SEEDS, FIRST_ROW])
 def test_dedupe_killed(bench, tmp_path, when):
     """``FIRST_ROW`` kills dedupe the instant its step row is written, before its groups."""
 
@@ -457,7 +439,7 @@ def test_version_killed(bench, tmp_path, seed):
     assert end_state(c.book) == ref.state
 
 
-@pytest.mark.parametrize("when", [*SEEDS, pytest.param(FIRST_ROW, marks=IMPORT_FORGOTTEN)])
+@pytest.mark.parametrize("when", [*SEEDS, FIRST_ROW])
 def test_import_killed(bench, tmp_path, when):
     """An import is whole or absent. Killed before its rows went in, run again it ends as one import
     does; once they are in, it is done (running it again would import the rows twice, as after any
@@ -479,9 +461,7 @@ def test_import_killed(bench, tmp_path, when):
     state, expected = end_state(c.book), dict(ref.state)
     memo, expected_memo = state.pop("imported_files"), expected.pop("imported_files")
     assert state == expected
-    # the memo of imported files too; a seed's kill can land in the window FIRST_ROW aims at (IMPORT_FORGOTTEN)
-    if added == 0 or when == FIRST_ROW:
-        assert memo == expected_memo
+    assert memo == expected_memo  # the rows are never in without the memory of their file
 
 
 @pytest.mark.parametrize("seed", SEEDS)

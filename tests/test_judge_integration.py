@@ -73,3 +73,50 @@ def test_a_nonsensical_criterion_is_flagged(smollm):
     sensible = sanity_check(smollm, Criterion("not-rude", "Is this text rude?", invert=True,
                                               good=tuple(POLITE), bad=tuple(RUDE)))
     assert not sensible.flagged and sensible.auc == 1.0
+
+
+LONGER = [
+    "I have asked three times now why my invoice shows the wrong VAT rate, and every answer I got was a copy "
+    "of the help page. Please read what I wrote before you reply.",
+    "Thanks for fixing the bank sync so quickly last week. The export to CSV still drops the last column, "
+    "though; could you check whether that is a known problem?",
+    "Your payroll export was late again and my staff got paid two days after they should have. This is not "
+    "acceptable and I want to know what you will do about it.",
+]
+
+
+def test_many_criteria_in_one_pass_equal_each_judged_alone_and_share_the_records_tokens(smollm_path):
+    """Judging three criteria together shares each record's tokens (one prefill, three questions
+    branched from its KV cache) and gives each criterion the scores it gets when judged alone."""
+    from app.quality.judge import score_criteria
+    from backends.llama_cpp_backend import LlamaCppGenerator
+
+    texts = [(i, t) for i, t in enumerate(RUDE + POLITE + LONGER)]
+    criteria = [Criterion("rude", "Is this text rude?"), Criterion("question", "Does the writer ask a question?"),
+                Criterion("money", "Is this text about money?")]
+
+    def run(chosen):
+        gen = LlamaCppGenerator(smollm_path, n_ctx=2048)
+        try:
+            got = score_criteria(gen, chosen, texts)
+            return got, gen.tokens_decoded
+        finally:
+            gen.close()
+
+    together, tokens_three = run(criteria)
+    alone = [run([c]) for c in criteria]
+    for c, both, (one, _) in zip(criteria, together, alone):
+        assert set(both.values) == set(one[0].values) == {k for k, _ in texts}
+        for k in both.values:
+            assert both.values[k] == pytest.approx(one[0].values[k], abs=1e-3), (c.name, k)
+            assert both.masses[k] == pytest.approx(one[0].masses[k], abs=1e-3), (c.name, k)
+    # each record's text decoded once, not once per criterion: the two extra criteria decode their
+    # questions, and at most a tenth of the records' tokens again
+    tokens_one = alone[0][1]
+    gen = LlamaCppGenerator(smollm_path, n_ctx=256)
+    try:
+        text_tokens = sum(len(gen.tokenize(t)) for _, t in texts)
+    finally:
+        gen.close()
+    print("tokens decoded: one criterion", tokens_one, "three together", tokens_three, "texts", text_tokens)
+    assert tokens_three - tokens_one <= 2 * (tokens_one - 0.9 * text_tokens)

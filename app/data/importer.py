@@ -21,7 +21,7 @@ import pandas as pd
 from app.core.errors import ImportDataError
 from app.data.dialect import Dialect, check_one_column, short_rows, sniff
 from app.data.training_files import Recognised, recognise, to_records
-from app.store.imports import add_imported_records, find_import, record_import
+from app.store.imports import add_imported_records, find_import
 from app.store.notebook import Notebook
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
@@ -272,18 +272,20 @@ def import_table(
     The file's content hash is remembered (see :func:`already_imported`)."""
     df, _how, read_note = _read(Path(path))
     source = Path(path).name
+    # the file is remembered in the rows' own transaction (killed in between, both or neither are in)
+    imported = ({"sha256": content_sha256(path), "source": source, "rows": len(df)}
+                if Path(path).is_file() else None)
     kind = recognise(df.columns) if output_column is None else None
     if kind is None:
-        inputs, samples = nb.add_imported_rows(dataframe_rows(df, output_column), origin=origin, source=source)
+        inputs, samples = nb.add_imported_rows(dataframe_rows(df, output_column), origin=origin, source=source,
+                                               imported=imported)
         result = ImportResult(len(df), inputs, samples, note=read_note)
     else:
         records, note = to_records(kind.kind, _json_rows(df))
         if not records:
             raise ImportDataError(f"{source} looks like {kind.title}, but no row holds one ({note})")
-        inputs, samples = add_imported_records(nb, records, origin=origin, source=source)
+        inputs, samples = add_imported_records(nb, records, origin=origin, source=source, imported=imported)
         result = ImportResult(len(df), inputs, samples, kind, "; ".join(n for n in (note, read_note) if n))
-    if Path(path).is_file():
-        record_import(nb, content_sha256(path), source, len(df))
     return result
 
 

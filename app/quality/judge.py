@@ -56,7 +56,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 from app.core.errors import StudioError, TemplateError
 from app.core.tasks import TaskState
@@ -66,7 +66,7 @@ from app.quality.rulefile import RuleFileError, line_of, load_rule_file
 from app.quality.validators import output_field_error, template_context
 from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
-from app.store.scores import Score, add_step, save_scores
+from app.store.scores import Score, save_step_scores
 from backends.protocols import ChoiceRequest, Judge, K
 
 YES = ("Yes", " Yes", "yes", " yes", "YES")
@@ -375,8 +375,10 @@ def choice_request(key: K, question: str, text: str, fmt: str,
     return ChoiceRequest(key=key, messages=({"role": "user", "content": user},), choices=choices)
 
 
-def requests_for(c: Criterion, key: K, subject: Subject, variant: int) -> list[ChoiceRequest[tuple[K, int, int]]]:
-    """The requests of one wording (``variant``) of ``c`` about one subject; raises QuestionError."""
+def requests_for(c: Criterion, key: K, subject: Subject, variant: int,
+                 criterion: int = 0) -> list[ChoiceRequest[tuple[K, int, int, int]]]:
+    """The requests of one wording (``variant``) of ``c`` about one subject, keyed (key, variant, question,
+    ``criterion``: the criterion's index among those judged together); raises QuestionError."""
     yn = (("yes", YES), ("no", NO))
     fmt = c.format if variant % 2 == 0 else next(f for f in FORMATS if f != c.format)
     other = variant >= 2
@@ -390,46 +392,72 @@ def requests_for(c: Criterion, key: K, subject: Subject, variant: int) -> list[C
         asks = [(c.question, digits, "1, 2, 3, 4 or 5", f" Rate it from 1 to 5 ({scale}).")]
     else:
         asks = [(c.question, yn, "Yes or No", "")]
-    return [choice_request((key, variant, i), render_question(q, subject) + tail, subject.output, fmt, choices, hint,
+    return [choice_request((key, variant, i, criterion), render_question(q, subject) + tail, subject.output, fmt, choices, hint,
                            c.guidelines, other_placement=other, text_in_question=embeds_output(q))
             for i, (q, choices, hint, tail) in enumerate(asks)]
+
+
+@dataclass
+class CriterionScores(Generic[K]):
+    """What judging one criterion gave: each item's score, the lowest answer mass over its requests
+    (how much next-token probability the answer tokens held), and why an item could not be asked."""
+
+    values: dict[K, float] = field(default_factory=dict)
+    masses: dict[K, float] = field(default_factory=dict)
+    errors: dict[K, str] = field(default_factory=dict)
+
+
+def score_criteria(judge: Judge, criteria: Sequence[Criterion], items: Sequence[tuple[K, Example]],
+                   task: TaskState | None = None) -> list[CriterionScores[K]]:
+    """Every criterion's scores for each item, in one stream of requests: P(yes), expected rubric
+    level, or expected points, averaged over the criterion's ``samples`` wordings.
+
+    The requests go record by record, every criterion of a record next to each other: a layout that
+    puts the text before the question (the default, without guidelines) shares the record's tokens,
+    so the backend decodes them once and branches each question from that KV cache (llama.cpp's
+    sequence copy). A criterion's scores do not depend on the others judged with it."""
+    task = task or TaskState()
+    out: list[CriterionScores[K]] = [CriterionScores() for _ in criteria]
+    n_variants = max((c.samples for c in criteria), default=0)
+    by_variant: list[list[ChoiceRequest[tuple[K, int, int, int]]]] = [[] for _ in range(n_variants)]
+    for key, item in items:
+        subject = as_subject(item)
+        for ci, c in enumerate(criteria):
+            try:
+                made = [requests_for(c, key, subject, v, ci) for v in range(c.samples)]
+            except QuestionError as exc:
+                out[ci].errors[key] = str(exc)
+                continue
+            for v, reqs in enumerate(made):
+                by_variant[v].extend(reqs)
+    # one wording after the other: requests that share a layout share their prefix in the KV cache
+    reqs = [r for group in by_variant for r in group]
+    done = 0
+    label = criteria[0].name if len(criteria) == 1 else f"{len(criteria)} criteria"
+    for res in judge.choice_probs(reqs, cancel=task):
+        key, ci = res.key[0], res.key[3]
+        c, acc = criteria[ci], out[ci]
+        if c.type == "rubric":
+            value = sum(int(label) * p for label, p in res.probs.items())
+        else:
+            value = res.probs["no"] if c.invert else res.probs["yes"]
+        acc.values[key] = acc.values.get(key, 0.0) + value / c.samples
+        acc.masses[key] = min(acc.masses.get(key, 1.0), res.mass)
+        done += 1
+        task.set_progress(done, len(reqs), label)
+    task.check()
+    return out
 
 
 def score_subjects(judge: Judge, c: Criterion, items: Sequence[tuple[K, Example]],
                    task: TaskState | None = None, *,
                    masses: dict[K, float] | None = None) -> tuple[dict[K, float], dict[K, str]]:
-    """(scores, reasons it could not ask) for each item: P(yes), expected rubric level, or expected points,
-    averaged over the criterion's ``samples`` wordings. ``masses``, when given, receives each item's
-    lowest answer mass (how much next-token probability the answer tokens held) over its requests."""
-    task = task or TaskState()
-    errors: dict[K, str] = {}
-    by_variant: list[list[ChoiceRequest[tuple[K, int, int]]]] = [[] for _ in range(c.samples)]
-    for key, item in items:
-        subject = as_subject(item)
-        try:
-            made = [requests_for(c, key, subject, v) for v in range(c.samples)]
-        except QuestionError as exc:
-            errors[key] = str(exc)
-            continue
-        for v, reqs in enumerate(made):
-            by_variant[v].extend(reqs)
-    # one wording after the other: requests that share a layout share their prefix in the KV cache
-    reqs = [r for group in by_variant for r in group]
-    acc: dict[K, float] = {}
-    done = 0
-    for res in judge.choice_probs(reqs, cancel=task):
-        key = res.key[0]
-        if c.type == "rubric":
-            value = sum(int(label) * p for label, p in res.probs.items())
-        else:
-            value = res.probs["no"] if c.invert else res.probs["yes"]
-        acc[key] = acc.get(key, 0.0) + value / c.samples
-        if masses is not None:
-            masses[key] = min(masses.get(key, 1.0), res.mass)
-        done += 1
-        task.set_progress(done, len(reqs), c.name)
-    task.check()
-    return acc, errors
+    """(scores, reasons it could not ask) for each item on one criterion (:func:`score_criteria`).
+    ``masses``, when given, receives each item's lowest answer mass over its requests."""
+    got = score_criteria(judge, [c], items, task)[0]
+    if masses is not None:
+        masses.update(got.masses)
+    return got.values, got.errors
 
 
 def score_texts(judge: Judge, c: Criterion, texts: Sequence[tuple[K, Example]],
@@ -458,28 +486,27 @@ def judge_notebook(nb: Notebook, judge: Judge, constitution: Constitution | None
         source = source or "notebook"
     require_criteria(constitution)
     items = [(s.record_id, Subject(s.output, s.variables, s.prompt)) for s in sample_contexts(nb, record_ids)]
+    criteria = constitution.criteria
+    results = score_criteria(judge, criteria, items, task)  # all criteria in one pass over the records
     counts: dict[str, tuple[int, int]] = {}
-    for c in constitution.criteria:
-        step = add_step(nb, "judge", c.name, {"constitution": constitution.name, "source": source,
-                                              "criterion": spec_of(c), "criterion_version_id": c.version_id},
-                        judge.info.sha256)
-        masses: dict[int, float] = {}
-        values, errors = score_subjects(judge, c, items, task, masses=masses)
+    for c, got in zip(criteria, results):
         t = c.pass_threshold
         kind = "judge" if c.type == "yes_no" else c.type
         # An answer the model hardly meant to give (a reasoning model opening with <think>) fails with the
         # reason instead of passing or failing silently; value None keeps it off score axes and stats.
-        low = {rid: masses[rid] for rid in values if masses.get(rid, 1.0) < MIN_ANSWER_MASS}
+        low = {rid: got.masses[rid] for rid in got.values if got.masses.get(rid, 1.0) < MIN_ANSWER_MASS}
         scores = [Score(rid, c.score_name, kind, None, False, unreliable_reason(low[rid], v, t), judge.info.sha256,
-                        c.version_id) for rid, v in values.items() if rid in low]
-        values = {rid: v for rid, v in values.items() if rid not in low}
+                        c.version_id) for rid, v in got.values.items() if rid in low]
+        values = {rid: v for rid, v in got.values.items() if rid not in low}
         scores += [Score(rid, c.score_name, kind, v, v >= t, f"{v:.3f} vs threshold {t:g}", judge.info.sha256,
                          c.version_id) for rid, v in values.items()]
         scores += [Score(rid, c.score_name, kind, None, False, f"not judged: {why}", judge.info.sha256, c.version_id)
-                   for rid, why in errors.items()]
-        save_scores(nb, scores, step)
+                   for rid, why in got.errors.items()]
+        save_step_scores(nb, "judge", c.name, {"constitution": constitution.name, "source": source,
+                                               "criterion": spec_of(c), "criterion_version_id": c.version_id},
+                         scores, judge.info.sha256)
         passed = sum(v >= t for v in values.values())
-        counts[c.name] = (passed, len(values) + len(low) + len(errors) - passed)
+        counts[c.name] = (passed, len(values) + len(low) + len(got.errors) - passed)
     return counts
 
 

@@ -13,7 +13,7 @@ from app.quality.validators import Rule, load_rules, spec_of_rule
 from app.store.criteria import sample_contexts
 from app.store.notebook import Notebook
 from app.store.records import sample_prompt_versions
-from app.store.scores import Score, add_step, sample_texts, save_scores
+from app.store.scores import Score, sample_texts, save_step_scores
 
 BATCH = 500
 SCHEMA_RULE = "schema"  # the automatic check of structured outputs (a score named validator:schema)
@@ -81,8 +81,7 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
     # The scores go in together, after every record is checked: a run stopped part-way (cancelled,
     # killed, a full disk) leaves no validate step that the funnel would show as done with only some
     # records checked. Checking is cheap; a stopped run is simply run again.
-    step = add_step(nb, "validate", Path(source).name or "rules", settings)
-    save_scores(nb, scores, step)
+    save_step_scores(nb, "validate", Path(source).name or "rules", settings, scores)
     return {k: (a, b) for k, (a, b) in counts.items()}
 
 
@@ -91,10 +90,10 @@ def validate_file(nb: Notebook, path: str | Path, task: TaskState | None = None)
 
 
 def score_heuristics(nb: Notebook, task: TaskState | None = None) -> int:
-    step = add_step(nb, "score", "heuristics", {"scorers": list(SCORERS)})
     scores = [Score(rid, f"score:{name}", "scorer", float(fn(text)), None)
               for rid, text, _ in sample_texts(nb) for name, fn in SCORERS.items()]
-    return save_scores(nb, scores, step)
+    save_step_scores(nb, "score", "heuristics", {"scorers": list(SCORERS)}, scores)
+    return len(scores)
 
 
 
@@ -109,7 +108,7 @@ def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[in
     """Mark duplicate groups (never deletes); returns {representative: members}."""
     from app.core.errors import StudioError
     from app.quality import dedupe as dd
-    from app.store.scores import save_duplicates
+    from app.store.scores import save_dedupe
 
     items = [(rid, text) for rid, text, _ in sample_texts(nb)]
     if method == "exact":
@@ -137,6 +136,5 @@ def dedupe(nb: Notebook, method: str, threshold: float | None = None) -> dict[in
         settings = {"threshold": t}
     else:
         raise StudioError(f"unknown dedupe method {method!r} (use {', '.join(DEDUPE_METHODS)})")
-    step = add_step(nb, "dedupe", method, settings)
-    save_duplicates(nb, method, groups, step)
+    save_dedupe(nb, method, settings, groups)
     return groups

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.core.errors import StudioError
 from app.store.migrations import now
-from app.store.notebook import ORIGINS, RECORD_STATUSES, Notebook
+from app.store.notebook import IMPORTED_FILES, ORIGINS, RECORD_STATUSES, Notebook
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class ImportedRecord:
 
 
 def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, origin: str,
-                         source: str) -> tuple[int, int]:
-    """Insert ``records`` (and the input rows their groups share); returns (input rows, samples)."""
+                         source: str, imported: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Insert ``records`` (and the input rows their groups share); returns (input rows, samples).
+    ``imported`` (the file's {sha256, source, rows}) is remembered in the same transaction."""
     if origin not in ORIGINS:
         raise StudioError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
     bad = [r.status for r in records if r.status not in RECORD_STATUSES]
@@ -62,20 +63,12 @@ def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, ori
                       (input_id, json.dumps(r.variables, ensure_ascii=False), r.prompt, r.output, origin,
                        r.status, source, ts, ts))
             n_samples += 1
+        if imported is not None:
+            nb.remember_import(c, imported)
     return n_inputs, n_samples
 
 
 # -- which files went in (so a notebook's Run all does not import the same file twice) ----------
-
-IMPORTED_FILES = "imported_files"  # notebook_meta key: [{sha256, source, rows, at}], oldest first
-
-
-def record_import(nb: Notebook, sha256: str, source: str, rows: int) -> None:
-    """Remember that a file with this content was imported."""
-    files = nb.get_meta(IMPORTED_FILES, [])
-    files.append({"sha256": sha256, "source": source, "rows": rows, "at": now()})
-    nb.set_meta(IMPORTED_FILES, files)
-
 
 def find_import(nb: Notebook, sha256: str) -> dict[str, Any] | None:
     """The first import of a file with this content, or None."""

@@ -32,6 +32,7 @@ RECORD_STATUSES = ("new", "accepted", "rejected", "flagged")
 ORIGINS = ("synthetic", "real", "human-edited")
 EDITABLE_FIELDS = ("output", "variables", "status")
 TEXT_FIELDS = ("output", "variables")
+IMPORTED_FILES = "imported_files"  # notebook_meta key: [{sha256, source, rows, at}], oldest first
 
 
 @dataclass(frozen=True)
@@ -300,11 +301,15 @@ class Notebook:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as c:
-            c.execute(
-                "INSERT INTO notebook_meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+            _write_meta(c, key, value)
+
+    def remember_import(self, c: sqlite3.Connection, imported: dict[str, Any]) -> None:
+        """Append an imported file ({sha256, source, rows}) to the notebook's list, inside the caller's
+        transaction ``c``: the rows and the memory of their file commit together or not at all."""
+        row = c.execute("SELECT value FROM notebook_meta WHERE key = ?", (IMPORTED_FILES,)).fetchone()
+        files = json.loads(row[0]) if row else []
+        files.append({**imported, "at": now()})
+        _write_meta(c, IMPORTED_FILES, files)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT value FROM notebook_meta WHERE key = ?", (key,)).fetchone()
@@ -378,23 +383,29 @@ class Notebook:
     # -- imported rows -----------------------------------------------------------------
 
     def add_imported_rows(
-        self, rows: Sequence[tuple[dict[str, Any], str | None]], *, origin: str, source: str
+        self, rows: Iterable[tuple[dict[str, Any], str | None]], *, origin: str, source: str,
+        imported: dict[str, Any] | None = None,
     ) -> tuple[int, int]:
-        """Insert (variables, text) rows in one transaction; returns (inputs, samples)."""
+        """Insert (variables, text) rows in one transaction; returns (inputs, samples). ``imported``
+        (the file's {sha256, source, rows}) is remembered in the same transaction."""
         if origin not in ORIGINS:
             raise StudioError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
         ts = now()
-        n_inputs = 0
-        with self.transaction() as c:
+        counts = {"input": 0, "sample": 0}
+
+        def values() -> Iterator[tuple[Any, ...]]:
             for variables, text in rows:
                 role = "sample" if text not in (None, "") else "input"
-                n_inputs += role == "input"
-                c.execute(
-                    "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
-                    "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)",
-                    (role, json.dumps(variables, ensure_ascii=False), text or None, origin, source, ts, ts),
-                )
-        return n_inputs, len(rows) - n_inputs
+                counts[role] += 1
+                yield role, json.dumps(variables, ensure_ascii=False), text or None, origin, source, ts, ts
+
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
+                "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)", values())
+            if imported is not None:
+                self.remember_import(c, imported)
+        return counts["input"], counts["sample"]
 
     def input_rows(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         sql = "SELECT id, variables FROM records WHERE role = 'input' ORDER BY id"
@@ -658,3 +669,8 @@ def record_dict(row: sqlite3.Row) -> dict[str, Any]:
     blob = d.pop("token_logprobs", None)
     d["token_logprobs"] = np.frombuffer(blob, dtype=np.float32).tolist() if blob else []
     return d
+
+
+def _write_meta(c: sqlite3.Connection, key: str, value: Any) -> None:
+    c.execute("INSERT INTO notebook_meta (key, value) VALUES (?, ?) "
+              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,36 +25,56 @@ class Score:
     criterion_version_id: int | None = None  # the notebook criterion/rule version that made it (None: from a file)
 
 
-def add_step(nb: Notebook, kind: str, name: str, settings: dict[str, Any], model_sha256: str | None = None) -> int:
-    with nb.transaction() as c:
-        cur = c.execute(
-            "INSERT INTO steps (kind, name, settings, model_sha256, created) VALUES (?, ?, ?, ?, ?)",
-            (kind, name, json.dumps(settings, sort_keys=True, default=str), model_sha256, now()),
-        )
+def _insert_step(c: sqlite3.Connection, kind: str, name: str, settings: dict[str, Any],
+                 model_sha256: str | None = None) -> int:
+    cur = c.execute(
+        "INSERT INTO steps (kind, name, settings, model_sha256, created) VALUES (?, ?, ?, ?, ?)",
+        (kind, name, json.dumps(settings, sort_keys=True, default=str), model_sha256, now()),
+    )
     return inserted_id(cur)
 
 
-def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> int:
-    """Upsert scores (one per record x name) in a single transaction; a score name seen for the
-    first time rebuilds the ``records_with_scores`` view in that transaction (app/store/views.py)."""
+def add_step(nb: Notebook, kind: str, name: str, settings: dict[str, Any], model_sha256: str | None = None) -> int:
+    with nb.transaction() as c:
+        return _insert_step(c, kind, name, settings, model_sha256)
+
+
+_UPSERT_SCORE = (
+    "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created, "
+    "criterion_version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, name) DO UPDATE SET "
+    "kind = excluded.kind, value = excluded.value, passed = excluded.passed, reason = excluded.reason, "
+    "step_id = excluded.step_id, model_sha256 = excluded.model_sha256, created = excluded.created, "
+    "criterion_version_id = excluded.criterion_version_id, stale = 0")
+
+
+def _write_scores(c: sqlite3.Connection, scores: Iterable[Score], step_id: int | None) -> int:
     ts = now()
     rows = [
         (s.record_id, s.name, s.kind, s.value, None if s.passed is None else int(s.passed), s.reason, step_id,
          s.model_sha256, ts, s.criterion_version_id)
         for s in scores
     ]
-    with nb.transaction() as c:
-        c.executemany(
-            "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created, "
-            "criterion_version_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(record_id, name) DO UPDATE SET "
-            "kind = excluded.kind, value = excluded.value, passed = excluded.passed, reason = excluded.reason, "
-            "step_id = excluded.step_id, model_sha256 = excluded.model_sha256, created = excluded.created, "
-            "criterion_version_id = excluded.criterion_version_id, stale = 0",
-            rows,
-        )
-        # a new score name gets its column in the records_with_scores view (a cheap check otherwise)
-        ensure_scores_view(c, {r[1] for r in rows})
+    c.executemany(_UPSERT_SCORE, rows)
+    # a new score name gets its column in the records_with_scores view (a cheap check otherwise)
+    ensure_scores_view(c, {r[1] for r in rows})
     return len(rows)
+
+
+def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> int:
+    """Upsert scores (one per record x name) in a single transaction; a score name seen for the
+    first time rebuilds the ``records_with_scores`` view in that transaction (app/store/views.py)."""
+    with nb.transaction() as c:
+        return _write_scores(c, scores, step_id)
+
+
+def save_step_scores(nb: Notebook, kind: str, name: str, settings: dict[str, Any], scores: Iterable[Score],
+                     model_sha256: str | None = None) -> int:
+    """A step row and its scores in one transaction (a step shown as run always has its scores);
+    returns the step's id."""
+    with nb.transaction() as c:
+        step_id = _insert_step(c, kind, name, settings, model_sha256)
+        _write_scores(c, scores, step_id)
+    return step_id
 
 
 def scores_for(nb: Notebook, record_id: int) -> list[Score]:
@@ -146,14 +167,26 @@ def sample_texts(nb: Notebook, record_ids: Sequence[int] | None = None) -> list[
     return [(r[0], r[1], r[2]) for r in nb.conn.execute(sql + " ORDER BY id", params)]
 
 
+def _write_duplicates(c: sqlite3.Connection, method: str, groups: dict[int, list[int]], step_id: int) -> None:
+    c.execute("DELETE FROM duplicates WHERE method = ?", (method,))
+    c.executemany(
+        "INSERT INTO duplicates (record_id, method, group_id, representative_id, step_id) VALUES (?, ?, ?, ?, ?)",
+        [(m, method, rep, rep, step_id) for rep, members in groups.items() for m in members],
+    )
+
+
 def save_duplicates(nb: Notebook, method: str, groups: dict[int, list[int]], step_id: int) -> None:
     """Replace the method's duplicate groups; ``groups`` maps representative -> members (incl. itself)."""
     with nb.transaction() as c:
-        c.execute("DELETE FROM duplicates WHERE method = ?", (method,))
-        c.executemany(
-            "INSERT INTO duplicates (record_id, method, group_id, representative_id, step_id) VALUES (?, ?, ?, ?, ?)",
-            [(m, method, rep, rep, step_id) for rep, members in groups.items() for m in members],
-        )
+        _write_duplicates(c, method, groups, step_id)
+
+
+def save_dedupe(nb: Notebook, method: str, settings: dict[str, Any], groups: dict[int, list[int]]) -> int:
+    """The dedupe step row and its groups in one transaction: a step shown as run always has its groups."""
+    with nb.transaction() as c:
+        step_id = _insert_step(c, "dedupe", method, settings)
+        _write_duplicates(c, method, groups, step_id)
+    return step_id
 
 
 def duplicate_methods(nb: Notebook) -> list[str]:
