@@ -288,6 +288,36 @@ def diff_job(notebook_path: str | Path, before: str, after: str = "current", *, 
     return result
 
 
+@dataclass(frozen=True)
+class QualitySummary:
+    """What the Quality tab draws: the funnel's stages, the records' lengths in words (up to
+    ``SUMMARY_LENGTHS`` of them) and the diversity metrics per prompt version."""
+
+    stages: list[dict[str, Any]]
+    lengths: list[int]
+    metrics: list[dict[str, Any]]
+
+
+SUMMARY_LENGTHS = 20000
+
+
+def quality_summary_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> QualitySummary:
+    """The Quality tab's numbers, computed off the UI thread (metrics read every record)."""
+    from app.quality.diversity import notebook_metrics
+    from app.quality.funnel import funnel
+
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 3, "counting the funnel")
+        stages = funnel(nb)
+        task.check()
+        task.set_progress(1, 3, "measuring lengths")
+        lengths = [len((r["output"] or "").split()) for r in nb.records(limit=SUMMARY_LENGTHS)]
+        task.check()
+        task.set_progress(2, 3, "measuring diversity")
+        metrics = notebook_metrics(nb)
+        return QualitySummary(stages, lengths, metrics)
+
+
 def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | None = None,
                 rules: str | Path | None = None, model_path: str | None = None, backend: str = "llama-cpp",
                 model_options: dict[str, Any] | None = None, task: TaskState,

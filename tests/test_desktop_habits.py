@@ -299,7 +299,9 @@ def test_the_window_reads_well_in_light_and_dark(qtbot, qapp, tmp_path, theme, n
             _readable_on(QColor(colour), backgrounds, where)
 
     # the charts take the window's background and text colours
-    win.quality.refresh()
+    from widgets.quality_view import wait_for_summary
+
+    assert wait_for_summary(win.quality)
     figure = win.quality.figure
     face = QColor(matplotlib.colors.to_hex(figure.get_facecolor()))
     assert face == pal.color(Role.Window)

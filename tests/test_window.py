@@ -438,9 +438,10 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
     q = win.quality
     q.backend = "fake"
     win.tabs.setCurrentWidget(q)
+    qtbot.waitUntil(lambda: bool(q.stages), timeout=10000)  # counted off the UI thread
     assert [s["stage"] for s in q.stages] == ["generated", "review"]
     for step in ("validate", "dedupe", "judge", "sanity"):
-        with qtbot.waitSignal(q.sig_step_finished, timeout=30000):
+        with qtbot.waitSignals([q.sig_step_finished, q.sig_summary_ready], timeout=30000):
             q.run_step(step)
         assert not q.status.styleSheet(), q.status.text()
     stages = {s["stage"]: s for s in q.stages}
@@ -580,3 +581,31 @@ def test_the_window_reopens_the_last_notebook_at_its_size(qtbot, tmp_path, monke
     qtbot.addWidget(win)
     assert win.nb.path.resolve() == a.resolve()
     assert restored == [geometry]
+
+
+def test_the_quality_tab_counts_its_numbers_off_the_ui_thread(qtbot, nb, monkeypatch):
+    """The funnel and the diversity metrics read every record: on a big notebook that took the window
+    seconds, so they are counted on a runner and the view only draws them."""
+    import threading
+
+    import app.quality.diversity
+    import app.quality.funnel
+    from widgets.quality_view import QualityView
+
+    threads = []
+    for module, name in ((app.quality.diversity, "notebook_metrics"), (app.quality.funnel, "funnel")):
+        real = getattr(module, name)
+
+        def spy(*a, _real=real, _name=name, **kw):
+            threads.append((_name, threading.current_thread() is threading.main_thread()))
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(module, name, spy)
+    nb.add_imported_rows([({}, "one answer"), ({}, "another answer")], origin="synthetic", source="t")
+    view = QualityView(nb)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.sig_summary_ready, timeout=10000):
+        view.refresh()
+    assert {name for name, _ in threads} == {"notebook_metrics", "funnel"}
+    assert not any(on_ui for _, on_ui in threads)
+    assert "2 records" in view.metrics.text()

@@ -1,7 +1,10 @@
 """The Quality tab: run the funnel's steps and see where records fall out.
 
 Buttons run ``app.jobs.quality_job`` on the view's job runner; the funnel (kept per stage) and
-the length histogram are matplotlib charts redrawn from what the notebook stores.
+the length histogram are matplotlib charts redrawn from what the notebook stores. Those numbers
+(``app.jobs.quality_summary_job``: the funnel, the lengths, diversity metrics over every record)
+are counted on a second runner, off the UI thread; :attr:`QualityView.sig_summary_ready` says
+when the charts show them.
 """
 
 from __future__ import annotations
@@ -21,10 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.generate.model_choice import job_model_args
-from app.jobs import JobEvent, SanityReady, quality_job, topup_job
+from app.jobs import JobEvent, QualitySummary, SanityReady, quality_job, quality_summary_job, topup_job
 from app.quality.coverage import TopUp
-from app.quality.diversity import notebook_metrics
-from app.quality.funnel import funnel
 from app.store.notebook import Notebook
 from widgets.coverage_view import CoverageView
 from widgets.criteria_editor import CriteriaEditor
@@ -77,6 +78,7 @@ def draw_funnel(ax, stages: list[dict]) -> None:
 
 class QualityView(QWidget):
     sig_step_finished = Signal(str)
+    sig_summary_ready = Signal()  # the charts and metrics show the notebook as it was at the last refresh()
 
     def __init__(self, nb: Notebook, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +93,10 @@ class QualityView(QWidget):
         self.runner.sig_errored.connect(self._on_error)
         self.runner.sig_finished.connect(self._on_finished)
         self.runner.sig_cancelled.connect(lambda: self._on_finished(None))
+        self.stages: list[dict] = []
+        self.summary_runner = JobRunner(self, background=True)  # the charts' numbers, off the UI thread
+        self.summary_runner.sig_finished.connect(self._show_summary)
+        self.summary_runner.sig_errored.connect(self._on_summary_error)
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
         for step, label in STEPS:
@@ -190,22 +196,56 @@ class QualityView(QWidget):
         self.sig_step_finished.emit(self.step)
 
     def refresh(self) -> None:
+        """Redraw from the notebook: the criteria and coverage at once, the charts and metrics when
+        their numbers are counted (a newer refresh replaces one still counting)."""
         if self.criteria.nb is not self.nb:  # the window opened another notebook
             self.criteria.nb = self.nb
         self.criteria.refresh()
-        stages = funnel(self.nb)
         self.coverage.nb = self.nb
         self.coverage.refresh()
+        if not self.stages:
+            self.metrics.setText("counting…")
+        self.summary_runner.start(quality_summary_job, self.nb.path)
+
+    def _on_summary_error(self, message: str) -> None:
+        self.metrics.setText(f"could not count the funnel: {message}")
+
+    def _show_summary(self, summary: object) -> None:
+        if not isinstance(summary, QualitySummary):
+            return
         self.figure.clear()
         ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])
-        draw_funnel(ax, stages)
-        lengths = [len((r["output"] or "").split()) for r in self.nb.records(limit=20000)]
-        hx.hist(lengths or [0], bins=20, color="#7fa7d8")
+        draw_funnel(ax, summary.stages)
+        hx.hist(summary.lengths or [0], bins=20, color="#7fa7d8")
         hx.set_title("Length (words)", fontsize=10)
         style_figure(self.figure)
         self.canvas.draw_idle()
-        self.stages = stages
-        rows = notebook_metrics(self.nb)
+        self.stages = summary.stages
         self.metrics.setText(" · ".join(
             f"{m['prompt_version']}: {m['records']} records, {m['unique']} unique, distinct-2 {m['distinct_2']:.2f}, "
-            f"overlap {m['pairwise_overlap_2']:.3f}" for m in rows) or "no records with text yet")
+            f"overlap {m['pairwise_overlap_2']:.3f}" for m in summary.metrics) or "no records with text yet")
+        self.sig_summary_ready.emit()
+
+
+def wait_for_summary(view: QualityView, timeout_s: float = 60.0) -> bool:
+    """Refresh ``view`` and let the event loop run until its charts show the numbers (for the
+    screenshots and the benches, which draw the window without a person waiting on it)."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    ready: list[bool] = []
+
+    def done() -> None:
+        ready.append(True)
+
+    view.sig_summary_ready.connect(done)
+    try:
+        view.refresh()
+        end = time.monotonic() + timeout_s
+        while not ready and time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.005)
+    finally:
+        view.sig_summary_ready.disconnect(done)
+    return bool(ready)

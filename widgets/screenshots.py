@@ -33,6 +33,7 @@ def main(out_dir: str = "screenshots") -> int:
     from backends.protocols import SamplerSettings
     from widgets.main_window import MainWindow
     from widgets.notebook_view import FileField
+    from widgets.quality_view import wait_for_summary
 
     app = QApplication.instance() or QApplication(sys.argv)
     nb = create_sample_notebook(Path(tempfile.mkdtemp()) / "sample.db")
@@ -111,7 +112,7 @@ def main(out_dir: str = "screenshots") -> int:
     score_heuristics(nb)
     dedupe(nb, "minhash")
     win.tabs.setCurrentWidget(win.quality)
-    win.quality.refresh()
+    wait_for_summary(win.quality)
     shot("quality")
     # judges on the real model; a person's labels for one criterion; each judge's sanity check
     from app.jobs import SanityReady
@@ -126,7 +127,7 @@ def main(out_dir: str = "screenshots") -> int:
     reports = sanity_notebook(nb, judge)
     judge.close()
     win.quality._on_partial(SanityReady(tuple(reports)))
-    win.quality.refresh()
+    wait_for_summary(win.quality)
     win.quality.lower_tabs.setCurrentIndex(0)
     shot("quality-funnel")
     win.quality.lower_tabs.setCurrentWidget(win.quality.criteria)
@@ -230,6 +231,7 @@ def structured_shots(app, out: Path, *, fake: bool = False) -> None:
     from app.quality.steps import validate
     from backends.protocols import SamplerSettings
     from widgets.main_window import MainWindow
+    from widgets.quality_view import wait_for_summary
 
     nb = create_chain_notebook(Path(tempfile.mkdtemp()) / "chain.db")
     gen: Any
@@ -267,7 +269,7 @@ def structured_shots(app, out: Path, *, fake: bool = False) -> None:
         win.table.selectRow(min(3, win.model.rowCount() - 1))
     shot("structured-chain")
     win.tabs.setCurrentWidget(win.quality)
-    win.quality.refresh()
+    wait_for_summary(win.quality)
     win.quality.lower_tabs.setCurrentWidget(win.quality.coverage)
     shot("coverage")
     win.close()
