@@ -253,7 +253,8 @@ class LlamaCppGenerator:
         **_: object,
     ) -> None:
         import llama_cpp
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from backends.chat_template import chat_formatter
 
         lc = self._lc = llama_cpp
         self.info, gguf = _inspect(model_path)
@@ -324,11 +325,12 @@ class LlamaCppGenerator:
         self.trace: dict[object, tuple[list[int], list[float]]] | None = None
         bos = self._token_text(lc.llama_vocab_bos(self.vocab))
         eos = self._token_text(lc.llama_vocab_eos(self.vocab))
-        self._formatter = (
-            Jinja2ChatFormatter(template=gguf.chat_template, eos_token=eos, bos_token=bos)
-            if gguf.chat_template
-            else None
-        )
+        try:  # sandboxed and bounded, probed once: a hostile template is refused here
+            self._formatter = (chat_formatter(gguf.chat_template, eos_token=eos, bos_token=bos,
+                                              model=Path(model_file).name) if gguf.chat_template else None)
+        except ModelError:
+            self.close()
+            raise
         self._bos_text = bos
 
     # -- tokens and text -------------------------------------------------------------------
