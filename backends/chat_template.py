@@ -24,7 +24,7 @@ PROBE = [{"role": "user", "content": "Hello"}]
 
 
 class BoundedChatFormatter(Jinja2ChatFormatter):
-    def __call__(self, *, messages: Any, **kwargs: Any) -> ChatFormatterResponse:  # type: ignore[override]
+    def __call__(self, *, messages: Any, **kwargs: Any) -> ChatFormatterResponse:
         def raise_exception(message: str) -> None:
             raise ValueError(message)
 
