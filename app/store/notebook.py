@@ -583,6 +583,14 @@ class Notebook:
             new_text = None if new is None else str(new)
         if field == "status" and new_text not in RECORD_STATUSES:
             raise StudioError(f"status must be one of {', '.join(RECORD_STATUSES)}, not {new_text!r}")
+        if new_text is not None:
+            try:
+                new_text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = new_text[exc.start]
+                raise StudioError(f"the new {field} holds U+{ord(bad):04X} at character {exc.start + 1}, half of a "
+                                  "character (a lone surrogate) that cannot be stored as UTF-8; nothing was "
+                                  "changed") from None
         ts = now()
         with self.transaction() as c:
             row = c.execute(f"SELECT {field}, origin FROM records WHERE id = ?", (record_id,)).fetchone()
