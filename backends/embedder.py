@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.errors import ModelError
-from app.core.scheduler import hold_cores
+from app.core.scheduler import FreeCores, hold_cores
 from backends.gguf_info import file_sha256, read_gguf_info
 from backends.protocols import CancelCheck
 
@@ -70,7 +70,9 @@ class LlamaEmbedder:
         cp.embeddings = True
         cp.kv_unified = True
         cp.flash_attn_type = 0
-        cp.n_threads = cp.n_threads_batch = n_threads or default_threads()
+        cp.n_threads = cp.n_threads_batch = self.threads = n_threads or default_threads()
+        # without a thread count of the user's, use the cores other processes leave free (spin-waiting threads)
+        self._free_cores = FreeCores(self.threads) if not n_threads else None
         self._ctx = lc.llama_init_from_model(self._model, cp)
         if not self._ctx:
             lc.llama_model_free(self._model)
@@ -126,6 +128,9 @@ class LlamaEmbedder:
                 b.n_tokens = n
                 if mem:
                     lc.llama_memory_clear(mem, True)
+                if self._free_cores is not None and (threads := self._free_cores.threads()) != self.threads:
+                    lc.llama_set_n_threads(self._ctx, threads, threads)
+                    self.threads = threads
                 rc = lc.llama_decode(self._ctx, b)
                 if rc != 0:
                     raise ModelError(f"llama.cpp failed to embed a batch (code {rc})")

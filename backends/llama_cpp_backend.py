@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from app.core.errors import ModelError
-from app.core.scheduler import hold_cores
+from app.core.scheduler import FreeCores, hold_cores
 from backends.bundled import default_generator_model
 from backends.gguf_info import GGUFInfo, file_sha256, read_gguf_info
 from backends.protocols import (
@@ -250,6 +250,7 @@ class LlamaCppGenerator:
         parallel: int | None = None,
         prefix_cache: bool = True,
         flash_attn: bool = True,
+        adaptive_threads: bool = True,
         **_: object,
     ) -> None:
         import llama_cpp
@@ -279,6 +280,10 @@ class LlamaCppGenerator:
         cparams.n_seq_max = self.parallel + 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
+        self.threads = threads
+        # without a thread count of the user's, decode on the cores other processes leave free
+        # (llama.cpp's threads spin-wait: one thread too many on a busy core costs most of the speed)
+        self._free_cores = FreeCores(threads) if not n_threads and adaptive_threads else None
         # one KV stream per sequence: measured, that is what lets many sequences decode fast;
         # llama.cpp then only puts consecutive sequence ids into one micro-batch
         cparams.kv_unified = False
@@ -421,6 +426,11 @@ class LlamaCppGenerator:
         self._prefill(_Seq(key=None, slot=slot, pending=prefix[start:], pos=start, n_prompt=common, wants_logits=False))
 
     def _llama_decode(self, n: int) -> None:
+        if self._free_cores is not None:
+            threads = self._free_cores.threads()
+            if threads != self.threads:
+                self._lc.llama_set_n_threads(self._ctx, threads, threads)
+                self.threads = threads
         b = self._batch
         b.n_tokens = n
         t0 = time.perf_counter()
