@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData
 
-from app.data.importer import FORMATS
+from app.data import FORMATS
 
 NOTEBOOK_SUFFIXES = (".db",)
 

@@ -13,7 +13,7 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from scipy.spatial import cKDTree
 
 from app.core.errors import StudioError
 from app.generate.structured import FIELD_PREFIX, field_columns
@@ -48,6 +47,9 @@ from app.store.scores import score_names
 from widgets.edit_commands import EditRecordCommand
 from widgets.job_runner import JobRunner
 from widgets.theme import GRAPHIC_CONTRAST, mix, readable, set_tone, style_figure
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
@@ -286,7 +288,12 @@ class MapView(QWidget):
             self.tree = None
             return
         m = self.map
-        self.tree = cKDTree(m.xy) if len(m.xy) else None
+        if len(m.xy):
+            from scipy.spatial import cKDTree  # on the first map drawn: scipy costs start-up ~0.7 s
+
+            self.tree = cKDTree(m.xy)
+        else:
+            self.tree = None
         self._hovered = None
         self.draw_sizes()
         self.selected = np.zeros(0, dtype=int)

@@ -19,13 +19,11 @@ from typing import Any
 import pandas as pd
 
 from app.core.errors import ImportDataError
+from app.data import FORMATS  # the importer's files, by suffix
 from app.data.dialect import Dialect, check_one_column, short_rows, sniff
 from app.data.training_files import Recognised, recognise, to_records
 from app.store.imports import add_imported_records, find_import
 from app.store.notebook import Notebook
-
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
-
 
 PREVIEW_BYTES = 1 << 20  # a preview reads the start of a text file, not all of it
 PREVIEW_CELL_CHARS = 10_000  # what a preview shows of one long text

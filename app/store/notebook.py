@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from app.core.errors import NotebookBusy, NotebookError, StudioError
 from app.store.migrations import applied, foreign_schema, migrate, newer_studio_message, now, unknown_migrations
@@ -143,8 +142,19 @@ class Notebook:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self._db: Any = None
         self._write_lock = threading.RLock()
+
+    @property
+    def db(self) -> Any:
+        """The notebook as a ``sqlite_utils.Database`` on the same connection, for scripts and
+        notebooks that read it (imported on first use: sqlite-utils loads pandas, which costs the
+        window's and the CLI's start-up most of a second)."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
 
     # -- opening -----------------------------------------------------------------
 
