@@ -10,6 +10,7 @@ stopped in any way (cancel, crash, kill -9) keeps every finished record, and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -148,7 +149,9 @@ def _stored(variables: dict[str, Any], chained: bool, parent: dict[str, Any],
             if k not in PARENT_ONLY and not (k in fields and parent.get(k) == fields[k])}
 
 
-def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
+def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> tuple[int, Iterator[_Slot]]:
+    """How many slots of ``run`` are missing, and those slots, their prompts rendered as they are
+    taken: a plan of a million rows starts generating at once instead of rendering them all first."""
     pt = parse_template(pv.template)
     inputs = plan_variables(nb, [i for i in run.plan if i is not None])
     rows = []
@@ -163,18 +166,19 @@ def _slots(nb: Notebook, run: Run, pv: PromptVersion) -> list[_Slot]:
     chained = bool(run.settings.get("over"))
     given = run.settings.get("given") if isinstance(run.settings.get("given"), list) else None
     owned = owned_slots(run)
-    slots = []
-    for row_index, (input_id, variables) in enumerate(zip(run.plan, rows)):
-        key = row_key(run.settings, input_id, row_index)
-        for s in range(run.samples_per_row):
-            if (row_index, s) in done or (owned is not None and (row_index, s) not in owned):
-                continue
-            seed = sample_seed(run.seed, key, s)
+    todo = [(row_index, s) for row_index in range(len(run.plan)) for s in range(run.samples_per_row)
+            if (row_index, s) not in done and (owned is None or (row_index, s) in owned)]
+
+    def rendered() -> Iterator[_Slot]:
+        for row_index, s in todo:
+            input_id, variables = run.plan[row_index], rows[row_index]
+            seed = sample_seed(run.seed, row_key(run.settings, input_id, row_index), s)
             values = slot_variables(pt, variables, seed, pins[row_index])
             prompt = render(pt, values, seed=seed, examples=examples)
             own = set(pt.columns) | set(pins[row_index] or {})
-            slots.append(_Slot(row_index, s, input_id, _stored(values, chained, variables, given, own), seed, prompt))
-    return slots
+            yield _Slot(row_index, s, input_id, _stored(values, chained, variables, given, own), seed, prompt)
+
+    return len(todo), rendered()
 
 
 # -- several models: one generation spread over them ---------------------------------------
@@ -272,6 +276,9 @@ class RunPlan:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+CHECK_ROWS = 256  # rows rendered when a run is planned
+
+
 def prepare_run(
     nb: Notebook,
     prompt_name: str,
@@ -323,9 +330,11 @@ def prepare_run(
     plan: list[int | None] = [i for i, _ in inputs] or [None]
     rows = [v for _, v in inputs] or [{}]
     check_rows(pt, rows)
-    # Render one sample per row now so a template error surfaces before the run exists.
+    # Render the first rows' samples now so a template error surfaces before the run exists (every
+    # row's variables were checked above; the rest render as they are generated, so a big plan
+    # starts at once).
     examples = few_shot_pool(nb, pt)
-    for input_id, variables in zip(plan, rows):
+    for input_id, variables in itertools.islice(zip(plan, rows), CHECK_ROWS):
         s0 = sample_seed(seed, input_id, 0)
         render(pt, slot_variables(pt, variables, s0), seed=s0, examples=examples)
     return RunPlan(pv.id, settings, seed, samples, plan, extra)
@@ -404,14 +413,16 @@ def execute_run(
     schema = parse_template(pv.template).output_schema
     json_schema = schema_json(schema) if schema is not None else None
     before, total, label = group or (0, planned_samples(run), f"run {run.id}")
-    slots = _slots(nb, run, pv)
-    done = before + planned_samples(run) - len(slots)
+    missing, slots = _slots(nb, run, pv)
+    done = before + planned_samples(run) - missing
     nb.set_run_status(run.id, "running")
     task.set_progress(done, total, label)
     try:
-        for start in range(0, len(slots), CHUNK):
+        while True:
             task.check()
-            chunk = {(s.row_index, s.sample_index): s for s in slots[start : start + CHUNK]}
+            chunk = {(s.row_index, s.sample_index): s for s in itertools.islice(slots, CHUNK)}
+            if not chunk:
+                break
             requests = [
                 GenerationRequest(
                     key=key,
