@@ -474,8 +474,7 @@ class MainWindow(QMainWindow):
             self.versions_view.reload()
         if self.tabs.widget(index) is self.map_view:
             self.map_view.refresh()
-        if self.tabs.widget(index) is self.review:
-            self.review.reload()
+        if self.tabs.widget(index) is self.review:  # it rebuilds itself when shown
             self.review.setFocus()
 
     def _on_review_changed(self, record_id: int) -> None:
@@ -723,7 +722,7 @@ class MainWindow(QMainWindow):
         self.report_view.set_notebook(nb)
         self.map_view.refresh()  # never the old notebook's map or legend
         self.quality.refresh()
-        self.review.reload(keep_position=False)
+        self.review.invalidate()
         self.compare.reload()
         remember_recent(path)
         self.refresh()

@@ -480,8 +480,7 @@ class NotebookView(QWidget):
                 from widgets.review_queue import ReviewQueue
 
                 review = w.review = ReviewQueue(self.nb, self.undo_stack)
-                review.setMinimumHeight(420)
-                review.reload()
+                review.setMinimumHeight(420)  # built when the cell is opened (ReviewQueue.showEvent)
                 form.addRow(review)
             if cell.kind == "generate":  # which model runs (File > Models… changes it)
                 from app.generate.model_choice import display_name, notebook_model

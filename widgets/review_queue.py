@@ -138,12 +138,28 @@ class ReviewQueue(QWidget):
         lay.addWidget(self.help)
         QShortcut(QKeySequence("Ctrl+Return"), self.editor, self.save_edit)
         QShortcut(QKeySequence("Escape"), self.editor, self.cancel_edit)
-        self.reload()
+        # built when first shown: ordering the queue reads every score (seconds on a big notebook),
+        # and a window opens with the queue on a tab, or in a collapsed cell, nobody is looking at
+        self._stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        """Shown (its tab chosen, its cell opened): the queue as the notebook is now."""
+        super().showEvent(event)
+        if not event.spontaneous():  # not merely the window coming back from being minimised
+            self.reload(keep_position=not self._stale)
+
+    def invalidate(self) -> None:
+        """The notebook changed (or another one opened): rebuild now if shown, else when next shown."""
+        if self.isVisible():
+            self.reload(keep_position=False)
+        else:
+            self._stale = True
 
     # -- navigation ---------------------------------------------------------------------
 
     def reload(self, keep_position: bool = True) -> None:
         """Rebuild the queue (order, reasons, the filter's choices), staying on the current record."""
+        self._stale = False
         current = self.current_id() if keep_position else None
         view = self.view.currentData() or "all"
         self.view.blockSignals(True)

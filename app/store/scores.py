@@ -10,7 +10,7 @@ from typing import Any
 
 from app.store.migrations import now
 from app.store.notebook import Notebook, inserted_id
-from app.store.views import ensure_scores_view
+from app.store.views import SCORE_NAMES, ensure_scores_view
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,11 @@ def score_values(nb: Notebook, name: str, record_ids: Sequence[int] | None = Non
 
 def score_names(nb: Notebook, kind: str | None = None) -> list[str]:
     """The stored score names (of one kind, if given), sorted."""
+    names = [r[0] for r in nb.conn.execute(SCORE_NAMES)]
     if kind is None:
-        return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM scores ORDER BY name")]
-    return [r[0] for r in nb.conn.execute("SELECT DISTINCT name FROM scores WHERE kind = ? ORDER BY name", (kind,))]
+        return names
+    return [n for n in names
+            if nb.conn.execute("SELECT 1 FROM scores WHERE name = ? AND kind = ? LIMIT 1", (n, kind)).fetchone()]
 
 
 def failed_scores(nb: Notebook, name: str) -> list[tuple[int, str | None]]:

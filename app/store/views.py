@@ -14,6 +14,11 @@ import sqlite3
 from collections.abc import Iterable
 
 VIEW = "records_with_scores"
+# The distinct score names, sorted, by hopping through the (name, kind) index: one seek per name,
+# where DISTINCT visits every score (0.6 s at 7M scores; the funnel asks several times per count).
+SCORE_NAMES = ("WITH RECURSIVE n(name) AS (SELECT MIN(name) FROM scores UNION ALL "
+               "SELECT (SELECT MIN(name) FROM scores WHERE name > n.name) FROM n WHERE n.name IS NOT NULL) "
+               "SELECT name FROM n WHERE name IS NOT NULL")
 FIXED_COLUMNS = ("id", "status", "origin", "prompt_name", "prompt_version", "output", "kept", "stage", "reason")
 
 
@@ -71,7 +76,7 @@ def rebuild_scores_view(conn: sqlite3.Connection) -> None:
 
     Runs in the caller's transaction; the statements are DDL only, so it is cheap (no data moves).
     """
-    names = [r[0] for r in conn.execute("SELECT DISTINCT name FROM scores")]
+    names = [r[0] for r in conn.execute(SCORE_NAMES)]
     conn.execute(f"DROP VIEW IF EXISTS {VIEW}")
     conn.execute(view_sql(names))
 
