@@ -35,6 +35,7 @@ bench: setup
 	$(PY) -m bench.fts
 	$(PY) -m bench.structured
 	$(PY) -m bench.cluster
+	$(PY) -m bench.scale
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 2000x1200x24" $(PY) -m widgets.screenshots screenshots

@@ -248,3 +248,26 @@ def test_a_comparison_run_is_outside_the_kept_set_and_cannot_knock_its_duplicate
     result = compute_funnel(nb)
     assert result.kept_ids == compared
     assert {result.verdicts[i].reason for i in ordinary} == {f"exact duplicate of #{c}" for c in compared}
+
+
+def test_the_funnel_is_counted_again_only_when_the_notebook_changed(nb, monkeypatch):
+    """The window asks for the funnel from several views; it is counted once per notebook state,
+    and again after any write, by this connection or by another process."""
+    import app.quality.funnel as funnel_module
+    from app.quality.funnel import compute_funnel
+    from app.store.notebook import Notebook
+
+    nb.add_imported_rows([({}, "first answer"), ({}, "second answer")], origin="synthetic", source="t")
+    counted = []
+    real = funnel_module._count_funnel
+    monkeypatch.setattr(funnel_module, "_count_funnel", lambda *a, **kw: counted.append(1) or real(*a, **kw))
+    first = compute_funnel(nb)
+    assert compute_funnel(nb) is first and len(counted) == 1
+    rid = first.kept_ids[0]
+    nb.edit_record(rid, "status", "rejected")  # a write on this connection
+    assert rid not in compute_funnel(nb).kept_ids and len(counted) == 2
+    with Notebook.open(nb.path) as other:  # another connection (another process reads the same)
+        other.edit_record(rid, "status", "accepted")
+    assert rid in compute_funnel(nb).kept_ids and len(counted) == 3
+    compute_funnel(nb)
+    assert len(counted) == 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from app.quality.trust import JUDGE_KINDS, criterion_of, judge_trust
 from app.store.notebook import Notebook
@@ -53,7 +53,21 @@ class FunnelResult:
 
 
 def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
-    """Every stage's counts and every sample's verdict (written to the notebook when ``save``)."""
+    """Every stage's counts and every sample's verdict (written to the notebook when ``save``).
+
+    Counted again only when the notebook changed since the last count on this connection (a write
+    of its own, or a commit by any other connection or process): the window asks from several
+    views at once, and on a big notebook a count reads millions of scores."""
+    memo = nb.memo.get("funnel")
+    if memo is not None and memo[0] == (nb.data_version(), nb.conn.total_changes):
+        return cast(FunnelResult, memo[1])
+    result = _count_funnel(nb, save=save)
+    if save:  # after the verdicts are written: the state the next call compares with
+        nb.memo["funnel"] = ((nb.data_version(), nb.conn.total_changes), result)
+    return result
+
+
+def _count_funnel(nb: Notebook, *, save: bool) -> FunnelResult:
     compared = comparison_samples(nb)
     alive = set(sample_ids(nb)) - set(compared)
     dropped_at: dict[int, tuple[str, str]] = {

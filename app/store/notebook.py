@@ -143,6 +143,9 @@ class Notebook:
         self.path = path
         self.conn = conn
         self._db: Any = None
+        # results worked out from this notebook's state, with the state they were computed at
+        # ((data_version, total_changes): see app.quality.funnel.compute_funnel)
+        self.memo: dict[str, tuple[tuple[int, int], Any]] = {}
         self._write_lock = threading.RLock()
 
     @property
