@@ -288,6 +288,17 @@ def diff_job(notebook_path: str | Path, before: str, after: str = "current", *, 
     return result
 
 
+def review_queue_job(notebook_path: str | Path, view: str = "all", *, task: TaskState,
+                     worker: Emitter | None = None) -> list[Any]:
+    """The review queue in order (app.review.queue.build_queue), off the UI thread: ordering it reads
+    every pass/fail score, which takes seconds on a big notebook."""
+    from app.review.queue import build_queue
+
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 0, "ordering the review queue")
+        return list(build_queue(nb, view=view))
+
+
 @dataclass(frozen=True)
 class QualitySummary:
     """What the Quality tab draws: the funnel's stages, the records' lengths in words (up to

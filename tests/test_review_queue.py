@@ -278,3 +278,33 @@ def test_the_review_card_shows_what_the_output_answers_and_has_buttons(qtbot, nb
     assert nb.record(first)["status"] == "accepted"
     buttons["Next ▶"].click()
     assert q.current_id() != first
+
+
+def test_a_big_queue_is_ordered_off_the_ui_thread_and_then_shown(qtbot, nb, monkeypatch):
+    """Ordering reads every score: beyond ORDER_HERE samples it runs on a runner, the window usable
+    meanwhile, and ends on the same queue as ordering it at once."""
+    import threading
+
+    import app.review.queue
+    import widgets.review_queue as rq
+    from PySide6.QtGui import QUndoStack
+
+    ids = _samples(nb)
+    _judge(nb, RUDE, {rid: 0.2 + 0.05 * i for i, rid in enumerate(ids)})
+    expected = [it.record_id for it in build_queue(nb)]
+    on_ui = []
+    real = app.review.queue.build_queue
+
+    def spy(*a, **kw):
+        on_ui.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(app.review.queue, "build_queue", spy)
+    monkeypatch.setattr(rq, "ORDER_HERE", 0)
+    q = rq.ReviewQueue(nb, QUndoStack())
+    qtbot.addWidget(q)
+    with qtbot.waitSignal(q.sig_ready, timeout=20000):
+        q.show()
+        assert "Ordering the review queue" in q.header.text()
+    assert on_ui == [False]
+    assert q.ids == expected and q.current_id() == expected[0]

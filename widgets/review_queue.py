@@ -27,12 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.jobs import review_queue_job
 from app.review.labels import CriterionCard, card_criteria, label_value
 from app.review.queue import QueueItem, build_queue, progress, view_choices
 from app.store.notebook import Notebook
 from app.store.review import review_card, review_progress
 from app.store.trust import set_label
 from widgets.edit_commands import EditRecordCommand
+from widgets.job_runner import JobRunner
 from widgets.theme import STATUS_TONES, set_tone, tone_hex
 
 KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_F: "flagged"}
@@ -59,8 +61,13 @@ class LabelCommand(QUndoCommand):
         self._on_change(self._rid)
 
 
+# up to this many samples the queue is ordered at once (well under 0.1 s); beyond, on a runner
+ORDER_HERE = 5000
+
+
 class ReviewQueue(QWidget):
     sig_record_changed = Signal(int)
+    sig_ready = Signal()  # the queue is ordered and shows its current record
 
     def __init__(self, nb: Notebook, undo_stack: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +79,10 @@ class ReviewQueue(QWidget):
         self.crit_pos = 0
         self.crit_name: str | None = None  # kept from record to record unless the next is queued for another
         self._follow_item = True
+        self._wanted: int | None = None  # the record to stay on once a queue ordered on the runner arrives
+        self.runner = JobRunner(self, background=True)
+        self.runner.sig_finished.connect(self._on_queue_ready)
+        self.runner.sig_errored.connect(self._on_queue_error)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -168,11 +179,29 @@ class ReviewQueue(QWidget):
             self.view.addItem(label, value)
         self.view.setCurrentIndex(max(0, self.view.findData(view)))
         self.view.blockSignals(False)
-        self.items = build_queue(self.nb, view=self.view.currentData() or "all")
+        view = self.view.currentData() or "all"
+        if self.nb.count_records() <= ORDER_HERE:
+            self._show_queue(build_queue(self.nb, view=view), current)
+            return
+        # a big notebook: ordered on a runner while the window stays responsive
+        self._wanted = current
+        self.header.setText("<b>Ordering the review queue…</b> (it reads every score; the window stays usable)")
+        self.runner.start(review_queue_job, self.nb.path, view)
+
+    def _on_queue_error(self, message: str) -> None:
+        self.header.setText(f"<b>Could not order the review queue</b>: {html.escape(message)}")
+
+    def _on_queue_ready(self, items: object) -> None:
+        if isinstance(items, list):
+            self._show_queue(items, self._wanted)
+
+    def _show_queue(self, items: list[QueueItem], current: int | None) -> None:
+        self.items = items
         self.ids = [it.record_id for it in self.items]
         self.position = self.ids.index(current) if current in self.ids else 0
         self._follow_item = current not in self.ids
         self.show_current()
+        self.sig_ready.emit()
 
     def _on_view_changed(self, _index: int) -> None:
         self.reload(keep_position=False)
