@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,24 +65,27 @@ def validate(nb: Notebook, rules: list[Rule] | None = None, task: TaskState | No
                                              **({"automatic": True} if r is auto else {})} for r in rules]}
     items = sample_contexts(nb)
     counts = {r.name: [0, 0] for r in rules}
-    scores: list[Score] = []
-    for start in range(0, len(items), BATCH):
+
+    def checked() -> Iterator[Score]:
+        for start in range(0, len(items), BATCH):
+            task.check()
+            for item in items[start : start + BATCH]:
+                schema = schemas.get(item.record_id)
+                for rule in rules:
+                    if rule is auto and schema is None:  # only records whose prompt declares a schema
+                        continue
+                    v = rule.check(item.output, item.completion_tokens, item.variables, schema)
+                    counts[rule.name][0 if v.passed else 1] += 1
+                    yield Score(item.record_id, f"validator:{rule.name}", "validator", v.value, v.passed,
+                                v.reason, criterion_version_id=rule.version_id)
+            task.set_progress(min(start + BATCH, len(items)), len(items), "validating")
         task.check()
-        for item in items[start : start + BATCH]:
-            schema = schemas.get(item.record_id)
-            for rule in rules:
-                if rule is auto and schema is None:  # only records whose prompt declares a schema
-                    continue
-                v = rule.check(item.output, item.completion_tokens, item.variables, schema)
-                counts[rule.name][0 if v.passed else 1] += 1
-                scores.append(Score(item.record_id, f"validator:{rule.name}", "validator", v.value, v.passed,
-                                    v.reason, criterion_version_id=rule.version_id))
-        task.set_progress(min(start + BATCH, len(items)), len(items), "validating")
-    task.check()
-    # The scores go in together, after every record is checked: a run stopped part-way (cancelled,
-    # killed, a full disk) leaves no validate step that the funnel would show as done with only some
-    # records checked. Checking is cheap; a stopped run is simply run again.
-    save_step_scores(nb, "validate", Path(source).name or "rules", settings, scores)
+
+    # The scores stream into one transaction with the step row as the records are checked (never all
+    # of them in memory: 7M scores at a million records), and commit together once every record is
+    # checked: a run stopped part-way (cancelled, killed, a full disk) rolls back, leaving no validate
+    # step that the funnel would show as done with only some records checked.
+    save_step_scores(nb, "validate", Path(source).name or "rules", settings, checked())
     return {k: (a, b) for k, (a, b) in counts.items()}
 
 
@@ -90,10 +94,11 @@ def validate_file(nb: Notebook, path: str | Path, task: TaskState | None = None)
 
 
 def score_heuristics(nb: Notebook, task: TaskState | None = None) -> int:
-    scores = [Score(rid, f"score:{name}", "scorer", float(fn(text)), None)
-              for rid, text, _ in sample_texts(nb) for name, fn in SCORERS.items()]
+    texts = sample_texts(nb)
+    scores = (Score(rid, f"score:{name}", "scorer", float(fn(text)), None)
+              for rid, text, _ in texts for name, fn in SCORERS.items())  # streamed into the notebook
     save_step_scores(nb, "score", "heuristics", {"scorers": list(SCORERS)}, scores)
-    return len(scores)
+    return len(texts) * len(SCORERS)
 
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,16 +48,23 @@ _UPSERT_SCORE = (
 
 
 def _write_scores(c: sqlite3.Connection, scores: Iterable[Score], step_id: int | None) -> int:
+    """Upsert ``scores`` as they come (a generator is never held in memory whole); returns how many."""
     ts = now()
-    rows = [
-        (s.record_id, s.name, s.kind, s.value, None if s.passed is None else int(s.passed), s.reason, step_id,
-         s.model_sha256, ts, s.criterion_version_id)
-        for s in scores
-    ]
-    c.executemany(_UPSERT_SCORE, rows)
+    names: set[str] = set()
+    count = 0
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        nonlocal count
+        for s in scores:
+            names.add(s.name)
+            count += 1
+            yield (s.record_id, s.name, s.kind, s.value, None if s.passed is None else int(s.passed), s.reason,
+                   step_id, s.model_sha256, ts, s.criterion_version_id)
+
+    c.executemany(_UPSERT_SCORE, rows())
     # a new score name gets its column in the records_with_scores view (a cheap check otherwise)
-    ensure_scores_view(c, {r[1] for r in rows})
-    return len(rows)
+    ensure_scores_view(c, names)
+    return count
 
 
 def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> int:
