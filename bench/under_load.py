@@ -64,9 +64,8 @@ def main() -> int:
         finally:
             gen.close()
 
-    many = [f"{t} {a}" for (_, a), t in zip(answers * 8, texts * 8)][: args.texts]
-
     def embed(adaptive: bool) -> float:
+        many = [f"{t} {a}" for (_, a), t in zip(answers * 8, texts * 8)][: args.texts]  # after generate()
         emb = LlamaEmbedder(n_threads=None if adaptive else default_threads())
         try:
             t0 = time.perf_counter()
