@@ -176,6 +176,21 @@ def cmd_transform(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from backends.prepare import prepare_model, quality_cost
+
+    print(f"preparing {args.model or 'the bundled model'} as {args.type} (llama.cpp requantizes it once; "
+          "cached by the source file's hash)...", flush=True)
+    prepared = prepare_model(args.model, args.type)
+    print(f"prepared: {prepared.path}\n  sha256 {prepared.sha256} (from {prepared.source_sha256[:12]}...)")
+    if not args.no_check:
+        print("measuring what it changes (the same prompts, greedy, on both files)...", flush=True)
+        cost = quality_cost(args.model, prepared.path)
+        print(f"quality cost: {cost.line()}")
+    print(f"use it with --model {prepared.path} (its own hash goes into each run's lineage)")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("generate", help="generate samples from a prompt over the input rows")
     s.add_argument("notebook")
@@ -195,6 +210,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "weight (a.gguf=2 b.gguf=1); split metrics with `metrics --by model`, colour the map by model")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("prepare-model", help="requantize a model for faster batched CPU decoding (q4_0, q8_0: "
+                       "llama.cpp has repacked kernels for them) and print what it changes")
+    s.add_argument("--model", metavar="GGUF", help="the model to prepare (default: the bundled one)")
+    s.add_argument("--type", default="q4_0", choices=["q4_0", "q8_0"],
+                   help="q4_0: fastest, a small quality cost; q8_0: nearly lossless")
+    s.add_argument("--no-check", action="store_true", help="skip measuring the quality cost")
+    s.set_defaults(func=cmd_prepare_model)
 
     s = sub.add_parser("runs", help="list generation runs with their lineage")
     s.add_argument("notebook")
