@@ -64,3 +64,34 @@ def test_export_errors_leave_no_file(made, tmp_path):
     with pytest.raises(StudioError, match="does not exist"):
         export(made, tmp_path / "nope" / "o.jsonl")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("fmt", ["plain", "sft"])
+@pytest.mark.parametrize("select", ["kept", "all"])
+def test_a_jsonl_export_streamed_a_page_at_a_time_is_the_whole_export(nb, tmp_path, monkeypatch, fmt, select):
+    """JSON lines are written a page of records at a time (a million records never in memory at
+    once); pages of 3 give the same file as one page holding everything, and CSV (written whole)."""
+    import app.export.formats as formats
+    from app.quality.steps import validate_file
+
+    from app.store.imports import ImportedRecord, add_imported_records
+
+    add_imported_records(nb, [ImportedRecord({"i": i}, "word " * (i % 7 + 1) + f"record {i}", prompt=f"Say {i}.")
+                              for i in range(23)], origin="synthetic", source="t")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "length"\ntype = "length"\nmin = 4\n')
+    validate_file(nb, rules)  # some records fail: the kept set is smaller, and lines carry scores
+    ids = [r["id"] for r in nb.records()]
+    nb.edit_record(ids[5], "status", "rejected")
+    monkeypatch.setattr(formats, "PAGE", 10**6)
+    whole = tmp_path / "whole.jsonl"
+    n_whole, _ = export(nb, whole, fmt=fmt, select=select)
+    monkeypatch.setattr(formats, "PAGE", 3)
+    paged = tmp_path / "paged.jsonl"
+    n_paged, _ = export(nb, paged, fmt=fmt, select=select)
+    assert n_paged == n_whole and paged.read_bytes() == whole.read_bytes()
+    lines = [json.loads(x) for x in paged.read_text().splitlines()]
+    assert 0 < len(lines) <= 23 and (select == "all") == (len(lines) == 23)
+    if fmt == "plain":
+        assert all("validator:length" in line for line in lines)
+        assert export(nb, tmp_path / "t.csv", select=select)[0] == n_whole

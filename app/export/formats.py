@@ -20,9 +20,10 @@ earlier export go before its data file is replaced, so none is left describing a
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from app.export.versions import Snapshot, kept_snapshot, load
 from app.prompts.structured import FIELD_PREFIX, parse_output
 from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
-from app.store.records import export_rows
+from app.store.records import export_rows, score_names_of
 from app.store.trust import score_table
 
 EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
@@ -95,6 +96,13 @@ def export(
     if version is not None or card:
         check_card_target(out)
     snap: Snapshot | None = None
+    how = structured or ("nest" if ext == ".jsonl" else "flatten")
+    if (version is None and not card and not by_split and ext == ".jsonl" and fmt in ("plain", "sft")
+            and (fmt != "plain" or how == "nest")):
+        # JSON lines of records, nothing else beside them: streamed a page at a time
+        records = _Records(nb, fmt, statuses, status_list, select)
+        pages = (structured_items(p, how, jsonl=True) if fmt == "plain" else p for p in records.pages())
+        return _write_lines(pages, out), records.skipped
     if version is not None:
         if fmt not in VERSION_FORMATS:
             raise StudioError(f"a version holds records, not preference pairs: export it as {' or '.join(VERSION_FORMATS)}")
@@ -103,7 +111,6 @@ def export(
     else:
         items, skipped = _items(nb, fmt, statuses, status_list, select)
     if fmt == "plain":
-        how = structured or ("nest" if ext == ".jsonl" else "flatten")
         items = structured_items(items, how, jsonl=ext == ".jsonl")
     if version is not None or card:  # checked above: a card here is one of ours
         remove_release_files(out)
@@ -122,47 +129,78 @@ def export(
     return len(items), skipped
 
 
+PAGE = 5000  # records read, scored and written at a time: a million-record export never holds them all
+
+
+class _Records:
+    """The samples an export writes (the kept set, every sample, or those of some statuses), read a
+    page at a time with their scores and verdicts."""
+
+    def __init__(self, nb: Notebook, fmt: str, statuses: Iterable[str] | None, status_list: list[str],
+                 select: str) -> None:
+        self.nb, self.fmt, self.status_list = nb, fmt, status_list
+        self.result = compute_funnel(nb)
+        self.kept = set(self.result.kept_ids) if select == "kept" and statuses is None else None
+        self.skipped = 0
+        self.names: list[str] = []
+        if fmt == "plain":  # every line has every score name any chosen record has
+            ids = [r["id"] for r in self._rows()]
+            self.names = score_names_of(nb, ids)
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        after = 0
+        while True:
+            page = export_rows(self.nb, self.status_list, after=after, limit=PAGE)
+            if not page:
+                return
+            after = page[-1]["id"]
+            yield from (r for r in page if self.kept is None or r["id"] in self.kept)
+
+    def ids(self) -> set[int]:
+        return {r["id"] for r in self._rows()}
+
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
+        rows = self._rows()
+        while page := list(itertools.islice(rows, PAGE)):
+            yield self._items(page)
+
+    def _items(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        if self.fmt == "sft":
+            for r in rows:
+                user = user_text(r["prompt"], r["variables"])
+                if user is None:
+                    self.skipped += 1
+                    continue
+                items.append({
+                    "messages": [
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": r["output"]},
+                    ],
+                    "id": r["id"],
+                })
+            return items
+        scores = score_table(self.nb, [r["id"] for r in rows])
+        for r in rows:
+            v = self.result.verdicts.get(r["id"])
+            item = {**r, "kept": bool(v and v.kept), "dropped_at": None if v is None or v.kept else v.stage,
+                    "reason": v.reason if v else None}
+            item.update({n: _score(scores.get(r["id"], {}).get(n)) for n in self.names})
+            items.append(item)
+        return items
+
+
 def _items(nb: Notebook, fmt: str, statuses: Iterable[str] | None, status_list: list[str],
            select: str) -> tuple[list[dict[str, Any]], int]:
-    result = compute_funnel(nb)
-    rows = export_rows(nb, status_list)
-    if select == "kept" and statuses is None:
-        kept = set(result.kept_ids)
-        rows = [r for r in rows if r["id"] in kept]
-    chosen_from = {r["id"] for r in rows}
-    skipped = 0
-    items: list[dict[str, Any]]
     if fmt in ("dpo", "dpo-chat"):
-        pairs = dpo_pairs(nb, keep=chosen_from)
+        pairs = dpo_pairs(nb, keep=_Records(nb, fmt, statuses, status_list, select).ids())
         if not pairs:
             raise StudioError("no preference pairs among these records: run best-of, edit records, or accept and "
                               "reject samples of the same input row in review")
-        items = [as_layout(p, "conversational" if fmt == "dpo-chat" else "string") for p in pairs]
-    elif fmt == "sft":
-        items = []
-        for r in rows:
-            user = user_text(r["prompt"], r["variables"])
-            if user is None:
-                skipped += 1
-                continue
-            items.append({
-                "messages": [
-                    {"role": "user", "content": user},
-                    {"role": "assistant", "content": r["output"]},
-                ],
-                "id": r["id"],
-            })
-    else:
-        scores = score_table(nb, [r["id"] for r in rows])
-        names = sorted({n for s in scores.values() for n in s})
-        items = []
-        for r in rows:
-            v = result.verdicts.get(r["id"])
-            item = {**r, "kept": bool(v and v.kept), "dropped_at": None if v is None or v.kept else v.stage,
-                    "reason": v.reason if v else None}
-            item.update({n: _score(scores.get(r["id"], {}).get(n)) for n in names})
-            items.append(item)
-    return items, skipped
+        return [as_layout(p, "conversational" if fmt == "dpo-chat" else "string") for p in pairs], 0
+    records = _Records(nb, fmt, statuses, status_list, select)
+    items = [it for page in records.pages() for it in page]
+    return items, records.skipped
 
 
 def _version_items(nb: Notebook, snap: Snapshot, fmt: str) -> tuple[list[dict[str, Any]], int]:
@@ -217,6 +255,22 @@ def structured_items(items: list[dict[str, Any]], how: str, *, jsonl: bool) -> l
 def _score(value: Any) -> float | None:
     """Scores are floats in every file, even where a score happens to be whole (not Int64 columns)."""
     return None if value is None else float(value)
+
+
+def _write_lines(pages: Iterable[list[dict[str, Any]]], out: Path) -> int:
+    """JSON lines, a page at a time, to a temporary name renamed into place once whole; returns the lines."""
+    tmp = out.with_name(out.name + ".partial")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for page in pages:
+                fh.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in page)
+                n += len(page)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
 
 
 def _write(items: list[dict[str, Any]], out: Path, ext: str) -> None:

@@ -145,8 +145,10 @@ def sample_prompt_versions(nb: Notebook) -> dict[int, int]:
                                 "AND output IS NOT NULL AND prompt_version_id IS NOT NULL").fetchall())
 
 
-def export_rows(nb: Notebook, statuses: Iterable[str]) -> list[dict[str, Any]]:
-    """Samples with text and one of ``statuses``, with their prompt version and model, in id order."""
+def export_rows(nb: Notebook, statuses: Iterable[str], *, after: int = 0,
+                limit: int | None = None) -> list[dict[str, Any]]:
+    """Samples with text and one of ``statuses``, with their prompt version and model, in id order
+    (those with an id above ``after``, at most ``limit`` of them: an export streams a page at a time)."""
     statuses = list(statuses)
     q = (
         "SELECT r.id, r.output, r.prompt, r.variables, r.status, r.origin, r.run_id, r.seed, "
@@ -154,14 +156,21 @@ def export_rows(nb: Notebook, statuses: Iterable[str]) -> list[dict[str, Any]]:
         "u.model_sha256 FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
         "LEFT JOIN runs u ON u.id = r.run_id "
         f"WHERE r.role = 'sample' AND r.output IS NOT NULL AND r.status IN ({','.join('?' * len(statuses))}) "
-        "ORDER BY r.id"
+        "AND r.id > ? ORDER BY r.id" + ("" if limit is None else f" LIMIT {int(limit)}")
     )
     rows = []
-    for r in nb.conn.execute(q, statuses):
+    for r in nb.conn.execute(q, [*statuses, after]):
         d = dict(r)
         d["variables"] = json.loads(d["variables"] or "{}")
         rows.append(d)
     return rows
+
+
+def score_names_of(nb: Notebook, record_ids: Sequence[int]) -> list[str]:
+    """The score names any of ``record_ids`` has, sorted (one index lookup per record)."""
+    return [r[0] for r in nb.conn.execute(
+        "SELECT DISTINCT s.name FROM json_each(?) j JOIN scores s ON s.record_id = j.value ORDER BY s.name",
+        (json.dumps(list(record_ids)),))]
 
 
 def set_derivation(nb: Notebook, record_id: int, derivation: str, parent_record_id: int | None) -> None:
