@@ -69,7 +69,8 @@ def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
 
 def _count_funnel(nb: Notebook, *, save: bool) -> FunnelResult:
     compared = comparison_samples(nb)
-    alive = set(sample_ids(nb)) - set(compared)
+    samples = sample_ids(nb)
+    alive = set(samples) - set(compared)
     dropped_at: dict[int, tuple[str, str]] = {
         rid: ("comparison", f"made by comparison run {run}: not in the dataset until its run is added")
         for rid, run in compared.items()}
@@ -108,8 +109,9 @@ def _count_funnel(nb: Notebook, *, save: bool) -> FunnelResult:
         stage(f"dedupe:{method}", "dedupe", {rid: f"{method} duplicate" for rid, _rep in members},
               latest_step_id(nb, "dedupe", method),
               details={rid: f"{method} duplicate of #{rep}" for rid, rep in members})
-    stage("review", "human", {rid: "rejected in review" for rid in rejected_sample_ids(nb)})
-    dropped_at.update({rid: ("review", "rejected in review") for rid in rejected_sample_ids(nb)
+    rejected = rejected_sample_ids(nb)
+    stage("review", "human", {rid: "rejected in review" for rid in rejected})
+    dropped_at.update({rid: ("review", "rejected in review") for rid in rejected
                        if rid not in dropped_at})
     rescued = [rid for rid in accepted_sample_ids(nb) if rid in dropped_at]
     if rescued:
@@ -119,7 +121,7 @@ def _count_funnel(nb: Notebook, *, save: bool) -> FunnelResult:
                        "reasons": [f"kept over {s} ({n})" for s, n in
                                    Counter(dropped_at[r][0] for r in rescued).most_common(3)], "step_id": None})
     verdicts: dict[int, Verdict] = {}
-    for rid in sample_ids(nb):
+    for rid in samples:
         where = dropped_at.get(rid)
         if rid in alive:
             verdicts[rid] = Verdict(rid, True, where[0] if where else None,

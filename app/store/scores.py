@@ -118,8 +118,13 @@ def failed_scores(nb: Notebook, name: str) -> list[tuple[int, str | None]]:
 
 
 def score_step(nb: Notebook, name: str) -> int | None:
-    """The latest step that wrote a ``name`` score."""
-    step_id: int | None = nb.conn.execute("SELECT MAX(step_id) FROM scores WHERE name = ?", (name,)).fetchone()[0]
+    """The latest step that wrote a ``name`` score (a seek per kind the name has, through the
+    (name, kind, step_id) index, not a scan of its scores)."""
+    step_id: int | None = nb.conn.execute(
+        "WITH RECURSIVE k(kind) AS (SELECT MIN(kind) FROM scores WHERE name = :n UNION ALL "
+        "SELECT (SELECT MIN(kind) FROM scores WHERE name = :n AND kind > k.kind) FROM k WHERE k.kind IS NOT NULL) "
+        "SELECT MAX((SELECT MAX(step_id) FROM scores WHERE name = :n AND kind = k.kind)) FROM k "
+        "WHERE k.kind IS NOT NULL", {"n": name}).fetchone()[0]
     return step_id
 
 

@@ -3,6 +3,7 @@ sanity results, the person's trust overrides, and the funnel's verdict per recor
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -139,11 +140,22 @@ def set_likelihood(nb: Notebook, values: Iterable[tuple[int, float, int]]) -> No
 
 
 def save_verdicts(nb: Notebook, verdicts: Sequence[tuple[int, bool, str | None, str | None]]) -> None:
-    """Replace every verdict with (record id, kept, stage, reason) rows, in one transaction."""
+    """Replace every verdict with (record id, kept, stage, reason) rows, in one transaction; nothing
+    is written when they are the verdicts already stored (a count that changed nothing rewrote a
+    million rows, and every other view took the write for a change)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for rid, kept, stage, reason in verdicts:
+        digest.update(f"{rid}\x1f{int(kept)}\x1f{stage}\x1f{reason}\x1e".encode("utf-8", "surrogatepass"))
+    stamp = digest.hexdigest()
+    row = nb.conn.execute("SELECT value FROM notebook_meta WHERE key = 'verdicts_digest'").fetchone()
+    if row is not None and json.loads(row[0]) == stamp:
+        return
     with nb.transaction() as c:
         c.execute("DELETE FROM verdicts")
         c.executemany("INSERT INTO verdicts (record_id, kept, stage, reason) VALUES (?, ?, ?, ?)",
                       [(rid, int(kept), stage, reason) for rid, kept, stage, reason in verdicts])
+        c.execute("INSERT INTO notebook_meta (key, value) VALUES ('verdicts_digest', ?) "
+                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(stamp),))
 
 
 def verdict_of(nb: Notebook, record_id: int) -> tuple[bool, str | None, str | None] | None:
