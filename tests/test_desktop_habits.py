@@ -290,6 +290,8 @@ def test_the_window_reads_well_in_light_and_dark(qtbot, qapp, tmp_path, theme, n
 
     # rich text: the lineage panel (an edit's history, old struck out and new), the review card, the prompt's variables
     win.prompt_editor.update_preview()
+    win.tabs.setCurrentWidget(win.review)  # the queue is ordered when shown
+    win.tabs.setCurrentWidget(win.records_page)  # the table's selection shows its record in the lineage panel
     html = {"lineage": win.detail.toHtml(), "review header": win.review.header.text(),
             "review facts": win.review.facts.text(), "review questions": win.review.questions.text(),
             "prompt variables": win.prompt_editor.variables.text()}
