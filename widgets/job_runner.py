@@ -174,7 +174,10 @@ class _Job:
             if self.compute:  # before the end is reported, so a job started in reply does not count this one
                 with _lock:
                     _compute_in_flight -= 1
-        self.relay.sig_event.emit(self, kind, payload)
+        try:
+            self.relay.sig_event.emit(self, kind, payload)
+        except RuntimeError:  # the application is gone (quit while a background job ran): nobody to tell
+            pass
 
 
 class JobRunner(QObject):
