@@ -35,6 +35,9 @@ bench: setup
 	$(PY) -m bench.fts
 	$(PY) -m bench.structured
 	$(PY) -m bench.cluster
+	$(PY) -m bench.under_load
+	$(PY) -m bench.cold_start
+	$(PY) -m bench.ui_stall
 	$(PY) -m bench.scale
 
 screenshots: setup

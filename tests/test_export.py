@@ -73,7 +73,6 @@ def test_a_jsonl_export_streamed_a_page_at_a_time_is_the_whole_export(nb, tmp_pa
     once); pages of 3 give the same file as one page holding everything, and CSV (written whole)."""
     import app.export.formats as formats
     from app.quality.steps import validate_file
-
     from app.store.imports import ImportedRecord, add_imported_records
 
     add_imported_records(nb, [ImportedRecord({"i": i}, "word " * (i % 7 + 1) + f"record {i}", prompt=f"Say {i}.")

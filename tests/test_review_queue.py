@@ -285,9 +285,10 @@ def test_a_big_queue_is_ordered_off_the_ui_thread_and_then_shown(qtbot, nb, monk
     meanwhile, and ends on the same queue as ordering it at once."""
     import threading
 
+    from PySide6.QtGui import QUndoStack
+
     import app.review.queue
     import widgets.review_queue as rq
-    from PySide6.QtGui import QUndoStack
 
     ids = _samples(nb)
     _judge(nb, RUDE, {rid: 0.2 + 0.05 * i for i, rid in enumerate(ids)})
