@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QDoubleValidator, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -1005,4 +1005,17 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
     # a new process's first UMAP fit is ~4x slower than a warm one (numba): warm it up a few
     # seconds after start (it compiles on one core)
     QTimer.singleShot(3000, win.warm_up_map)
-    return app.exec()
+    rc = app.exec()
+    writing = any(r.running and not r.background for r in win.findChildren(JobRunner))
+    if QThreadPool.globalInstance().activeThreadCount() and not writing:
+        # Only background work that reads is still running (the charts' numbers, the review queue's
+        # order on a big notebook); a job that writes was cancelled on close and is left to stop.
+        # Waiting for the readers would keep a closed window's process alive for minutes.
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
