@@ -73,9 +73,9 @@ def main() -> int:
     if args.imports:
         out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import widgets.main_window"], env=env,
                              capture_output=True, text=True, timeout=120)
-        rows = [line.split("|") for line in out.stderr.splitlines() if line.startswith("import time:")]
-        rows = [(int(r[1]), r[2].rstrip()) for r in rows if r[1].strip().isdigit()]
-        for us, name in sorted(rows, reverse=True)[:15]:
+        cells = [line.split("|") for line in out.stderr.splitlines() if line.startswith("import time:")]
+        slowest = [(int(c[1]), c[2].rstrip()) for c in cells if c[1].strip().isdigit()]
+        for us, name in sorted(slowest, reverse=True)[:15]:
             print(f"  {us / 1e6:6.2f} s  {name}")
     return 0
 
