@@ -412,26 +412,38 @@ def score_criteria(judge: Judge, criteria: Sequence[Criterion], items: Sequence[
     """Every criterion's scores for each item, in one stream of requests: P(yes), expected rubric
     level, or expected points, averaged over the criterion's ``samples`` wordings.
 
-    The requests go record by record, every criterion of a record next to each other: a layout that
-    puts the text before the question (the default, without guidelines) shares the record's tokens,
-    so the backend decodes them once and branches each question from that KV cache (llama.cpp's
-    sequence copy). A criterion's scores do not depend on the others judged with it."""
+    The records go a chunk at a time, every criterion over the chunk in turn: a layout that puts
+    the text before the question (the default, without guidelines) shares the record's tokens, so
+    the backend decodes them once and each later question reuses the KV cache of the slot that
+    holds the record. A criterion's scores do not depend on the others judged with it."""
     task = task or TaskState()
     out: list[CriterionScores[K]] = [CriterionScores() for _ in criteria]
     n_variants = max((c.samples for c in criteria), default=0)
-    by_variant: list[list[ChoiceRequest[tuple[K, int, int, int]]]] = [[] for _ in range(n_variants)]
+    # made[variant][criterion]: per record, in record order
+    made: list[list[list[list[ChoiceRequest[tuple[K, int, int, int]]]]]] = [
+        [[] for _ in criteria] for _ in range(n_variants)]
     for key, item in items:
         subject = as_subject(item)
         for ci, c in enumerate(criteria):
             try:
-                made = [requests_for(c, key, subject, v, ci) for v in range(c.samples)]
+                wordings = [requests_for(c, key, subject, v, ci) for v in range(c.samples)]
             except QuestionError as exc:
                 out[ci].errors[key] = str(exc)
                 continue
-            for v, reqs in enumerate(made):
-                by_variant[v].extend(reqs)
-    # one wording after the other: requests that share a layout share their prefix in the KV cache
-    reqs = [r for group in by_variant for r in group]
+            for v, asked in enumerate(wordings):
+                made[v][ci].append(asked)
+    # One wording after the other (requests that share a layout share their prefix); within it, the
+    # records a chunk at a time, each criterion over the whole chunk: the backend decodes a batch of
+    # `parallel` requests in slots 0..P-1, so a chunk of at most P records (fewer when a criterion
+    # asks several questions of each) keeps each record in the same slot from one criterion to the
+    # next, and every question after the first decodes only what follows the record's text.
+    asks = max((len(asked) for per_v in made for per_c in per_v for asked in per_c), default=1)
+    chunk = max(1, int(getattr(judge, "parallel", 0) or len(items) or 1) // asks)
+    reqs: list[ChoiceRequest[tuple[K, int, int, int]]] = []
+    for per_v in made:
+        for start in range(0, max((len(per_c) for per_c in per_v), default=0), chunk):
+            for per_c in per_v:
+                reqs.extend(r for record in per_c[start : start + chunk] for r in record)
     done = 0
     label = criteria[0].name if len(criteria) == 1 else f"{len(criteria)} criteria"
     for res in judge.choice_probs(reqs, cancel=task):
