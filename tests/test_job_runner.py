@@ -194,3 +194,24 @@ def test_a_long_stream_of_events_leaves_pythons_singletons_alone(qtbot):
     # the broken release loses one per event (~1000 here, 2008 measured); other objects coming and
     # going move these counts by up to ~150 on their own
     assert lost_true < 500 and lost_none < 500, f"lost {lost_true} references to True, {lost_none} to None"
+
+
+def test_a_job_reporting_every_step_reaches_the_view_a_few_times_a_second(qtbot):
+    """A judge over 20k records reports 120k steps: the view hears at most one per PROGRESS_S (and
+    every new message, and the last step), so the window's event loop is not flooded."""
+    runner = JobRunner()
+    rec = Recorder(runner)
+
+    def busy(*, task, worker):
+        t0 = time.monotonic()
+        for i in range(1, 20001):
+            task.set_progress(i, 20000, "judging" if i <= 10000 else "judging, second half")
+        return time.monotonic() - t0
+
+    with qtbot.waitSignal(runner.sig_done, timeout=20000):
+        runner.start(busy)
+    took = next(e[1] for e in rec.events if e[0] == "finished")
+    progress = [e for e in rec.events if e[0] == "progress"]
+    assert len(progress) <= 2 * (took / 0.05 + 1) + 2  # the interval, the two messages and the last step
+    assert progress[-1] == ("progress", 20000, 20000, "judging, second half")
+    assert {e[3] for e in progress} == {"judging", "judging, second half"}

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable
@@ -65,6 +66,7 @@ _relay: _Relay | None = None
 log = logging.getLogger(__name__)
 
 _STARTED, _PROGRESS, _PARTIAL = "started", "progress", "partial"
+PROGRESS_S = 0.05  # the most often a job's progress reaches its view
 _FINISHED, _ERRORED, _CANCELLED = "finished", "errored", "cancelled"
 
 
@@ -124,7 +126,8 @@ class _Job:
         self.runner = weakref.ref(runner)
         self.fn, self.args, self.kwargs, self.compute = fn, args, kwargs, compute
         self.relay = _get_relay()
-        self.task = TaskState(lambda d, t, m: self.relay.sig_event.emit(self, _PROGRESS, (d, t, m)))
+        self.task = TaskState(self._progress)
+        self._last_progress = (0.0, "")  # when the view was last told, and with which message
         self.behind = False  # it was queued behind another compute job when started
         self._state = "waiting"  # -> "began" (its pool thread) or "taken" (cancelled first), whichever comes first
         self._state_lock = threading.Lock()
@@ -150,6 +153,16 @@ class _Job:
             with _lock:
                 _compute_in_flight -= 1
         return True
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        """At most one progress event per PROGRESS_S reaches the UI thread (plus a new message and the
+        last step): a judge over 20k records reports 120k steps, which held the window for seconds."""
+        now = time.monotonic()
+        last, last_message = self._last_progress
+        if now - last < PROGRESS_S and message == last_message and not (total and done >= total):
+            return
+        self._last_progress = (now, message)
+        self.relay.sig_event.emit(self, _PROGRESS, (done, total, message))
 
     def emit(self, event: Any) -> None:
         """For the job function: hand a typed partial result to the view (e.g. ``RecordMade``)."""
