@@ -35,7 +35,7 @@ from app.export.versions import Snapshot, kept_snapshot, load
 from app.prompts.structured import FIELD_PREFIX, parse_output
 from app.quality.funnel import compute_funnel
 from app.store.notebook import RECORD_STATUSES, Notebook
-from app.store.records import export_rows, score_names_of
+from app.store.records import export_ids, export_rows, score_names_of
 from app.store.trust import score_table
 
 EXPORT_TYPES = (".jsonl", ".csv", ".parquet")
@@ -144,8 +144,7 @@ class _Records:
         self.skipped = 0
         self.names: list[str] = []
         if fmt == "plain":  # every line has every score name any chosen record has
-            ids = [r["id"] for r in self._rows()]
-            self.names = score_names_of(nb, ids)
+            self.names = score_names_of(nb, sorted(self.ids()))
 
     def _rows(self) -> Iterator[dict[str, Any]]:
         after = 0
@@ -157,7 +156,8 @@ class _Records:
             yield from (r for r in page if self.kept is None or r["id"] in self.kept)
 
     def ids(self) -> set[int]:
-        return {r["id"] for r in self._rows()}
+        """The chosen records' ids (read from the ids alone, not the records)."""
+        return {i for i in export_ids(self.nb, self.status_list) if self.kept is None or i in self.kept}
 
     def pages(self) -> Iterator[list[dict[str, Any]]]:
         rows = self._rows()

@@ -156,8 +156,7 @@ def export_rows(nb: Notebook, statuses: Iterable[str], *, after: int = 0,
         "SELECT r.id, r.output, r.prompt, r.variables, r.status, r.origin, r.run_id, r.seed, "
         "r.mean_logprob, r.completion_tokens, r.split, p.name AS prompt_name, p.version AS prompt_version, "
         "u.model_sha256 FROM records r LEFT JOIN prompt_versions p ON p.id = r.prompt_version_id "
-        "LEFT JOIN runs u ON u.id = r.run_id "
-        f"WHERE r.role = 'sample' AND r.output IS NOT NULL AND r.status IN ({','.join('?' * len(statuses))}) "
+        f"LEFT JOIN runs u ON u.id = r.run_id WHERE {_exported(statuses)} "
         "AND r.id > ? ORDER BY r.id" + ("" if limit is None else f" LIMIT {int(limit)}")
     )
     rows = []
@@ -166,6 +165,17 @@ def export_rows(nb: Notebook, statuses: Iterable[str], *, after: int = 0,
         d["variables"] = json.loads(d["variables"] or "{}")
         rows.append(d)
     return rows
+
+
+def export_ids(nb: Notebook, statuses: Iterable[str]) -> list[int]:
+    """The ids :func:`export_rows` would return, without reading the records themselves."""
+    statuses = list(statuses)
+    return [r[0] for r in nb.conn.execute(f"SELECT r.id FROM records r WHERE {_exported(statuses)} ORDER BY r.id",
+                                          statuses)]
+
+
+def _exported(statuses: Sequence[str]) -> str:
+    return f"r.role = 'sample' AND r.output IS NOT NULL AND r.status IN ({','.join('?' * len(statuses))})"
 
 
 def score_names_of(nb: Notebook, record_ids: Sequence[int]) -> list[str]:
