@@ -288,15 +288,35 @@ def diff_job(notebook_path: str | Path, before: str, after: str = "current", *, 
     return result
 
 
+@dataclass(frozen=True)
+class ReviewQueueReady:
+    """The review queue in order, and its filter menu's choices (their failing counts read every score)."""
+
+    choices: list[tuple[str, str]]
+    items: list[Any]
+
+
 def review_queue_job(notebook_path: str | Path, view: str = "all", *, task: TaskState,
-                     worker: Emitter | None = None) -> list[Any]:
-    """The review queue in order (app.review.queue.build_queue), off the UI thread: ordering it reads
-    every pass/fail score, which takes seconds on a big notebook."""
-    from app.review.queue import build_queue
+                     worker: Emitter | None = None) -> ReviewQueueReady:
+    """The review queue in order (app.review.queue.build_queue) and the menu of views, off the UI
+    thread: both read every pass/fail score, which takes seconds on a big notebook."""
+    from app.review.queue import build_queue, view_choices
 
     with Notebook.open(notebook_path) as nb:
         task.set_progress(0, 0, "ordering the review queue")
-        return list(build_queue(nb, view=view))
+        choices = view_choices(nb)
+        task.check()
+        return ReviewQueueReady(choices, list(build_queue(nb, view=view)))
+
+
+def funnel_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> list[dict[str, Any]]:
+    """The funnel's stages, counted (and the verdicts written) on the job's own connection: on a
+    big notebook the count reads millions of scores, seconds the window must not wait."""
+    from app.quality.funnel import funnel
+
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 0, "counting the funnel")
+        return funnel(nb)
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ def test_migration_007_upgrades_a_notebook_from_006(tmp_path, monkeypatch):
     nb.close()
 
     with Notebook.open(path) as nb:
-        assert nb.migrations()[-3:] == ["007_search_and_keys", "008_chain_index", "009_score_kinds"]
+        assert nb.migrations()[-4:] == ["007_search_and_keys", "008_chain_index", "009_score_kinds", "010_real_samples"]
         assert _found(nb, "ferry") == {kept} and _found(nb, "harbour") == {kept}  # populated by the migration
         nb.conn.execute("INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")
         points = nb.conn.execute("SELECT record_id, x, y, cluster, outlier, centroid_distance FROM map_points")

@@ -62,7 +62,7 @@ def window(qtbot, nb, topics_csv):
 def test_generating_from_the_window_keeps_the_event_loop_running(qtbot, window, monkeypatch):
     from PySide6.QtCore import QTimer
 
-    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.005")
+    monkeypatch.setenv("SYNTH_STUDIO_FAKE_DELAY", "0.02")
     bar = window.generate_bar
     bar.backend = "fake"
     bar.prompt.setCurrentText("ticket")
@@ -609,3 +609,48 @@ def test_the_quality_tab_counts_its_numbers_off_the_ui_thread(qtbot, nb, monkeyp
     assert {name for name, _ in threads} == {"notebook_metrics", "funnel"}
     assert not any(on_ui for _, on_ui in threads)
     assert "2 records" in view.metrics.text()
+
+
+def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monkeypatch):
+    """Beyond COUNT_HERE records the funnel (it reads every score) is counted on a runner: the window
+    opens without it, then the kept/dropped menu and the Quality cell's chart follow; a change asked
+    for while it counts is counted once more at its end."""
+    import threading
+
+    import app.quality.funnel
+    import widgets.funnel_counter as fc
+    from widgets.main_window import MainWindow
+
+    threads = []
+    real = app.quality.funnel._count_funnel
+
+    def spy(*a, **kw):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(app.quality.funnel, "_count_funnel", spy)
+    monkeypatch.setattr(fc, "COUNT_HERE", 0)
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    counter = win.funnel_counter
+    qtbot.waitUntil(lambda: counter.stages is not None and not counter.counting, timeout=20000)
+    assert threads and not any(threads)  # never on the UI thread
+    assert counter.stages[0]["kept"] == 10
+    assert win.notebook_view._drawn_stages == counter.stages  # the Quality cell's chart shows this count
+    menu = [win.verdict_filter.itemText(i) for i in range(win.verdict_filter.count())]
+    assert "kept (10)" in menu
+
+    rejected = win.model.record_at(0)["id"]
+    filled.edit_record(rejected, "status", "rejected")
+    before = len(threads)
+    for _ in range(5):  # asked five times while counting: one more count, not five
+        counter.request()
+    qtbot.waitUntil(lambda: not counter.counting and counter.stages[-1]["kept"] == 9, timeout=20000)
+    # the one started and one for the four asks that came meanwhile (plus, at most, one more when the
+    # window's check for other writers sees the first count's verdicts), never one count per ask
+    assert 2 <= len(threads) - before <= 3
+    menu = [win.verdict_filter.itemText(i) for i in range(win.verdict_filter.count())]
+    assert "kept (9)" in menu and "dropped at review (1)" in menu
+    win.verdict_filter.setCurrentIndex(win.verdict_filter.findData("dropped"))
+    win.apply_filter()
+    assert win.model.rowCount() == 1 and win.model.record_at(0)["id"] == rejected

@@ -10,6 +10,7 @@ import html
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QDoubleValidator, QFont, QIcon, QKeySequence
@@ -43,7 +44,6 @@ from app.generate.runs import planned_samples
 from app.generate.structured import notebook_fields
 from app.jobs import export_job, import_job
 from app.prompts.structured import cell_text, parse_output
-from app.quality.funnel import compute_funnel
 from app.store.notebook import Notebook, Run
 from app.store.queries import (
     MAX_CHAIN,
@@ -53,11 +53,13 @@ from app.store.queries import (
     prompt_names,
     run_record_count,
     summary,
+    verdict_choices,
 )
 from widgets.close_guard import CloseGuard
 from widgets.compare_view import CompareView
 from widgets.error_details import ErrorDetails
 from widgets.file_drop import dropped_files
+from widgets.funnel_counter import FunnelCounter
 from widgets.generate_bar import GenerateBar, stopped_text
 from widgets.job_runner import JobRunner, compute_busy
 from widgets.map_view import MapView
@@ -153,6 +155,9 @@ class MainWindow(QMainWindow):
                                     "or a number range lo..hi (either end may be left out)")
         self.field_value.setMaximumWidth(140)
         self.shown_label = QLabel()
+        # the funnel's counts and verdicts: at once on a small notebook, off the UI thread on a big one
+        self.funnel_counter = FunnelCounter(nb, self)
+        self.funnel_counter.sig_counted.connect(self._on_funnel_counted)
         self._fill_filter_choices()
         for combo in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter,
                       self.score_filter, self.cluster_filter, self.verdict_filter, self.field_filter):
@@ -198,7 +203,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewQueue(nb, self.model.undo_stack)
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
-        self.notebook_view = NotebookView(nb, self.model.undo_stack)
+        self.notebook_view = NotebookView(nb, self.model.undo_stack, counter=self.funnel_counter)
         self.notebook_view.sig_ran.connect(self._on_cell_ran)
         self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
         self.notebook_view.sig_show_ids.connect(lambda ids: self.show_records(ids))
@@ -511,22 +516,14 @@ class MainWindow(QMainWindow):
         return info
 
     def _fill_filter_choices(self) -> None:
-        """Refill the prompt-version, run, score, cluster and verdict menus from the notebook, keeping the choice."""
-        compute_funnel(self.nb)  # the verdicts the kept/dropped filter reads
+        """Refill the prompt-version, run, score, cluster and verdict menus from the notebook, keeping the choice.
+        The verdicts are the last count's; the funnel is counted again (_on_funnel_counted follows)."""
         choices = filter_choices(self.nb)
         for combo, key, blank in ((self.version_filter, "prompt_versions", "any prompt"),
                                   (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter"),
                                   (self.cluster_filter, "clusters", "any cluster"),
                                   (self.verdict_filter, "verdicts", "kept or dropped")):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem(blank, None)
-            for label, value in choices[key]:
-                combo.addItem(label, value)
-            index = combo.findData(current)
-            combo.setCurrentIndex(max(index, 0))
-            combo.blockSignals(False)
+            self._set_choices(combo, choices[key], blank)
         for run in self.nb.runs():  # a stopped run reads as stopped, in the warning tone, not "cancelled"
             i = self.run_filter.findData(run.id)
             if run.status == "cancelled" and i >= 0:
@@ -534,6 +531,26 @@ class MainWindow(QMainWindow):
                 self.run_filter.setItemText(i, f"run {run.id} ({label}, {self._stopped(run)})")
                 self.run_filter.setItemData(i, tone("warn"), Qt.ItemDataRole.ForegroundRole)
         self._fill_field_choices()
+
+    @staticmethod
+    def _set_choices(combo: QComboBox, choices: list[tuple[str, Any]], blank: str) -> None:
+        current = combo.currentData()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem(blank, None)
+        for label, value in choices:
+            combo.addItem(label, value)
+        combo.setCurrentIndex(max(combo.findData(current), 0))
+        combo.blockSignals(False)
+
+    def _on_funnel_counted(self, _stages: object) -> None:
+        """The verdicts were written again: the kept/dropped menu's counts follow, and so do the
+        records shown when that filter is on."""
+        if self.nb.closed:
+            return
+        self._set_choices(self.verdict_filter, verdict_choices(self.nb), "kept or dropped")
+        if self.verdict_filter.currentData() is not None:
+            self.apply_filter()
 
     def _fill_field_choices(self) -> None:
         """The field menu: the notebook's structured output fields (hidden when it has none)."""
@@ -714,6 +731,7 @@ class MainWindow(QMainWindow):
         self.generate_bar.apply_choice(notebook_model(nb))
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         self.notebook_view.nb = nb
+        self.funnel_counter.set_notebook(nb)
         self._seen_version = nb.data_version()
         self.notebook_view.reload()
         self._bar_from_cell()

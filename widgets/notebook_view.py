@@ -59,6 +59,7 @@ from app.cells import (
 from app.jobs import JobEvent, RecordMade, TokenStreamed
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
+from widgets.funnel_counter import FunnelCounter
 from widgets.job_runner import JobRunner
 from widgets.streaming import StreamFollower
 from widgets.theme import set_style, set_tone, style_figure
@@ -391,10 +392,15 @@ class NotebookView(QWidget):
     sig_open_record = Signal(int)
     sig_cell_settings_changed = Signal(object)  # a cell's settings were edited here (the Cell)
 
-    def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None, *,
+                 counter: FunnelCounter | None = None) -> None:
         super().__init__(parent)
         self.nb = nb
         self.undo_stack = undo_stack or QUndoStack(self)
+        # the funnel chart's counts (shared with the window's other views when it passes its counter)
+        self.counter = counter or FunnelCounter(nb, self)
+        self.counter.sig_counted.connect(self._draw_funnel)
+        self._drawn_stages: list[dict] | None = None
         self.backend = "llama-cpp"
         self.runner = JobRunner(self)
         self.runner.sig_progress.connect(self._on_progress)
@@ -501,6 +507,9 @@ class NotebookView(QWidget):
                 form.addRow(map_view)
             self.column.addWidget(w)
             self.cells.append(w)
+        self._drawn_stages = None  # new cells: their chart is empty
+        if self.counter.stages is not None:  # the last count at once; the new one follows
+            self._draw_funnel(self.counter.stages)
         self._draw_charts()
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
@@ -528,20 +537,26 @@ class NotebookView(QWidget):
                 w.editor.data_changed()
 
     def _draw_charts(self) -> None:
-        from app.quality.funnel import funnel
-
         if self.nb.closed:  # e.g. the undo stack cleared while switching notebooks
             return
-        stages = funnel(self.nb)
+        self.counter.request()  # the funnel chart follows when counted (at once on a small notebook)
         total = self.nb.count_records("input")
         rows = self.nb.input_rows(limit=8)
         for w in self.cells:
-            w.draw_funnel(stages)
             w.show_rows(total, rows)
             w.show_map()
             live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell else None
             if live is not None:  # the notebook as it is now, not the cell's last run
                 w.set_output(live)
+
+    def _draw_funnel(self, stages: list[dict]) -> None:
+        """The Quality cell's funnel chart; not redrawn when the counts did not change (a redraw
+        takes a good part of a second on the UI thread)."""
+        if stages == self._drawn_stages:
+            return
+        self._drawn_stages = stages
+        for w in self.cells:
+            w.draw_funnel(stages)
 
     def edit_input(self, record_id: int, variable: str, value: str) -> None:
         """One input variable changed in the Data cell: an edit with history, undoable."""

@@ -87,9 +87,9 @@ class ReportView(QWidget):
             self.which.addItem(f"version {v.tag} ({v.records} records)", ("version", v.tag))
         index = self.which.findData(current)
         self.which.setCurrentIndex(max(0, index))
-        from app.store.report import real_sample_ids
+        from app.store.report import has_real_samples
 
-        has_real = bool(real_sample_ids(self.nb))
+        has_real = has_real_samples(self.nb)
         self.run_button.setEnabled(has_real and not self.runner.running)
         if not has_real and self.result is None:
             self.score_label.setText(

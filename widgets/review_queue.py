@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.jobs import review_queue_job
+from app.jobs import ReviewQueueReady, review_queue_job
 from app.review.labels import CriterionCard, card_criteria, label_value
 from app.review.queue import QueueItem, build_queue, progress, view_choices
 from app.store.notebook import Notebook
@@ -173,27 +173,31 @@ class ReviewQueue(QWidget):
         self._stale = False
         current = self.current_id() if keep_position else None
         view = self.view.currentData() or "all"
-        self.view.blockSignals(True)
-        self.view.clear()
-        for label, value in view_choices(self.nb):
-            self.view.addItem(label, value)
-        self.view.setCurrentIndex(max(0, self.view.findData(view)))
-        self.view.blockSignals(False)
-        view = self.view.currentData() or "all"
         if self.nb.count_records() <= ORDER_HERE:
+            self._set_choices(view_choices(self.nb), view)
             self._show_queue(build_queue(self.nb, view=view), current)
             return
-        # a big notebook: ordered on a runner while the window stays responsive
+        # a big notebook: the menu's counts and the order on a runner while the window stays responsive
         self._wanted = current
         self.header.setText("<b>Ordering the review queue…</b> (it reads every score; the window stays usable)")
         self.runner.start(review_queue_job, self.nb.path, view)
 
+    def _set_choices(self, choices: list[tuple[str, str]], view: str) -> None:
+        """The view menu (its failing counts as counted now), staying on ``view``."""
+        self.view.blockSignals(True)
+        self.view.clear()
+        for label, value in choices:
+            self.view.addItem(label, value)
+        self.view.setCurrentIndex(max(0, self.view.findData(view)))
+        self.view.blockSignals(False)
+
     def _on_queue_error(self, message: str) -> None:
         self.header.setText(f"<b>Could not order the review queue</b>: {html.escape(message)}")
 
-    def _on_queue_ready(self, items: object) -> None:
-        if isinstance(items, list):
-            self._show_queue(items, self._wanted)
+    def _on_queue_ready(self, ready: object) -> None:
+        if isinstance(ready, ReviewQueueReady):
+            self._set_choices(ready.choices, self.view.currentData() or "all")
+            self._show_queue(ready.items, self._wanted)
 
     def _show_queue(self, items: list[QueueItem], current: int | None) -> None:
         self.items = items

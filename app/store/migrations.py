@@ -373,6 +373,13 @@ def _m009_score_kinds(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _m010_real_samples(conn: sqlite3.Connection) -> None:
+    """Whether a notebook has real samples (the Report and the map ask when the window opens): the
+    few real ones indexed on their own, instead of a scan of a million synthetic ones."""
+    run_script(conn, "CREATE INDEX records_real ON records(id) "
+                     "WHERE role = 'sample' AND output IS NOT NULL AND origin = 'real';")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_quality", _m002_quality),
@@ -383,6 +390,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_search_and_keys", _m007_search_and_keys),
     ("008_chain_index", _m008_chain_index),
     ("009_score_kinds", _m009_score_kinds),
+    ("010_real_samples", _m010_real_samples),
 ]
 
 

@@ -35,6 +35,12 @@ def real_sample_ids(nb: Notebook) -> list[int]:
     return [r[0] for r in nb.conn.execute(f"SELECT id FROM records WHERE {_SAMPLES} AND origin = 'real' ORDER BY id")]
 
 
+def has_real_samples(nb: Notebook) -> bool:
+    """Whether any real sample (imported with its text) exists; stops at the first."""
+    return bool(nb.conn.execute("SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_real "
+                                f"WHERE {_SAMPLES} AND origin = 'real')").fetchone()[0])
+
+
 def synthetic_sample_ids(nb: Notebook) -> list[int]:
     """Ids of every sample that is not real (generated, or generated and then edited by a person), in id order."""
     return [r[0] for r in nb.conn.execute(
