@@ -291,13 +291,9 @@ def live_summary(nb: Notebook, kind: str) -> str | None:
         stale = map_staleness(nb, stored.id)
         return line + (f" · {stale.message()}: run this cell to recompute" if stale and not stale.current else "")
     if kind == "review":
-        from app.store.queries import review_progress
+        from app.review.queue import review_line
 
-        rows = review_progress(nb)
-        n = sum(r["samples"] for r in rows)
-        done = sum(r["reviewed"] for r in rows)
-        return (f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n
-                else "nothing to review yet: generate or import samples first")
+        return review_line(nb)
     return None
 
 

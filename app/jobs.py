@@ -309,14 +309,50 @@ def review_queue_job(notebook_path: str | Path, view: str = "all", *, task: Task
         return ReviewQueueReady(choices, list(build_queue(nb, view=view)))
 
 
-def funnel_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> list[dict[str, Any]]:
-    """The funnel's stages, counted (and the verdicts written) on the job's own connection: on a
-    big notebook the count reads millions of scores, seconds the window must not wait."""
-    from app.quality.funnel import funnel
+@dataclass(frozen=True)
+class FunnelCount:
+    """The funnel's stages and the kept/dropped menu's choices with their counts."""
 
+    stages: list[dict[str, Any]]
+    verdict_choices: list[tuple[str, Any]]
+
+
+def funnel_count(nb: Notebook) -> FunnelCount:
+    """Count the funnel (the verdicts written) and read the verdict menu's counts."""
+    from app.quality.funnel import funnel
+    from app.store.queries import verdict_choices
+
+    return FunnelCount(funnel(nb), verdict_choices(nb))
+
+
+def funnel_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> FunnelCount:
+    """:func:`funnel_count` on the job's own connection: on a big notebook the count reads millions
+    of scores, seconds the window must not wait."""
     with Notebook.open(notebook_path) as nb:
         task.set_progress(0, 0, "counting the funnel")
-        return funnel(nb)
+        return funnel_count(nb)
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """What the window's side summary and the Review cell's line say about the whole notebook."""
+
+    summary: dict[str, Any]
+    review_line: str
+
+
+def window_summary(nb: Notebook) -> WindowSummary:
+    from app.review.queue import review_line
+    from app.store.queries import summary
+
+    return WindowSummary(summary(nb), review_line(nb))
+
+
+def summary_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> WindowSummary:
+    """:func:`window_summary` on the job's own connection (each of its counts scans every record)."""
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 0, "counting the records")
+        return window_summary(nb)
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,40 @@
-"""The funnel, counted for the window's views without holding the UI thread.
+"""Counts over every record, made for the window's views without holding the UI thread.
 
-On a small notebook the count takes milliseconds and is done at once (the views show the
-notebook as it is the moment they ask). Beyond ``COUNT_HERE`` samples it runs on a background
-runner (``app.jobs.funnel_job``: its own connection, the verdicts written there), and asks that
-arrive while it counts are folded into one more count when it ends: a generation adding records
-every second never queues a count per record. ``sig_counted(stages)`` carries each result; the
-views that draw the funnel or filter by verdict listen to it.
+On a small notebook a count takes milliseconds and is done at once (the views show the notebook
+as it is the moment they ask). Beyond ``COUNT_HERE`` records it runs on a background runner (the
+job opens its own connection), and asks that arrive while it counts are folded into one more
+count when it ends: a generation adding records every second never queues a count per record.
+``sig_counted(result)`` carries each result.
+
+:class:`Recount` is the general form (a function of the notebook, and the job running it by path);
+:class:`FunnelCounter` counts the funnel (its stages and the kept/dropped menu; the verdicts
+are written by the count), :class:`SummaryCounter` the window's side summary.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from app.jobs import funnel_job
-from app.quality.funnel import funnel
+from app.jobs import FunnelCount, WindowSummary, funnel_count, funnel_job, summary_job, window_summary
 from app.store.notebook import Notebook
 from widgets.job_runner import JobRunner
 
-# up to this many records the funnel is counted at once (a few ms); beyond, on a runner
+# up to this many records a count is made at once (a few ms); beyond, on a runner
 COUNT_HERE = 2000
 
 
-class FunnelCounter(QObject):
-    sig_counted = Signal(object)  # list of stage dicts (app.quality.funnel.funnel)
+class Recount(QObject):
+    sig_counted = Signal(object)  # what ``count`` / ``job`` returned
     sig_failed = Signal(str)
 
-    def __init__(self, nb: Notebook, parent: QObject | None = None) -> None:
+    def __init__(self, nb: Notebook, count: Callable[[Notebook], Any], job: Callable[..., Any],
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.nb = nb
-        self.stages: list[dict[str, Any]] | None = None  # the last count (None: none yet)
+        self.nb, self.count, self.job = nb, count, job
+        self.result: Any = None  # the last count (None: none yet)
         self._again = False
         self.runner = JobRunner(self, background=True)
         self.runner.sig_finished.connect(self._on_counted)
@@ -41,27 +45,27 @@ class FunnelCounter(QObject):
         return self.runner.running
 
     def request(self) -> None:
-        """Count the funnel as the notebook is now: at once when small, else on the runner."""
+        """Count as the notebook is now: at once when small, else on the runner."""
         if self.nb.closed:
             return
-        if self.nb.count_records() <= COUNT_HERE:
-            self._publish(funnel(self.nb))
+        if self.nb.count_records(None) <= COUNT_HERE:
+            self._publish(self.count(self.nb))
         elif self.runner.running:
             self._again = True
         else:
-            self.runner.start(funnel_job, self.nb.path)
+            self.runner.start(self.job, self.nb.path)
 
     def set_notebook(self, nb: Notebook) -> None:
-        self.nb, self.stages, self._again = nb, None, False
+        self.nb, self.result, self._again = nb, None, False
         self.runner.cancel()
 
-    def _publish(self, stages: list[dict[str, Any]]) -> None:
-        self.stages = stages
-        self.sig_counted.emit(stages)
+    def _publish(self, result: Any) -> None:
+        self.result = result
+        self.sig_counted.emit(result)
 
-    def _on_counted(self, stages: object) -> None:
-        if isinstance(stages, list):
-            self._publish(stages)
+    def _on_counted(self, result: object) -> None:
+        if result is not None:
+            self._publish(result)
         self._again_if_asked()
 
     def _on_failed(self, message: str) -> None:
@@ -71,4 +75,27 @@ class FunnelCounter(QObject):
     def _again_if_asked(self) -> None:
         if self._again and not self.nb.closed:
             self._again = False
-            self.runner.start(funnel_job, self.nb.path)
+            self.runner.start(self.job, self.nb.path)
+
+
+class FunnelCounter(Recount):
+    """The funnel's stages and the verdict menu's counts (:class:`app.jobs.FunnelCount`)."""
+
+    result: FunnelCount | None
+
+    def __init__(self, nb: Notebook, parent: QObject | None = None) -> None:
+        super().__init__(nb, funnel_count, funnel_job, parent)
+
+    @property
+    def stages(self) -> list[dict[str, Any]] | None:
+        return None if self.result is None else self.result.stages
+
+
+class SummaryCounter(Recount):
+    """The window's summary: records by role and status, runs, prompts, review progress
+    (:class:`app.jobs.WindowSummary`)."""
+
+    result: WindowSummary | None
+
+    def __init__(self, nb: Notebook, parent: QObject | None = None) -> None:
+        super().__init__(nb, window_summary, summary_job, parent)

@@ -42,7 +42,7 @@ from app.core.settings import edit_settings, load_settings
 from app.generate.model_choice import notebook_model
 from app.generate.runs import planned_samples
 from app.generate.structured import notebook_fields
-from app.jobs import export_job, import_job
+from app.jobs import FunnelCount, WindowSummary, export_job, import_job
 from app.prompts.structured import cell_text, parse_output
 from app.store.notebook import Notebook, Run
 from app.store.queries import (
@@ -52,14 +52,12 @@ from app.store.queries import (
     lineage,
     prompt_names,
     run_record_count,
-    summary,
-    verdict_choices,
 )
 from widgets.close_guard import CloseGuard
 from widgets.compare_view import CompareView
 from widgets.error_details import ErrorDetails
 from widgets.file_drop import dropped_files
-from widgets.funnel_counter import FunnelCounter
+from widgets.funnel_counter import FunnelCounter, SummaryCounter
 from widgets.generate_bar import GenerateBar, stopped_text
 from widgets.job_runner import JobRunner, compute_busy
 from widgets.map_view import MapView
@@ -158,6 +156,8 @@ class MainWindow(QMainWindow):
         # the funnel's counts and verdicts: at once on a small notebook, off the UI thread on a big one
         self.funnel_counter = FunnelCounter(nb, self)
         self.funnel_counter.sig_counted.connect(self._on_funnel_counted)
+        self.summary_counter = SummaryCounter(nb, self)  # records by status, runs, review progress
+        self.summary_counter.sig_counted.connect(self._show_summary)
         self._fill_filter_choices()
         for combo in (self.status_filter, self.origin_filter, self.version_filter, self.run_filter,
                       self.score_filter, self.cluster_filter, self.verdict_filter, self.field_filter):
@@ -203,7 +203,8 @@ class MainWindow(QMainWindow):
         self.review = ReviewQueue(nb, self.model.undo_stack)
         self.review.sig_record_changed.connect(self._on_review_changed)
         self.tabs = QTabWidget()
-        self.notebook_view = NotebookView(nb, self.model.undo_stack, counter=self.funnel_counter)
+        self.notebook_view = NotebookView(nb, self.model.undo_stack, counter=self.funnel_counter,
+                                          summary=self.summary_counter)
         self.notebook_view.sig_ran.connect(self._on_cell_ran)
         self.notebook_view.sig_prompt_saved.connect(lambda name: self._on_prompt_saved(name))
         self.notebook_view.sig_show_ids.connect(lambda ids: self.show_records(ids))
@@ -521,9 +522,9 @@ class MainWindow(QMainWindow):
         choices = filter_choices(self.nb)
         for combo, key, blank in ((self.version_filter, "prompt_versions", "any prompt"),
                                   (self.run_filter, "runs", "any run"), (self.score_filter, "scores", "no score filter"),
-                                  (self.cluster_filter, "clusters", "any cluster"),
-                                  (self.verdict_filter, "verdicts", "kept or dropped")):
+                                  (self.cluster_filter, "clusters", "any cluster")):
             self._set_choices(combo, choices[key], blank)
+        self.funnel_counter.request()  # the verdict menu follows the count (_on_funnel_counted)
         for run in self.nb.runs():  # a stopped run reads as stopped, in the warning tone, not "cancelled"
             i = self.run_filter.findData(run.id)
             if run.status == "cancelled" and i >= 0:
@@ -543,13 +544,15 @@ class MainWindow(QMainWindow):
         combo.setCurrentIndex(max(combo.findData(current), 0))
         combo.blockSignals(False)
 
-    def _on_funnel_counted(self, _stages: object) -> None:
+    def _on_funnel_counted(self, counted: FunnelCount) -> None:
         """The verdicts were written again: the kept/dropped menu's counts follow, and so do the
         records shown when that filter is on."""
         if self.nb.closed:
             return
-        self._set_choices(self.verdict_filter, verdict_choices(self.nb), "kept or dropped")
-        if self.verdict_filter.currentData() is not None:
+        before = [self.verdict_filter.itemText(i) for i in range(self.verdict_filter.count())]
+        self._set_choices(self.verdict_filter, counted.verdict_choices, "kept or dropped")
+        after = [self.verdict_filter.itemText(i) for i in range(self.verdict_filter.count())]
+        if self.verdict_filter.currentData() is not None and after != before:
             self.apply_filter()
 
     def _fill_field_choices(self) -> None:
@@ -635,7 +638,13 @@ class MainWindow(QMainWindow):
         self.notebook_changed()
 
     def refresh_summary(self) -> None:
-        s = summary(self.nb)
+        """The side summary: counted again (at once on a small notebook, else on a runner)."""
+        self.summary_counter.request()
+
+    def _show_summary(self, counted: WindowSummary) -> None:
+        if self.nb.closed:
+            return
+        s = counted.summary
         by = " · ".join(f"{k} {v}" for k, v in sorted(s["by_status"].items())) or "none yet"
         self.summary_label.setText(
             f"<b>{html.escape(str(self.nb.path))}</b> &nbsp; {s['inputs']} input rows · "
@@ -732,6 +741,7 @@ class MainWindow(QMainWindow):
         self.review.nb = self.compare.nb = self.prompt_editor.nb = self.quality.nb = self.map_view.nb = nb
         self.notebook_view.nb = nb
         self.funnel_counter.set_notebook(nb)
+        self.summary_counter.set_notebook(nb)
         self._seen_version = nb.data_version()
         self.notebook_view.reload()
         self._bar_from_cell()

@@ -120,6 +120,7 @@ class MapView(QWidget):
     def __init__(self, nb: Notebook, undo_stack: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
+        self._extrema_stale = False  # the extremes wait for the view to be shown
         self.map: MapResult | None = None
         self.status = QLabel("No map yet: press Embed + map.")
         self.runner = JobRunner(self)
@@ -358,7 +359,15 @@ class MapView(QWidget):
         self.axis.addItems(AXES + [f"score:{name}" for name in score_names(self.nb)])
         self.axis.setCurrentText(current or "likelihood")
         self.axis.blockSignals(False)
-        self.show_extrema()
+        if self.isVisible():
+            self.show_extrema()
+        else:  # every sample's value on the axis: read when the view is shown, not for a hidden tab
+            self._extrema_stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if self._extrema_stale:
+            self.show_extrema()
 
     def _values(self, what: str) -> tuple[list[Any], bool]:
         """Per point: a category (bool False) or a number (True)."""
@@ -503,6 +512,7 @@ class MapView(QWidget):
         self.sig_changed.emit()
 
     def show_extrema(self) -> None:
+        self._extrema_stale = False
         self.extremes.clear()
         axis = self.axis.currentText().strip()
         if not axis:

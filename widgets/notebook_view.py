@@ -56,10 +56,10 @@ from app.cells import (
     run_cell,
     save_cell,
 )
-from app.jobs import JobEvent, RecordMade, TokenStreamed
+from app.jobs import JobEvent, RecordMade, TokenStreamed, WindowSummary
 from app.store.notebook import Notebook
 from app.store.queries import generated_record, prompt_names, record_variables
-from widgets.funnel_counter import FunnelCounter
+from widgets.funnel_counter import FunnelCounter, SummaryCounter
 from widgets.job_runner import JobRunner
 from widgets.streaming import StreamFollower
 from widgets.theme import set_style, set_tone, style_figure
@@ -393,13 +393,16 @@ class NotebookView(QWidget):
     sig_cell_settings_changed = Signal(object)  # a cell's settings were edited here (the Cell)
 
     def __init__(self, nb: Notebook, undo_stack: QUndoStack | None = None, parent: QWidget | None = None, *,
-                 counter: FunnelCounter | None = None) -> None:
+                 counter: FunnelCounter | None = None, summary: SummaryCounter | None = None) -> None:
         super().__init__(parent)
         self.nb = nb
         self.undo_stack = undo_stack or QUndoStack(self)
-        # the funnel chart's counts (shared with the window's other views when it passes its counter)
+        # the funnel chart's counts and the Review cell's line (shared with the window's other views
+        # when it passes its counters)
         self.counter = counter or FunnelCounter(nb, self)
-        self.counter.sig_counted.connect(self._draw_funnel)
+        self.counter.sig_counted.connect(lambda counted: self._draw_funnel(counted.stages))
+        self.summary = summary or SummaryCounter(nb, self)
+        self.summary.sig_counted.connect(self._show_review_line)
         self._drawn_stages: list[dict] | None = None
         self.backend = "llama-cpp"
         self.runner = JobRunner(self)
@@ -508,8 +511,10 @@ class NotebookView(QWidget):
             self.column.addWidget(w)
             self.cells.append(w)
         self._drawn_stages = None  # new cells: their chart is empty
-        if self.counter.stages is not None:  # the last count at once; the new one follows
+        if self.counter.stages is not None:  # the last counts at once; the new ones follow
             self._draw_funnel(self.counter.stages)
+        if self.summary.result is not None:
+            self._show_review_line(self.summary.result)
         self._draw_charts()
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
@@ -540,14 +545,20 @@ class NotebookView(QWidget):
         if self.nb.closed:  # e.g. the undo stack cleared while switching notebooks
             return
         self.counter.request()  # the funnel chart follows when counted (at once on a small notebook)
+        self.summary.request()  # and the Review cell's line
         total = self.nb.count_records("input")
         rows = self.nb.input_rows(limit=8)
         for w in self.cells:
             w.show_rows(total, rows)
             w.show_map()
-            live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell else None
+            live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell and w.cell.kind == "map" else None
             if live is not None:  # the notebook as it is now, not the cell's last run
                 w.set_output(live)
+
+    def _show_review_line(self, counted: WindowSummary) -> None:
+        for w in self.cells:
+            if w.cell.kind == "review" and w is not self.running_cell:
+                w.set_output(counted.review_line)
 
     def _draw_funnel(self, stages: list[dict]) -> None:
         """The Quality cell's funnel chart; not redrawn when the counts did not change (a redraw

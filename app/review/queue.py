@@ -273,6 +273,17 @@ def view_choices(nb: Notebook) -> list[tuple[str, str]]:
 # -- progress --------------------------------------------------------------------------------------
 
 
+def review_line(nb: Notebook) -> str:
+    """E.g. "38 of 120 samples reviewed (32%)": the Review cell's line about the notebook as it is."""
+    from app.store.queries import review_progress
+
+    rows = review_progress(nb)
+    n = sum(r["samples"] for r in rows)
+    done = sum(r["reviewed"] for r in rows)
+    return (f"{done} of {n} samples reviewed ({100 * done / n:.0f}%)" if n
+            else "nothing to review yet: generate or import samples first")
+
+
 @dataclass(frozen=True)
 class ReviewProgress:
     reviewed: int

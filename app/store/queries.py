@@ -271,7 +271,6 @@ def filter_choices(nb: Notebook) -> dict[str, list[tuple[str, Any]]]:
                  for r in nb.runs()],
         "scores": [(n, n) for n in score_names(nb)],
         "clusters": _cluster_choices(nb),
-        "verdicts": verdict_choices(nb),
     }
 
 
