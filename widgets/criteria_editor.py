@@ -44,7 +44,7 @@ from app.quality.criteria import (
     version_toml,
 )
 from app.store.notebook import Notebook
-from app.store.records import sample_ids
+from app.store.records import first_sample_id
 from widgets.theme import set_tone
 
 COLUMNS = ["kind", "name", "version", "active", "trust", "AUC", "kappa"]
@@ -166,9 +166,9 @@ class CriteriaEditor(QWidget):
             self.prompt_choice.clear()
             self.prompt_choice.addItems(prompts)
         if self.record_id.value() == 0:
-            ids = sample_ids(self.nb)
-            if ids:
-                self.record_id.setValue(min(ids))
+            first = first_sample_id(self.nb)
+            if first is not None:
+                self.record_id.setValue(first)
         if key is not None:
             self.select(*key)
         else:

@@ -26,6 +26,13 @@ FEW_SHOT_SOURCES = {
 }
 
 
+def first_sample_id(nb: Notebook) -> int | None:
+    """The lowest id of a sample that has text (one seek in the partial index), or None."""
+    row = nb.conn.execute("SELECT MIN(id) FROM records INDEXED BY records_samples "
+                          "WHERE role = 'sample' AND output IS NOT NULL").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
 def sample_ids(nb: Notebook) -> list[int]:
     """Ids of the samples that have text."""
     # the partial index of migration 009 holds exactly these ids (the planner would pick records_role)
