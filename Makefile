@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench screenshots lint install-desktop clean
+.PHONY: setup run test bench llama-server screenshots lint install-desktop clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml requirements-models.txt
 run: setup
 	$(VENV)/bin/synth-studio gui --sample
 
-test: lint
+test: lint llama-server
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-bench: setup
+# llama.cpp's own server, for the test against a real one and the bench's side-by-side: found on PATH
+# or in the user cache, else built once from the llama.cpp that llama-cpp-python vendors (~12 min on
+# 2 cores); when it cannot be built, that test and that bench line say so and skip
+llama-server: setup
+	-$(PY) -m bench.llama_server --build
+
+bench: setup llama-server
 	$(PY) -m bench
 	$(PY) -m bench.map
 	$(PY) -m bench.dedupe

@@ -13,6 +13,8 @@ same prompts, same max_tokens, greedy:
      512-token micro-batch, flash attention on); the faster is the compute ceiling;
 (dc) decode only: P sequences, one token each per llama_decode, no prompts, no sampling:
      what no batched loop can beat on this machine;
+(s) llama.cpp's own ``llama-server`` (-np 16 and -np 64, every prompt at once), found or built by
+    ``bench.llama_server``, alternating with the studio on the original and the prepared file;
 (x) llama.cpp's ``llama-batched-bench``, when that tool is on PATH;
 (d) judge questions per second with and without the prefix cache;
 (d3) judging three criteria of the same records in one pass, against one criterion.
@@ -171,6 +173,8 @@ def main() -> int:
     p.add_argument("--prompts", type=int, default=64)
     p.add_argument("--parallel", type=int, default=0, help="sequences per batch (0: the backend's default)")
     p.add_argument("--judge-texts", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the studio against llama-server (medians compared; 0: leave the server out)")
     args = p.parse_args()
 
     import llama_cpp
@@ -239,6 +243,52 @@ def main() -> int:
         except Exception as exc:  # the bench goes on without it
             print(f"(b-prep) {qtype} skipped: {exc}", flush=True)
     token_lists = [gen.tokenize(gen.format_prompt(r.messages)) for r in reqs]
+
+    # (s) llama.cpp's own llama-server on the same model file, prompts, max_tokens and threads, every
+    # prompt sent at once as its own chat request (greedy), at -np 16 and -np 64; the studio's batched
+    # backend on the original and on the prepared q4_0 file alternate with it, round by round
+    from statistics import median
+
+    from bench.llama_server import find_binary, serve_rate, where_looked
+
+    server = find_binary() if args.rounds > 0 else None
+    med: dict[str, float] = {}
+    if server is None:
+        print(f"(s) llama-server: skipped, none found (looked in {where_looked()}); "
+              "`python -m bench.llama_server --build` builds it from llama-cpp-python's source (~20 min, once)"
+              if args.rounds > 0 else "(s) llama-server: skipped (--rounds 0)", flush=True)
+    else:
+        print(f"(s) llama-server {server}: {args.rounds} rounds, each the studio, the studio on q4_0, "
+              "-np 16, -np 64", flush=True)
+        per: dict[str, list[float]] = {"studio": [], "studio, prepared q4_0": [], "llama-server -np 16": [],
+                                       "llama-server -np 64": []}
+        try:
+            from backends.prepare import prepare_model
+
+            q4 = LlamaCppGenerator(prepare_model(None, "q4_0").path, n_ctx=n_ctx, parallel=args.parallel or None)
+        except Exception as exc:  # the comparison goes on without the prepared file
+            print(f"    prepared q4_0 skipped: {exc}", flush=True)
+            q4 = None
+        for rnd in range(args.rounds):
+            for label, g in (("studio", gen), ("studio, prepared q4_0", q4)):
+                if g is not None:
+                    t0 = time.perf_counter()
+                    n_s = sum(r.completion_tokens for r in g.generate(reqs))
+                    per[label].append(n_s / (time.perf_counter() - t0))
+            for np_ in (16, 64):
+                try:
+                    n_s, secs = serve_rate(server, model, texts, parallel=np_, max_tokens=args.max_tokens,
+                                           n_ctx=n_ctx, threads=threads)
+                    per[f"llama-server -np {np_}"].append(n_s / secs)
+                except (OSError, RuntimeError) as exc:
+                    print(f"    llama-server -np {np_} failed: {exc}", flush=True)
+            print("    round " + str(rnd + 1) + ": " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in per.items() if v)
+                  + " tok/s", flush=True)
+        if q4 is not None:
+            q4.close()
+        med = {k: median(v) for k, v in per.items() if v}
+        for label, rate in med.items():
+            print(f"{'(s) ' + label + ', median':<58} {'':>6} {'':<4} {'':>9} {rate:8.1f} tok/s", flush=True)
 
     # (b-nofa) the same with flash attention off (exact too, slower on CPU)
     nofa = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None, flash_attn=False)
@@ -328,6 +378,15 @@ def main() -> int:
     print(f"  batched / minimal libllama batch loop        {ours / minimal:5.2f}x  [>= 0.9x]")
     print(f"  batched / prompt processing (compute bound)  {ours / pp:5.2f}x  [>= 0.6x]")
     print(f"  judging, prefix cache on / off               {rates[True] / rates[False]:5.2f}x  [>= 6x]")
+    print(f"  batched / bare decode steps                  {ours / ceiling:5.2f}x  [>= 0.9x]")
+    for np_ in (16, 64):
+        srv = med.get(f"llama-server -np {np_}")
+        if srv:
+            print(f"  studio / llama-server -np {np_:<2} (median of {args.rounds})  {med['studio'] / srv:5.2f}x"
+                  f"  [{'>= 1.3x' if np_ == 16 else ''}]")
+            if "studio, prepared q4_0" in med:
+                print(f"  studio on prepared q4_0 / llama-server -np {np_:<2} "
+                      f"{med['studio, prepared q4_0'] / srv:5.2f}x  [{'>= 2x' if np_ == 16 else ''}]")
     for qtype, rate in prepared_rates.items():
         print(f"  prepared {qtype} / the original file          {rate / ours:5.2f}x")
     print(f"  Python overhead (wall outside llama_decode)  {overhead:6.1%}  [<= 10%]")

@@ -106,7 +106,7 @@ def build(log=print) -> str:
     return str(binary)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -116,7 +116,7 @@ def _free_port() -> int:
 def running(binary: str, model: str, *, parallel: int, n_ctx: int, threads: int,
             log_path: Path | None = None) -> Iterator[str]:
     """A llama-server on 127.0.0.1 for the block's duration; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     # the binary's shared libraries sit beside it (a copy out of its build folder)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(Path(binary).parent), env.get("LD_LIBRARY_PATH")]))

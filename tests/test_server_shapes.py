@@ -2,21 +2,17 @@
 
 Recorded answers (``tests/fixtures/server_logprobs/``) are served by a tiny standard-library
 server on 127.0.0.1; ``tests/test_openai_http.py`` runs the real ``llama_cpp.server``, and the
-last test here a real ``llama-server`` binary when one is installed.
+last test here a real ``llama-server`` binary when one is installed (``bench.llama_server`` finds
+it, or builds it once from llama-cpp-python's own source).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +26,7 @@ from app.quality.judge import NO, YES, Constitution, Criterion, choice_request, 
 from backends.http_client import retry_after_seconds
 from backends.openai_http import OpenAICompatibleGenerator
 from backends.server_logprobs import first_token_alternatives
+from bench.llama_server import find_binary, free_port, running, where_looked
 
 FIXTURES = Path(__file__).parent / "fixtures" / "server_logprobs"
 KEY = "sk-test-9f2c41d7e8b3a6"
@@ -311,7 +308,7 @@ def test_the_key_never_reaches_the_notebook_the_settings_or_an_error(serve, tmp_
     out = capsys.readouterr()
     assert "HTTP 401" in out.err and wrong not in out.err + out.out and KEY not in out.err + out.out
     with pytest.raises(ModelError) as caught:  # a password in the URL, on an unreachable server
-        OpenAICompatibleGenerator(f"http://alice:{KEY}@127.0.0.1:{_free_port()}/v1", retries=0)
+        OpenAICompatibleGenerator(f"http://alice:{KEY}@127.0.0.1:{free_port()}/v1", retries=0)
     assert KEY not in str(caught.value) and "alice:" not in str(caught.value)
     with Notebook.open(path) as nb:
         assert len(nb.records()) == 2 and nb.runs()[-1].model_sha256.startswith("server:")
@@ -467,46 +464,15 @@ def test_resume_refuses_a_different_server_model(serve, nb, topics_csv, tmp_path
 # -- a real llama-server, when one is installed ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _llama_server_binary() -> tuple[str | None, str]:
-    """(path, where it was looked for): $LLAMA_SERVER, PATH, then the user cache folder."""
-    import platformdirs
-
-    cache = platformdirs.user_cache_path("synth-studio", appauthor=False)
-    places = [os.environ.get("LLAMA_SERVER") or "", shutil.which("llama-server") or "",
-              str(cache / "llama-server"), str(cache / "bin" / "llama-server")]
-    found = next((p for p in places if p and os.access(p, os.X_OK) and Path(p).is_file()), None)
-    return found, f"$LLAMA_SERVER, PATH, {cache}/llama-server or {cache}/bin/llama-server"
-
-
-LLAMA_SERVER, LOOKED_IN = _llama_server_binary()
+LLAMA_SERVER = find_binary()
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(LLAMA_SERVER is None, reason=f"no llama-server binary found (looked in {LOOKED_IN}); "
-                    "install llama.cpp's server to run this test")
+@pytest.mark.skipif(LLAMA_SERVER is None, reason=f"no llama-server binary found (looked in {where_looked()}); "
+                    "`python -m bench.llama_server --build` builds one from llama-cpp-python's source")
 def test_a_real_llama_server_judges_like_the_local_backend(smollm_path, smollm):
-    binary = str(LLAMA_SERVER)
-    port = _free_port()
-    log = (Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log").open("wb")
-    proc = subprocess.Popen([binary, "-m", str(smollm_path), "--host", "127.0.0.1", "--port", str(port),
-                             "-c", "1024", "-t", "2", "-np", "1"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "llama-server exited at start"
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "llama-server did not start within 120 s"
-                time.sleep(0.3)
-        gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v1")
+    with running(str(LLAMA_SERVER), str(smollm_path), parallel=1, n_ctx=1024, threads=2) as url:
+        gen = OpenAICompatibleGenerator(f"{url}/v1")
         assert gen.info.sha256.startswith("server:") and gen.server_model.get("model_file") == smollm_path.name
         texts = ["Shut up, you useless idiot.", "Thank you so much for your patience!"]
         for fmt in ("completion", "chat"):
@@ -515,11 +481,3 @@ def test_a_real_llama_server_judges_like_the_local_backend(smollm_path, smollm):
                 assert 0 < r.probs["yes"] < 1 and r.mass > 0.05
                 assert r.probs["yes"] == pytest.approx(l_.probs["yes"], abs=0.05), fmt
         gen.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
