@@ -383,10 +383,10 @@ def main() -> int:
         srv = med.get(f"llama-server -np {np_}")
         if srv:
             print(f"  studio / llama-server -np {np_:<2} (median of {args.rounds})  {med['studio'] / srv:5.2f}x"
-                  f"  [{'>= 1.3x' if np_ == 16 else ''}]")
+                  + ("  [>= 1.3x]" if np_ == 16 else ""))
             if "studio, prepared q4_0" in med:
                 print(f"  studio on prepared q4_0 / llama-server -np {np_:<2} "
-                      f"{med['studio, prepared q4_0'] / srv:5.2f}x  [{'>= 2x' if np_ == 16 else ''}]")
+                      f"{med['studio, prepared q4_0'] / srv:5.2f}x" + ("  [>= 2x]" if np_ == 16 else ""))
     for qtype, rate in prepared_rates.items():
         print(f"  prepared {qtype} / the original file          {rate / ours:5.2f}x")
     print(f"  Python overhead (wall outside llama_decode)  {overhead:6.1%}  [<= 10%]")

@@ -639,6 +639,10 @@ def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monk
     assert win.notebook_view._drawn_stages == counter.stages  # the Quality cell's chart shows this count
     menu = [win.verdict_filter.itemText(i) for i in range(win.verdict_filter.count())]
     assert "kept (10)" in menu
+    # the side summary is counted the same way (its counts scan every record)
+    qtbot.waitUntil(lambda: win.summary_counter.result is not None and not win.summary_counter.counting,
+                    timeout=20000)
+    assert "10 samples (new 10)" in win.summary_label.text()
 
     rejected = win.model.record_at(0)["id"]
     filled.edit_record(rejected, "status", "rejected")
