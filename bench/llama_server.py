@@ -112,40 +112,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Ask a server to stop, and kill it if it has not after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
-def running(binary: str, model: str, *, parallel: int, n_ctx: int, threads: int,
-            log_path: Path | None = None) -> Iterator[str]:
+def serving(cmd: list[str], ready_url: str, *, name: str, env: dict[str, str] | None = None,
+            timeout_s: float = 120.0) -> Iterator[subprocess.Popen]:
+    """A server process for the block's duration: started, waited for until ``ready_url``
+    answers, stopped at the end (unless the block stopped it). Its output goes to a temporary
+    file, not a pipe (a verbose log would fill a pipe and block the server); when it exits
+    at start, the error ends with that log's tail."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-2000:]
+                    raise RuntimeError(f"{name} exited at start (exit {proc.returncode}): {tail}")
+                try:
+                    urllib.request.urlopen(ready_url, timeout=2).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not start within {timeout_s:g} s") from None
+                    time.sleep(0.2)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                stop(proc)
+
+
+@contextmanager
+def running(binary: str, model: str, *, parallel: int, n_ctx: int, threads: int) -> Iterator[str]:
     """A llama-server on 127.0.0.1 for the block's duration; yields its base URL."""
     port = free_port()
     env = dict(os.environ)
     # the binary's shared libraries sit beside it (a copy out of its build folder)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(Path(binary).parent), env.get("LD_LIBRARY_PATH")]))
-    log_file = (log_path or Path(tempfile.gettempdir()) / f"llama-server-{port}.log").open("wb")
-    proc = subprocess.Popen([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port),
-                             "-np", str(parallel), "-c", str(n_ctx * parallel), "-t", str(threads),
-                             "-tb", str(threads)], stdout=log_file, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited at start (exit {proc.returncode}); see {log_file.name}")
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"llama-server did not start within 120 s; see {log_file.name}") from None
-                time.sleep(0.2)
+    with serving([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-np", str(parallel),
+                  "-c", str(n_ctx * parallel), "-t", str(threads), "-tb", str(threads)],
+                 f"{url}/health", name="llama-server", env=env):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
 
 
 def _chat(url: str, text: str, max_tokens: int) -> int:

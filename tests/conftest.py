@@ -32,6 +32,26 @@ def nb(tmp_path: Path):
 
 
 @pytest.fixture
+def main_thread_calls(monkeypatch: pytest.MonkeyPatch):
+    """``spy(module, name)`` wraps ``module.name`` for the test and returns a list that gets, per
+    call, whether it ran on the main (UI) thread: for work that must happen off it."""
+    import threading
+
+    def spy(module: object, name: str) -> list[bool]:
+        calls: list[bool] = []
+        real = getattr(module, name)
+
+        def wrapper(*a, **kw):
+            calls.append(threading.current_thread() is threading.main_thread())
+            return real(*a, **kw)
+
+        monkeypatch.setattr(module, name, wrapper)
+        return calls
+
+    return spy
+
+
+@pytest.fixture
 def topics_csv() -> Path:
     return SAMPLE / "support_topics.csv"
 

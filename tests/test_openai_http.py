@@ -5,13 +5,8 @@ a tiny standard-library server plays one that answers without logprobs.
 """
 
 import json
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,52 +17,23 @@ from app.data.importer import import_file
 from app.generate.runs import create_run, execute_run, prepare_run
 from app.quality.judge import NO, YES, choice_request
 from backends.protocols import GenerationRequest, SamplerSettings
+from bench.llama_server import free_port, serving, stop
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(model_path, port):
-    log = tempfile.TemporaryFile()  # not a pipe: llama.cpp's verbose log would fill it and block the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "2"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"llama_cpp.server exited: {log.read().decode(errors='replace')[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start within 120 s")
-
-
-def _stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def _server(model_path, port):
+    """llama-cpp-python's own server on ``port`` for the block (bench.llama_server.serving)."""
+    return serving([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+                    "--port", str(port), "--n_ctx", "1024", "--n_threads", "2"],
+                   f"http://127.0.0.1:{port}/v1/models", name="llama_cpp.server")
 
 
 @pytest.fixture(scope="module")
 def server(smollm_path):
-    port = _free_port()
-    proc = _start_server(smollm_path, port)
-    yield f"http://127.0.0.1:{port}/v1"
-    _stop(proc)
+    port = free_port()
+    with _server(smollm_path, port):
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def _gen(url, **kw):
@@ -143,9 +109,8 @@ def test_cancel_stops_submitting(server):
 
 
 def test_a_server_that_dies_mid_run_gives_a_clear_error_and_keeps_committed_records(nb, topics_csv, smollm_path):
-    port = _free_port()
-    proc = _start_server(smollm_path, port)
-    try:
+    port = free_port()
+    with _server(smollm_path, port) as proc:
         gen = _gen(f"http://127.0.0.1:{port}/v1", concurrency=1, retries=1, backoff=0.1)
         import_file(nb, topics_csv)
         nb.add_prompt_version("ticket", "Write one sentence a customer might say about: {{ topic }}")
@@ -157,13 +122,10 @@ def test_a_server_that_dies_mid_run_gives_a_clear_error_and_keeps_committed_reco
         def on_record(rid):
             kept.append(rid)
             if len(kept) == 2:
-                _stop(proc)
+                stop(proc)
 
         with pytest.raises(ModelError, match="did not answer"):
             execute_run(nb, run, gen, on_record=on_record)
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
     assert nb.run(run.id).status == "failed"
     assert [r["id"] for r in nb.records()] == kept and len(kept) >= 2  # samples committed before it died
 
@@ -204,7 +166,7 @@ def test_a_server_without_logprobs_is_named():
 
 def test_unreachable_server_and_bad_urls_are_clear():
     with pytest.raises(ModelError, match="did not answer"):
-        _gen(f"http://127.0.0.1:{_free_port()}/v1", retries=1, backoff=0.05)
+        _gen(f"http://127.0.0.1:{free_port()}/v1", retries=1, backoff=0.05)
     with pytest.raises(ModelError, match="needs a server URL"):
         _gen("/models/some.gguf")
 

@@ -280,11 +280,9 @@ def test_the_review_card_shows_what_the_output_answers_and_has_buttons(qtbot, nb
     assert q.current_id() != first
 
 
-def test_a_big_queue_is_ordered_off_the_ui_thread_and_then_shown(qtbot, nb, monkeypatch):
+def test_a_big_queue_is_ordered_off_the_ui_thread_and_then_shown(qtbot, nb, monkeypatch, main_thread_calls):
     """Ordering reads every score: beyond ORDER_HERE samples it runs on a runner, the window usable
     meanwhile, and ends on the same queue as ordering it at once."""
-    import threading
-
     from PySide6.QtGui import QUndoStack
 
     import app.review.queue
@@ -293,14 +291,7 @@ def test_a_big_queue_is_ordered_off_the_ui_thread_and_then_shown(qtbot, nb, monk
     ids = _samples(nb)
     _judge(nb, RUDE, {rid: 0.2 + 0.05 * i for i, rid in enumerate(ids)})
     expected = [it.record_id for it in build_queue(nb)]
-    on_ui = []
-    real = app.review.queue.build_queue
-
-    def spy(*a, **kw):
-        on_ui.append(threading.current_thread() is threading.main_thread())
-        return real(*a, **kw)
-
-    monkeypatch.setattr(app.review.queue, "build_queue", spy)
+    on_ui = main_thread_calls(app.review.queue, "build_queue")
     monkeypatch.setattr(rq, "ORDER_HERE", 0)
     q = rq.ReviewQueue(nb, QUndoStack())
     qtbot.addWidget(q)

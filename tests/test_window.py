@@ -611,24 +611,15 @@ def test_the_quality_tab_counts_its_numbers_off_the_ui_thread(qtbot, nb, monkeyp
     assert "2 records" in view.metrics.text()
 
 
-def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monkeypatch):
+def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monkeypatch, main_thread_calls):
     """Beyond COUNT_HERE records the funnel (it reads every score) is counted on a runner: the window
     opens without it, then the kept/dropped menu and the Quality cell's chart follow; a change asked
     for while it counts is counted once more at its end."""
-    import threading
-
     import app.quality.funnel
     import widgets.funnel_counter as fc
     from widgets.main_window import MainWindow
 
-    threads = []
-    real = app.quality.funnel._count_funnel
-
-    def spy(*a, **kw):
-        threads.append(threading.current_thread() is threading.main_thread())
-        return real(*a, **kw)
-
-    monkeypatch.setattr(app.quality.funnel, "_count_funnel", spy)
+    threads = main_thread_calls(app.quality.funnel, "_count_funnel")
     monkeypatch.setattr(fc, "COUNT_HERE", 0)
     win = MainWindow(filled)
     qtbot.addWidget(win)
