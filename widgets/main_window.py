@@ -140,6 +140,9 @@ class MainWindow(QMainWindow):
         self.cluster_filter.setToolTip("Clusters of the latest map (Map tab)")
         self.verdict_filter = QComboBox()
         self.verdict_filter.setToolTip("The funnel's verdict: the kept set is what export writes")
+        # its choices arrive with the funnel's count (later on a big notebook): the menu grows to them
+        self.verdict_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.verdict_filter.addItem("kept or dropped", None)
         self.score_min, self.score_max = QLineEdit(), QLineEdit()
         for w, hint in ((self.score_min, "min"), (self.score_max, "max")):
             w.setPlaceholderText(hint)
