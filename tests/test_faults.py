@@ -54,7 +54,7 @@ SEEDS = (0, 1)
 FIRST_ROW = "first-row"  # not a seed: the kill comes the instant the command's first row of its own is committed
 MID_WRITE = "mid-write"  # not a seed: the kill comes the instant an export starts writing a file
 N_SYNTHETIC = 3000  # samples in the starting notebooks: validate, dedupe, version and export work for about a second
-N_MORE = 3000  # the rows the import case imports
+N_MORE = 6000  # the rows the import case imports (over BULK_RECORDS: the one-pass search index)
 FAKE_DELAY = "0.002"  # seconds per token: generating 40 samples takes about two seconds
 POLL_S = 0.001
 
@@ -141,6 +141,10 @@ def assert_sound(book: Path) -> None:
     """Integrity, and no step that looks done but is half written."""
     assert query(book, "PRAGMA integrity_check") == [("ok",)]
     assert query(book, "PRAGMA foreign_key_check") == []
+    # the search index matches the records, and its insert trigger is there (a bulk insert drops it
+    # for its rows and makes it again, in the same transaction)
+    query(book, "INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")
+    assert query(book, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'records_ai'") == [(1,)]
     n = query(book, "SELECT COUNT(*) FROM records WHERE role = 'sample' AND output IS NOT NULL")[0][0]
     # a step's scores are all there or none are (a step with none shows nowhere: no funnel stage, no
     # manifest entry; a rerun overwrites the scores of an earlier step, leaving it none)

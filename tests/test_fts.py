@@ -57,6 +57,53 @@ def test_search_follows_edits_and_deletes(nb):
     nb.conn.execute("INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")  # raises unless the index matches records
 
 
+def test_a_bulk_insert_indexes_its_rows_in_one_pass_and_keeps_the_trigger(nb, monkeypatch):
+    from app.store import notebook as notebook_module
+    from app.store.imports import ImportedRecord, add_imported_records
+
+    monkeypatch.setattr(notebook_module, "BULK_RECORDS", 3)  # the bulk path from three rows on
+    before = _add(nb, {"topic": "alone"}, "A single row goes through the trigger.")
+    nb.add_imported_rows([({"topic": f"t{i}"}, f"bulk text number {i} about parcels") for i in range(5)]
+                         + [({"topic": "an input row"}, None)], origin="real", source="big.csv")
+    add_imported_records(nb, [ImportedRecord({"q": "kiwi"}, "imported answer on kiwis"), ImportedRecord({"q": "x"})] * 2,
+                         origin="real", source="train.jsonl")
+    assert len(_found(nb, "parcels")) == 5
+    assert len(_found(nb, "kiwis")) == 2
+    assert _found(nb, "alone") == {before}
+    input_row = nb.conn.execute("SELECT id FROM records WHERE role = 'input' AND source = 'big.csv'").fetchone()[0]
+    assert [r[0] for r in nb.conn.execute(  # an input row's variables are indexed too
+        "SELECT rowid FROM records_fts WHERE records_fts MATCH '\"input row\"'")] == [input_row]
+    trigger = nb.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_ai'").fetchone()
+    assert trigger is not None and trigger[0] == migrations.studio_triggers()["records_ai"]
+    assert migrations.foreign_schema(nb.conn) == []  # the notebook still opens as the studio's own
+    nb.conn.execute("INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")
+    later = _add(nb, {}, "after the bulk insert the trigger indexes again")
+    assert _found(nb, "trigger indexes") == {later}
+
+
+def test_a_failed_bulk_insert_leaves_rows_index_and_trigger_as_they_were(nb, monkeypatch):
+    from app.store import notebook as notebook_module
+
+    monkeypatch.setattr(notebook_module, "BULK_RECORDS", 2)
+    _add(nb, {}, "kept text")
+
+    def rows():
+        yield {"a": 1}, "first bulk text"
+        yield {"a": 2}, "second bulk text"
+        raise OSError("the file went away while it was read")
+
+    class Sized(list):  # claims its length up front, as a read file does
+        def __iter__(self):
+            return rows()
+
+    with pytest.raises(OSError):
+        nb.add_imported_rows(Sized([None, None, None]), origin="real", source="x.csv")
+    assert nb.conn.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+    assert _found(nb, "bulk") == set()
+    assert nb.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'records_ai'").fetchone()[0] == 1
+    nb.conn.execute("INSERT INTO records_fts (records_fts, rank) VALUES ('integrity-check', 1)")
+
+
 @pytest.mark.parametrize("text", [
     '"', '""', "'", "*", "***", ":", "a:b", "output:refund", "refund*", "*refund", '"refund', 'refund"',
     "NEAR", "NEAR(refund parcel)", "AND", "refund AND", "OR NOT", "NOT refund", "(", ")", "^refund",

@@ -40,7 +40,7 @@ def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, ori
     ts = now()
     inputs: dict[Hashable, int] = {}
     n_inputs = n_samples = 0
-    with nb.transaction() as c:
+    with nb.transaction() as c, nb.records_in_bulk(c, len(records)):
         def add_input(variables: dict[str, Any]) -> int:
             nonlocal n_inputs
             n_inputs += 1
