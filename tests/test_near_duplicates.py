@@ -12,6 +12,8 @@ from app.quality.dedupe import (
     lsh_candidates,
     minhash_groups,
     near_duplicate_groups,
+    normalise,
+    word_similarity,
 )
 from app.quality.diffs import group_diff, word_diff
 from app.quality.planted import EDIT_KINDS, planted_set, precision_recall, real_passages
@@ -83,6 +85,50 @@ def test_shingles_stay_inside_their_text_and_a_bucket_of_copies_stays_linear():
     pairs = lsh_candidates(sig, 32, 4)
     assert len(pairs) < 2 * 2000  # star + chain per bucket, not 2 million pairs
     assert near_duplicate_groups([(i, "the same words") for i in range(2000)]) == {0: list(range(2000))}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_groups_are_every_similar_candidate_pair_joined_whatever_their_order(seed):
+    """The candidates are compared likeliest first and a pair already in one group is skipped; the
+    groups must be exactly those of joining every candidate pair whose words agree, in any order,
+    each keyed by its lowest id."""
+    import random
+
+    import numpy as np
+
+    from app.quality import dedupe
+
+    rng = random.Random(seed)
+    vocabulary = [f"w{k}" for k in range(300)]
+    texts = []
+    for _ in range(60):  # families: a sentence and copies of it with one word changed
+        base = rng.sample(vocabulary, 10)
+        for _ in range(rng.randint(1, 4)):
+            copy = list(base)
+            copy[rng.randrange(10)] = rng.choice(vocabulary)
+            texts.append(" ".join(copy))
+    rng.shuffle(texts)
+    ids = rng.sample(range(10_000, 20_000), len(texts))  # not in row order: the key is the lowest id
+    words = [normalise(t).split() for t in texts]
+    pairs = np.array([(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if rng.random() < 0.3])
+    pairs = pairs[rng.sample(range(len(pairs)), len(pairs))]
+    parent = {i: i for i in ids}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for i, j in pairs.tolist():
+        if word_similarity(words[i], words[j], 0.8) >= 0.8:
+            a, b = find(ids[i]), find(ids[j])
+            parent[max(a, b)] = min(a, b)
+    expected: dict[int, list[int]] = {}
+    for x in ids:
+        expected.setdefault(find(x), []).append(x)
+    expected = {min(m): sorted(m) for m in expected.values() if len(m) > 1}
+    assert len(expected) > 3  # the case has groups to find
+    assert dedupe._verified_groups(ids, words, pairs, 0.8, chunk=97) == expected
 
 
 def test_word_diff_marks_the_changed_words():

@@ -250,7 +250,9 @@ def lsh_candidates(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.sort(np.concatenate(found).astype(np.int64), axis=1)
-    code = np.unique(pairs[:, 0] * len(sig) + pairs[:, 1])
+    code = pairs[:, 0] * len(sig) + pairs[:, 1]
+    code.sort()  # then drop repeats: np.unique's hash path took 15 s on 11M pairs, this 0.3 s
+    code = code[np.r_[True, code[1:] != code[:-1]]]
     return np.stack([code // len(sig), code % len(sig)], axis=1)
 
 
@@ -284,12 +286,41 @@ def near_duplicate_groups(items: Sequence[tuple[int, str]], threshold: float = 0
     bands, rows = _lsh_params(max(0.05, least - 0.15), num_perm)
     pairs = lsh_candidates(sig, bands, rows)
     if len(pairs):  # the estimate's error is ~0.04 at 128 permutations: 0.12 is three of them
-        estimate = np.concatenate([(sig[p[:, 0]] == sig[p[:, 1]]).mean(axis=1)
-                                   for p in np.array_split(pairs, max(1, len(pairs) // 65536))])
-        pairs = pairs[estimate >= least - 0.12]
-    words = [t.split() for t in texts]
-    uf = _UnionFind(ids)
-    for i, j in pairs.tolist():
-        if uf.find(ids[i]) != uf.find(ids[j]) and word_similarity(words[i], words[j], threshold) >= threshold:
-            uf.union(ids[i], ids[j])
-    return uf.groups()
+        # a non-empty text's hashes are below 2**32, and only those are paired: 32 bits compare the same
+        sig32 = sig.astype(np.uint32)
+        agree = np.concatenate([(sig32[p[:, 0]] == sig32[p[:, 1]]).sum(axis=1)
+                                for p in np.array_split(pairs, max(1, len(pairs) // 65536))])
+        estimate = agree / sig.shape[1]
+        keep = estimate >= least - 0.12
+        # the likeliest pairs first: they join the groups early, and a later pair inside one group
+        # needs no word comparison (200k templated texts: 226k comparisons instead of 1.6M)
+        pairs = pairs[keep][np.argsort(-agree[keep], kind="stable")]
+    return _verified_groups(ids, [t.split() for t in texts], pairs, threshold)
+
+
+def _verified_groups(ids: Sequence[int], words: Sequence[list[str]], pairs: np.ndarray, threshold: float,
+                     chunk: int = 1 << 17) -> dict[int, list[int]]:
+    """The groups the candidate ``pairs`` (row indices) make when joined where ``word_similarity``
+    reaches ``threshold``, keyed by their lowest id. A pair whose rows are already in one group is
+    not compared; each ``chunk`` of pairs is first cut to those whose groups differ, in numpy."""
+    parent = list(range(len(ids)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for lo in range(0, len(pairs), chunk):
+        root = np.asarray(parent)
+        while not np.array_equal(jumped := root[root], root):  # every row's group, by pointer jumping
+            root = jumped
+        part = pairs[lo:lo + chunk]
+        for i, j in part[root[part[:, 0]] != root[part[:, 1]]].tolist():
+            ri, rj = find(i), find(j)
+            if ri != rj and word_similarity(words[i], words[j], threshold) >= threshold:
+                parent[max(ri, rj)] = min(ri, rj)
+    members: dict[int, list[int]] = {}
+    for x in range(len(ids)):
+        members.setdefault(find(x), []).append(ids[x])
+    return {min(m): sorted(m) for m in members.values() if len(m) > 1}
