@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from app.export.versions import VersionDiff
+    from app.map.axes import AxisSummary
     from app.quality.coverage import Round, TopUp
     from app.quality.sanity import SanityReport
     from app.report.html import ReportPage
@@ -307,6 +308,17 @@ def review_queue_job(notebook_path: str | Path, view: str = "all", *, task: Task
         choices = view_choices(nb)
         task.check()
         return ReviewQueueReady(choices, list(build_queue(nb, view=view)))
+
+
+def axis_summary_job(notebook_path: str | Path, *, axis: str, k: int, task: TaskState,
+                     worker: Emitter | None = None) -> AxisSummary:
+    """The map's extremes and histogram for ``axis`` (app.map.axes.axis_summary) on the job's own
+    connection: it reads every sample's value, most of a second at a million records."""
+    from app.map.axes import axis_summary
+
+    with Notebook.open(notebook_path) as nb:
+        task.set_progress(0, 0, f"reading every sample's {axis}")
+        return axis_summary(nb, axis, k)
 
 
 @dataclass(frozen=True)

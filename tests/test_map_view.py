@@ -67,6 +67,36 @@ def test_map_view_shows_selects_and_sets_status(qtbot, nb):
     assert first.text().startswith(f"#{longest}")
 
 
+def test_a_big_notebooks_extremes_are_read_off_the_ui_thread(qtbot, nb, monkeypatch, main_thread_calls):
+    """Beyond COUNT_HERE records the extremes panel reads every sample's value on a runner: it says
+    it is reading, then lists both ends and draws the histogram; a result for an axis the person
+    has left since is not shown."""
+    import app.map.axes
+    import widgets.funnel_counter as fc
+
+    _planted(nb)
+    threads = main_thread_calls(app.map.axes, "axis_values")
+    monkeypatch.setattr(fc, "COUNT_HERE", 0)
+    view = MapView(nb, QUndoStack())
+    qtbot.addWidget(view)
+    view.show()
+    view.axis.setCurrentText("length")
+    assert "reading every sample's length" in view.extremes.item(0).text()
+    qtbot.waitUntil(lambda: view.extremes.count() > 2 and view.extremes.item(0).text() == "Highest length",
+                    timeout=20000)
+    assert threads and not any(threads)
+    longest = nb.conn.execute("SELECT id FROM records ORDER BY LENGTH(output) DESC, id LIMIT 1").fetchone()[0]
+    shortest = nb.conn.execute("SELECT id FROM records ORDER BY LENGTH(output), id LIMIT 1").fetchone()[0]
+    assert view.extremes.item(1).text().startswith(f"#{longest}")
+    lowest = [view.extremes.item(i).text() for i in range(view.extremes.count())].index("Lowest length")
+    assert view.extremes.item(lowest + 1).text().startswith(f"#{shortest}")
+    bars = view.hist_figure.axes[0].patches
+    assert sum(b.get_height() for b in bars) == 36  # every sample in the histogram
+    # a stale result (another axis, or another k) is dropped: the panel keeps what is asked now
+    view._show_axis_summary(app.map.axes.axis_summary(nb, "tokens", view.k.value()))
+    assert view.extremes.item(0).text() == "Highest length"
+
+
 def test_hover_finds_the_point_under_the_mouse(qtbot, nb):
     m = _planted(nb)
     view = MapView(nb, QUndoStack())

@@ -91,10 +91,12 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        self.table.setSortingEnabled(True)
+        # the indicator first: enabling sorting sorts by it (Qt's default is descending, a reload)
         self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(40)  # fit the columns to the first rows, not to a thousand
         header.setStretchLastSection(False)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
 

@@ -13,6 +13,7 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,10 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import StudioError
 from app.generate.structured import FIELD_PREFIX, field_columns
-from app.jobs import map_job
-from app.map.axes import axis_values, extrema
+from app.jobs import axis_summary_job, map_job
+from app.map.axes import AxisSummary, axis_summary
 from app.map.projection import MapResult, latest_map
 from app.map.staleness import map_staleness
 from app.quality.funnel import compute_funnel
@@ -45,6 +45,7 @@ from app.store.notebook import Notebook
 from app.store.queries import map_values, record_text
 from app.store.scores import score_names
 from widgets.edit_commands import EditRecordCommand
+from widgets.funnel_counter import Recount
 from widgets.job_runner import JobRunner
 from widgets.theme import GRAPHIC_CONTRAST, mix, readable, set_tone, style_figure
 
@@ -121,6 +122,9 @@ class MapView(QWidget):
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
         self._extrema_stale = False  # the extremes wait for the view to be shown
+        # every sample's value on the axis: read at once on a small notebook, else off the UI thread
+        self._axis_reader = Recount(nb, partial(axis_summary, axis="likelihood"), axis_summary_job, self)
+        self._axis_reader.sig_counted.connect(self._show_axis_summary)
         self.map: MapResult | None = None
         self.status = QLabel("No map yet: press Embed + map.")
         self.runner = JobRunner(self)
@@ -512,30 +516,43 @@ class MapView(QWidget):
         self.sig_changed.emit()
 
     def show_extrema(self) -> None:
+        """Ask for the extremes and histogram of the chosen axis; they show when read."""
         self._extrema_stale = False
-        self.extremes.clear()
-        axis = self.axis.currentText().strip()
+        axis, k = self.axis.currentText().strip(), self.k.value()
         if not axis:
+            self.extremes.clear()
             return
+        reader = self._axis_reader
+        if reader.nb is not self.nb:
+            reader.set_notebook(self.nb)
+        reader.count = partial(axis_summary, axis=axis, k=k)
+        reader.job = partial(axis_summary_job, axis=axis, k=k)
+        reader.request()
+        if reader.counting:
+            self.extremes.clear()
+            self.extremes.addItem(f"reading every sample's {axis}…")
+
+    def _show_axis_summary(self, got: AxisSummary) -> None:
+        if (got.axis, got.k) != (self.axis.currentText().strip(), self.k.value()):
+            return  # another axis was asked for since: its own result follows
+        self.extremes.clear()
         self.hist_figure.clear()
-        try:
-            top, bottom = extrema(self.nb, axis, self.k.value())
-            values = [v for _, v in axis_values(self.nb, axis)]
-        except StudioError as exc:
-            self.extremes.addItem(str(exc))
+        if got.error:
+            self.extremes.addItem(got.error)
             style_figure(self.hist_figure)
             self.hist_canvas.draw_idle()
             return
         ax = self.hist_figure.add_subplot()
-        ax.hist(values, bins=min(40, max(5, len(values) // 5)), color="#4c72b0")
-        ax.set_title(f"{axis}: {len(values)} samples", fontsize=8)
+        if got.counts:
+            ax.hist(got.edges[:-1], bins=got.edges, weights=got.counts, color="#4c72b0")
+        ax.set_title(f"{got.axis}: {got.n} samples", fontsize=8)
         ax.tick_params(labelsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         style_figure(self.hist_figure)
         self.hist_canvas.draw_idle()
-        for title, rows in (("Highest", top), ("Lowest", bottom)):
-            head = QListWidgetItem(f"{title} {axis}")
+        for title, rows in (("Highest", got.top), ("Lowest", got.bottom)):
+            head = QListWidgetItem(f"{title} {got.axis}")
             head.setFlags(Qt.ItemFlag.ItemIsEnabled)  # readable (not greyed out), never selected
             f = head.font()
             f.setBold(True)

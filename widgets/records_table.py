@@ -52,7 +52,7 @@ class RecordsModel(QAbstractTableModel):
         self._rows: list[dict[str, Any]] = []
         self.filter = RecordFilter()
         self.columns: tuple[str, ...] = table_columns(nb)
-        self._total = count_records(nb, self.filter)
+        self._counted: int | None = None  # records matching the filter; counted when first needed
         self.undo_stack = undo_stack or QUndoStack(self)
 
     def set_filter(self, flt: RecordFilter) -> None:
@@ -63,8 +63,9 @@ class RecordsModel(QAbstractTableModel):
         """Sorting happens in SQL, so it covers every record, not just the loaded pages."""
         from dataclasses import replace
 
-        self.set_filter(replace(self.filter, order_by=self.columns[column],
-                                descending=order == Qt.SortOrder.DescendingOrder))
+        flt = replace(self.filter, order_by=self.columns[column], descending=order == Qt.SortOrder.DescendingOrder)
+        if flt != self.filter:  # the view asks again for the order it has (setting its indicator does)
+            self.set_filter(flt)
 
     def column_of(self, name: str) -> int:
         """The index of the column headed ``name`` (e.g. ``output.answer``); -1 when there is none."""
@@ -74,6 +75,16 @@ class RecordsModel(QAbstractTableModel):
     def total(self) -> int:
         """Records matching the filter (loaded or not)."""
         return self._total
+
+    @property
+    def _total(self) -> int:
+        if self._counted is None:
+            self._counted = count_records(self._nb, self.filter)
+        return self._counted
+
+    @_total.setter
+    def _total(self, n: int | None) -> None:
+        self._counted = n
 
     # -- editing: through the undo stack and the notebook's edit history ----------------------
 
@@ -129,7 +140,7 @@ class RecordsModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self.columns = table_columns(self._nb, self.filter)
-        self._total = count_records(self._nb, self.filter)
+        self._total = None  # counted when the view asks for rows
         self.endResetModel()
         if self.canFetchMore():
             self.fetchMore()

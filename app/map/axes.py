@@ -11,6 +11,7 @@ closest to a real one, its high end those farthest from any).
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -83,12 +84,49 @@ def extrema(nb: Notebook, axis: str, k: int = 5) -> tuple[list[Extreme], list[Ex
     vals = axis_values(nb, axis)
     if not vals:
         raise StudioError(f"no sample has a value on axis {axis!r} yet")
-    top = sorted(vals, key=lambda t: (-t[1], t[0]))[:k]
-    bottom = sorted(vals, key=lambda t: (t[1], t[0]))[:k]
+    return _ends(nb, vals, k)
+
+
+def _ends(nb: Notebook, vals: list[tuple[int, float]], k: int) -> tuple[list[Extreme], list[Extreme]]:
+    top = heapq.nsmallest(k, vals, key=lambda t: (-t[1], t[0]))  # O(n log k), not a sort of every value
+    bottom = heapq.nsmallest(k, vals, key=lambda t: (t[1], t[0]))
     ids = {rid for rid, _ in top + bottom}
     texts = outputs_by_id(nb, ids)
     return ([Extreme(rid, v, texts.get(rid) or "") for rid, v in top],
             [Extreme(rid, v, texts.get(rid) or "") for rid, v in bottom])
+
+
+@dataclass(frozen=True)
+class AxisSummary:
+    """What the map's extremes panel shows for one axis: both ends, and the histogram of every
+    sample's value (``counts`` per bin between ``edges``); ``error`` says why there is none."""
+
+    axis: str
+    k: int
+    top: list[Extreme]
+    bottom: list[Extreme]
+    counts: list[int]
+    edges: list[float]
+    n: int  # samples with a value
+    error: str = ""
+
+
+def axis_summary(nb: Notebook, axis: str, k: int = 5) -> AxisSummary:
+    """:func:`extrema` and the values' histogram, reading every sample's value once. The bins are
+    matplotlib's ``hist(values, bins=min(40, max(5, n // 5)))``; values that are not finite (an
+    overflowed perplexity) are left out of the histogram only."""
+    try:
+        vals = axis_values(nb, axis)
+        if not vals:
+            raise StudioError(f"no sample has a value on axis {axis!r} yet")
+    except StudioError as exc:
+        return AxisSummary(axis, k, [], [], [], [], 0, str(exc))
+    top, bottom = _ends(nb, vals, k)
+    values = np.fromiter((v for _, v in vals), dtype=float, count=len(vals))
+    finite = values[np.isfinite(values)]
+    counts, edges = (np.histogram(finite, bins=min(40, max(5, len(values) // 5))) if len(finite)
+                     else (np.zeros(0, dtype=int), np.zeros(0)))
+    return AxisSummary(axis, k, top, bottom, counts.tolist(), edges.tolist(), len(vals))
 
 
 def histogram(values: list[float], bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
