@@ -89,6 +89,23 @@ def test_errors_arrive_as_messages(qtbot):
     assert not any(e[0] == "finished" for e in rec.events)
 
 
+@pytest.mark.parametrize("exc, expected", [
+    (OSError(28, "No space left on device", "/media/out/kept.jsonl"), "cannot write /media/out/kept.jsonl: the disk is full"),
+    (PermissionError(13, "Permission denied", "/etc/kept.jsonl"), "permission denied: /etc/kept.jsonl"),
+    (__import__("sqlite3").OperationalError("attempt to write a readonly database"),
+     "the notebook is read-only: /data/nb.db (you may not write to it, or to its folder)"),
+])
+def test_a_disk_or_permission_problem_arrives_as_one_line_naming_the_file(qtbot, exc, expected):
+    runner = JobRunner()
+
+    def job(notebook_path, *, task, worker):
+        raise exc
+
+    with qtbot.waitSignal(runner.sig_errored, timeout=5000) as blocker:
+        runner.start(job, "/data/nb.db")
+    assert blocker.args[0] == expected
+
+
 def test_cancel_is_cooperative_and_a_queued_job_never_runs(qtbot):
     runner = JobRunner()
     rec = Recorder(runner)

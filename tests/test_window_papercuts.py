@@ -175,6 +175,53 @@ def test_a_refused_edit_from_elsewhere_leaves_no_undo_step_and_no_traceback(qtbo
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("fault", ["read-only", "disk full"])
+def test_an_edit_the_disk_refuses_is_said_in_one_line_and_never_reported_done(qtbot, win, filled, fault):
+    """A read-only notebook (SQLite's query_only, as a file one may not write) or a full disk (the
+    file may not grow) refuses the edit: the window says why in one line, the record keeps its
+    text, and no undo step claims the edit was made."""
+    index = win.model.index(0, _column(win, "output"))
+    rid = win.model.record_at(0)["id"]
+    before = filled.record(rid)["output"]
+    steps = win.model.undo_stack.count()
+    messages = []
+    win.model.sig_edit_refused.connect(messages.append)
+    if fault == "read-only":
+        filled.conn.execute("PRAGMA query_only = 1")
+    else:
+        pages = filled.conn.execute("PRAGMA page_count").fetchone()[0]
+        filled.conn.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        assert win.model.setData(index, "a new text " * 2000) is False
+    finally:
+        filled.conn.execute("PRAGMA query_only = 0")
+        filled.conn.execute("PRAGMA max_page_count = 1073741823")
+    expected = "the notebook is read-only" if fault == "read-only" else "the disk is full"
+    assert len(messages) == 1 and expected in messages[0] and str(filled.path) in messages[0]
+    assert "Traceback" not in messages[0] and "\n" not in messages[0]
+    assert expected in win.statusBar().currentMessage()
+    assert filled.record(rid)["output"] == before
+    assert win.model.undo_stack.count() == steps
+    assert win.model.setData(index, "written once the disk takes it") is True  # the notebook still works
+    assert filled.record(rid)["output"] == "written once the disk takes it"
+
+
+def test_an_error_no_slot_caught_reaches_the_status_bar(qtbot, win, monkeypatch):
+    import sys
+
+    from app.core.errors import NotebookError
+
+    seen = []
+    monkeypatch.setattr(sys, "excepthook", lambda *a: seen.append(a[0]))
+    hook = win.say_uncaught()
+    hook(NotebookError, NotebookError("cannot write nb.db: the disk is full"), None)
+    assert win.statusBar().currentMessage() == "error: cannot write nb.db: the disk is full"
+    assert seen == []  # a StudioError is the person's to fix, not a bug with a traceback
+    hook(KeyError, KeyError("x"), None)
+    assert "unexpected error: KeyError" in win.statusBar().currentMessage()
+    assert seen == [KeyError]  # the earlier hook (the log file) still gets a bug
+
+
 @pytest.fixture
 def stopped(qtbot, win, monkeypatch):
     """A generation cancelled from the bar after its first sample (the fake backend, slowed down)."""

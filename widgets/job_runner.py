@@ -36,6 +36,8 @@ other); :attr:`JobRunner.queued` says when a job waits behind another view's.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import time
 import traceback
@@ -54,7 +56,7 @@ from PySide6.QtCore import (
     Slot,
 )
 
-from app.core.errors import Cancelled, StudioError
+from app.core.errors import Cancelled, StudioError, environment_problem
 from app.core.scheduler import yield_background
 from app.core.tasks import TaskState
 
@@ -168,6 +170,11 @@ class _Job:
         """For the job function: hand a typed partial result to the view (e.g. ``RecordMade``)."""
         self.relay.sig_event.emit(self, _PARTIAL, event)
 
+    def _notebook(self) -> str | None:
+        """The notebook the job works on: a job's first argument is its path, by the jobs' convention."""
+        first = self.args[0] if self.args else None
+        return str(first) if isinstance(first, (str, os.PathLike)) else None
+
     def __call__(self) -> None:  # on a pool thread
         global _compute_in_flight
         if not self.claim("began"):
@@ -182,7 +189,9 @@ class _Job:
         except StudioError as exc:
             kind, payload = _ERRORED, str(exc)
         except Exception as exc:  # noqa: BLE001 (a bug: keep the traceback for the user to report)
-            kind, payload = _ERRORED, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+            # a full disk or a file it may not write is said in one line (as the CLI says it), not a bug
+            problem = environment_problem(exc, notebook=self._notebook()) if isinstance(exc, (OSError, sqlite3.Error)) else None
+            kind, payload = _ERRORED, problem or f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
         finally:
             if self.compute:  # before the end is reported, so a job started in reply does not count this one
                 with _lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +317,28 @@ class MainWindow(QMainWindow):
 
     def _on_edit_refused(self, message: str) -> None:
         self.show_message(message, error=True)
+
+    def say_uncaught(self) -> Callable[..., None]:
+        """Install (and return) the hook that puts an exception no slot caught in the status bar:
+        a StudioError as its line (a prompt saved to a notebook on a full disk: "cannot write ...:
+        the disk is full"), anything else as "unexpected error", both kept in the log file by the
+        hook that was there before. Without it such an error reached the terminal only."""
+        import shiboken6
+
+        previous = sys.excepthook
+
+        def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            if not issubclass(kind, StudioError):
+                previous(kind, value, tb)  # the log file keeps the traceback
+            else:
+                log.warning("%s", value)
+            if shiboken6.isValid(self):
+                text = str(value) if isinstance(value, StudioError) else (
+                    f"unexpected error: {kind.__name__}: {value} (the log file has the details)")
+                self.show_message(text, error=True, logged=True)
+
+        sys.excepthook = hook
+        return hook
 
     def _on_map_changed(self) -> None:
         self.refresh_summary()
@@ -1027,6 +1050,7 @@ def run_gui(notebook: str | None = None, *, sample: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     win = MainWindow(nb)
+    win.say_uncaught()
     remember_recent(nb.path)
     if settings.window_geometry:
         win.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode("ascii")))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from app.core.errors import NotebookBusy, NotebookError, StudioError
+from app.core.errors import NotebookBusy, NotebookError, StudioError, environment_problem
 from app.store.migrations import applied, foreign_schema, migrate, newer_studio_message, now, unknown_migrations
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -303,16 +303,39 @@ class Notebook:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT_S for another writer
             except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
-                    raise busy_error(self.path) from exc
+                self._raise_in_words(exc)  # busy past the wait, read-only, a lost file...
                 raise
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    self._raise_in_words(exc)
                 raise
             else:
-                self.conn.execute("COMMIT")
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:  # a full disk or a lost file shows at the commit too
+                    self._rollback()
+                    self._raise_in_words(exc)
+                    raise
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:  # SQLite already rolled it back (some I/O and full-disk errors do)
+            pass
+
+    def _raise_in_words(self, exc: sqlite3.Error) -> None:
+        """A write the disk, the file's permissions or another program stopped is a NotebookError in
+        one line ("the notebook is read-only: ...", "cannot write ...: the disk is full"): the window
+        and the CLI say it, and nothing is reported as done. Anything else (an SQL mistake) is left
+        to propagate as the bug it is."""
+        if _is_busy(exc):
+            raise busy_error(self.path) from exc
+        problem = environment_problem(exc, notebook=str(self.path))
+        if problem is not None:
+            raise NotebookError(problem) from exc
 
     @contextmanager
     def records_in_bulk(self, c: sqlite3.Connection, n: int) -> Iterator[None]:
