@@ -218,3 +218,45 @@ def test_a_write_waits_for_another_writer_then_says_the_notebook_is_busy(tmp_pat
     assert (nb.get_meta("title"), nb.get_meta("theirs")) == ("mine", 1)
     nb.close()
     other.close()
+
+
+def test_a_long_validate_leaves_the_notebook_writable_while_it_checks(tmp_path):
+    """Scores made as they stream (validate) are staged off the notebook's lock: another program's
+    write in the middle of the checking goes through at once; the scores arrive whole at the end,
+    and a validate stopped part-way leaves no step and no score."""
+    from app.core.errors import Cancelled
+    from app.store.scores import Score, save_step_scores
+
+    path = _notebook(tmp_path / "nb.db", n=40)
+    nb = Notebook.open(path)
+    ids = [r[0] for r in nb.conn.execute("SELECT id FROM records ORDER BY id")]
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)  # another program that does not wait at all
+    wrote_between = []
+
+    def checked(stop_at: int | None = None):
+        for k, rid in enumerate(ids):
+            if k == len(ids) // 2:
+                other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if validate held the lock
+                other.execute("UPDATE notebook_meta SET value = '\"theirs\"' WHERE key = 'title'")
+                other.execute("INSERT OR REPLACE INTO notebook_meta (key, value) VALUES ('between', '1')")
+                other.execute("COMMIT")
+                wrote_between.append(k)
+            if stop_at is not None and k == stop_at:
+                raise Cancelled("stopped")
+            yield Score(rid, "validator:long", "validator", float(k), k % 3 != 0, "")
+
+    step = save_step_scores(nb, "validate", "rules", {"rules": []}, checked())
+    assert wrote_between == [len(ids) // 2]
+    assert nb.get_meta("between") == 1
+    got = nb.conn.execute("SELECT COUNT(*), MIN(step_id), MAX(step_id) FROM scores WHERE name = 'validator:long'").fetchone()
+    assert tuple(got) == (len(ids), step, step)
+    assert nb.conn.execute("SELECT COUNT(*) FROM sqlite_temp_master").fetchone()[0] == 0  # nothing staged is left
+
+    steps = nb.conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+    with pytest.raises(Cancelled):
+        save_step_scores(nb, "validate", "rules", {"rules": []}, checked(stop_at=30))
+    assert nb.conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == steps
+    assert nb.conn.execute("SELECT COUNT(*), MAX(step_id) FROM scores").fetchone()[:] == (len(ids), step)
+    assert not nb.conn.in_transaction
+    nb.close()
+    other.close()

@@ -320,6 +320,23 @@ class Notebook:
                     self._raise_in_words(exc)
                     raise
 
+    @contextmanager
+    def scratch(self) -> Iterator[sqlite3.Connection]:
+        """A transaction for this connection's temporary tables (``temp.*``): it takes no lock on the
+        notebook file, so another writer is never kept waiting by it. For work staged on a
+        connection one thread uses (a job's own, the CLI's) before a short real transaction; a
+        failure rolls it back and is said in words (a full temporary folder)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                self._raise_in_words(exc)
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
     def _rollback(self) -> None:
         try:
             self.conn.execute("ROLLBACK")

@@ -77,11 +77,55 @@ def save_scores(nb: Notebook, scores: Iterable[Score], step_id: int | None) -> i
 def save_step_scores(nb: Notebook, kind: str, name: str, settings: dict[str, Any], scores: Iterable[Score],
                      model_sha256: str | None = None) -> int:
     """A step row and its scores in one transaction (a step shown as run always has its scores);
-    returns the step's id."""
-    with nb.transaction() as c:
-        step_id = _insert_step(c, kind, name, settings, model_sha256)
-        _write_scores(c, scores, step_id)
+    returns the step's id.
+
+    Scores given as a list are written at once. Scores computed as they stream (a generator that
+    checks each record: validate at a million records makes 7M of them over minutes) are first
+    staged in a temporary table of this connection, which takes no lock on the notebook, and
+    copied in when the last one is made: the notebook's write lock is held for the copy, not for
+    the checking, so the window's edits and other programs write meanwhile. A stop or a kill before
+    the copy leaves nothing (the temporary table dies with the connection)."""
+    if isinstance(scores, Sequence):
+        with nb.transaction() as c:
+            step_id = _insert_step(c, kind, name, settings, model_sha256)
+            _write_scores(c, scores, step_id)
+        return step_id
+    names = _stage_scores(nb, scores)
+    try:
+        with nb.transaction() as c:
+            step_id = _insert_step(c, kind, name, settings, model_sha256)
+            c.execute(_COPY_STAGED, (step_id, now()))
+            ensure_scores_view(c, names)
+    finally:
+        nb.conn.execute("DROP TABLE IF EXISTS temp.staged_scores")
     return step_id
+
+
+_COPY_STAGED = (
+    "INSERT INTO scores (record_id, name, kind, value, passed, reason, step_id, model_sha256, created, "
+    "criterion_version_id) SELECT record_id, name, kind, value, passed, reason, ?, model_sha256, ?, "
+    "criterion_version_id FROM temp.staged_scores WHERE true ORDER BY rowid "  # WHERE: SQLite's upsert-from-SELECT rule
+    + _UPSERT_SCORE[_UPSERT_SCORE.index("ON CONFLICT"):])
+
+
+def _stage_scores(nb: Notebook, scores: Iterable[Score]) -> set[str]:
+    """Write ``scores`` as they come into ``temp.staged_scores`` (this connection's own temporary
+    database: no lock on the notebook file); returns their names."""
+    names: set[str] = set()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for sc in scores:
+            names.add(sc.name)
+            yield (sc.record_id, sc.name, sc.kind, sc.value, None if sc.passed is None else int(sc.passed),
+                   sc.reason, sc.model_sha256, sc.criterion_version_id)
+
+    c = nb.conn
+    with nb.scratch():
+        c.execute("DROP TABLE IF EXISTS temp.staged_scores")
+        c.execute("CREATE TEMP TABLE staged_scores (record_id INTEGER, name TEXT, kind TEXT, value REAL, "
+                  "passed INTEGER, reason TEXT, model_sha256 TEXT, criterion_version_id INTEGER)")
+        c.executemany("INSERT INTO temp.staged_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    return names
 
 
 def scores_for(nb: Notebook, record_id: int) -> list[Score]:
