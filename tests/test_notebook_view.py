@@ -182,3 +182,24 @@ def test_running_another_cell_stops_the_running_one_and_drops_its_result(qtbot, 
     assert "ticket: renders" in prompt.output.text()
     assert gen.output.text().startswith("stopped")  # the cancelled run's own summary never reached the cell
     assert nb.count_records() < 40
+
+
+def test_the_map_cell_is_drawn_when_the_notebook_is_shown_not_while_hidden(qtbot, view, nb, monkeypatch):
+    """Every notebook change redraws the cells; the Map cell's points and charts (most of a second
+    at 20k points) wait while the Notebook tab is hidden, and are drawn once when it is shown."""
+    from widgets.map_view import MapView
+
+    refreshed = []
+    real = MapView.refresh
+    monkeypatch.setattr(MapView, "refresh", lambda self: (refreshed.append(self), real(self))[1])
+    mc = view.cell_widget("map")
+    view.redraw()
+    assert refreshed == [mc.map_view]  # shown: drawn at once
+    view.hide()
+    refreshed.clear()
+    for _ in range(3):
+        view.redraw()
+    assert refreshed == []
+    view.show()
+    qtbot.waitExposed(view)
+    assert refreshed == [mc.map_view]  # once, for the three changes

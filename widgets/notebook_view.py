@@ -404,6 +404,7 @@ class NotebookView(QWidget):
         self.summary = summary or SummaryCounter(nb, self)
         self.summary.sig_counted.connect(self._show_review_line)
         self._drawn_stages: list[dict] | None = None
+        self._maps_pending = False  # the Map cell waits to be drawn until the view is shown
         self.backend = "llama-cpp"
         self.runner = JobRunner(self)
         self.runner.sig_progress.connect(self._on_progress)
@@ -550,10 +551,24 @@ class NotebookView(QWidget):
         rows = self.nb.input_rows(limit=8)
         for w in self.cells:
             w.show_rows(total, rows)
+        # the Map cell reads and draws every point (most of a second at 20k): while the Notebook tab
+        # is hidden it waits until it is shown
+        self._maps_pending = not self.isVisible()
+        if not self._maps_pending:
+            self._draw_maps()
+
+    def _draw_maps(self) -> None:
+        self._maps_pending = False
+        for w in self.cells:
             w.show_map()
             live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell and w.cell.kind == "map" else None
             if live is not None:  # the notebook as it is now, not the cell's last run
                 w.set_output(live)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if self._maps_pending and not self.nb.closed:
+            self._draw_maps()
 
     def _show_review_line(self, counted: WindowSummary) -> None:
         for w in self.cells:
