@@ -422,6 +422,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     b.step("export", [*cli(), "export", str(nb), str(out)], 60,
            note=lambda c: f"{c.last_line()}; {mib(out.stat().st_size) if out.exists() else 'no file'}")
 
+    from bench.cold_start import compile_sources
+
+    compile_sources()  # as installed: the modules' bytecode is there before the first start
     w = run_child(child_mode("window") + [str(nb)], timeout=args.window_timeout, log=tmp / "window.log",
                   env={"QT_QPA_PLATFORM": "offscreen"})
     shown = w.json() if not w.timed_out else None

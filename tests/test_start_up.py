@@ -28,6 +28,20 @@ def test_start_up_loads_no_heavy_library(code):
     assert loaded_after(code) & set(HEAVY) == set()
 
 
+def test_the_windows_entry_point_loads_no_heavy_library(tmp_path):
+    """run_gui as `synth-studio gui NB` calls it, up to the window shown (the sample notebook's
+    module, which imports files, is on its path)."""
+    from app.data.demo import create_sample_notebook
+
+    book = tmp_path / "sample.db"
+    create_sample_notebook(book).close()
+    code = ("from PySide6.QtCore import QTimer\nfrom PySide6.QtWidgets import QApplication\n"
+            "from widgets.main_window import run_gui\napp = QApplication([])\n"
+            "QTimer.singleShot(0, app.quit)\n"
+            f"run_gui({str(book)!r})")
+    assert loaded_after(code) & set(HEAVY) == set()
+
+
 def test_opening_a_notebook_window_loads_no_heavy_library(tmp_path, monkeypatch):
     from app.data.demo import create_sample_notebook
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from app.core.paths import resources_dir
 from app.core.settings import load_settings
-from app.data.importer import import_file
 from app.store.notebook import Notebook
 
 SAMPLE_PROMPTS = {"support-ticket": "support_ticket.j2", "agent-reply": "agent_reply.j2"}
@@ -18,6 +17,8 @@ def sample_dir() -> Path:
 
 def create_sample_notebook(path: str | Path) -> Notebook:
     """Create a notebook holding the sample topics table and both sample prompts."""
+    from app.data.importer import import_file  # pandas: only when the sample is made, not at every start
+
     nb = Notebook.create(path)
     import_file(nb, sample_dir() / "support_topics.csv", origin="real")
     for name, file in SAMPLE_PROMPTS.items():
