@@ -206,6 +206,46 @@ def test_an_edit_the_disk_refuses_is_said_in_one_line_and_never_reported_done(qt
     assert filled.record(rid)["output"] == "written once the disk takes it"
 
 
+def test_an_edit_while_another_program_writes_is_kept_and_saved_when_it_is_free(qtbot, win, filled):
+    """Another program holds the write lock (a big import, a sqlite3 shell): the edit waits half a
+    second, not ten, then stays in its cell, the window says it is kept, closing would ask, and it
+    is written (undoable) as soon as the lock is free. Never reported as saved before it is."""
+    import sqlite3
+    import time
+
+    from widgets.close_guard import unfinished_work
+
+    win.model._retry.setInterval(50)
+    index = win.model.index(0, _column(win, "output"))
+    rid = win.model.record_at(0)["id"]
+    before = filled.record(rid)["output"]
+    steps = win.model.undo_stack.count()
+    other = sqlite3.connect(filled.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        t = time.perf_counter()
+        assert win.model.setData(index, "typed while another program writes") is True
+        assert time.perf_counter() - t < 3  # the UI thread is not held for the 10 s busy timeout
+        assert filled.record(rid)["output"] == before  # not written...
+        assert win.model.data(index) == "typed while another program writes"  # ...but kept, in its cell
+        assert win.model.data(index, __import__("PySide6.QtCore").QtCore.Qt.ItemDataRole.FontRole).italic()
+        assert win.model.pending_edits == 1 and win.model.undo_stack.count() == steps
+        shown = win.statusBar().currentMessage()
+        assert "busy" in shown and f"your edit of record {rid} is kept" in shown and "saved" not in shown.split("kept")[0]
+        assert any("wait for another program" in r or "waits for another program" in r for r in unfinished_work(win))
+        qtbot.wait(300)  # retries meanwhile find it still busy
+        assert win.model.pending_edits == 1 and filled.record(rid)["output"] == before
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    qtbot.waitUntil(lambda: win.model.pending_edits == 0, timeout=5000)
+    assert filled.record(rid)["output"] == "typed while another program writes"
+    assert f"saved your edit of record {rid}" in win.statusBar().currentMessage()
+    assert win.model.undo_stack.count() == steps + 1
+    win.model.undo_stack.undo()
+    assert filled.record(rid)["output"] == before
+
+
 def test_an_error_no_slot_caught_reaches_the_status_bar(qtbot, win, monkeypatch):
     import sys
 

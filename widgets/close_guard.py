@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 
 from widgets.job_runner import JobRunner
 from widgets.prompt_editor import PromptEditor
+from widgets.records_table import RecordsModel
 
 ASK_BEFORE_CLOSE = True
 
@@ -27,6 +28,11 @@ def unfinished_work(window: QWidget) -> list[str]:
     if jobs:
         reasons.append(f"{'A job is' if len(jobs) == 1 else f'{len(jobs)} jobs are'} still running: quitting "
                        "cancels it (what it made so far is kept).")
+    kept = sum(m.pending_edits for m in window.findChildren(RecordsModel))
+    if kept:
+        reasons.append(f"{kept} edit{'s' if kept != 1 else ''} of the table wait{'' if kept != 1 else 's'} for "
+                       "another program to finish writing the notebook: quitting now may lose "
+                       f"{'them' if kept != 1 else 'it'} (Quit anyway waits 10 s more first).")
     if any(e.has_unsaved_changes() for e in window.findChildren(PromptEditor)):
         reasons.append("The prompt editor has changes that are not saved as a version: quitting loses them.")
     return reasons

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
-from app.core.errors import StudioError
+from app.core.errors import NotebookBusy, StudioError
 from app.store.notebook import Notebook
 
 log = logging.getLogger(__name__)
@@ -24,15 +24,24 @@ class EditRecordCommand(QUndoCommand):
     would only reach stderr, with the dead command left on the stack."""
 
     def __init__(self, nb: Notebook, record_id: int, field: str, new: Any,
-                 on_change: Callable[[int], None], on_error: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[int], None], on_error: Callable[[str], None] | None = None,
+                 on_busy: Callable[[str], None] | None = None) -> None:
         super().__init__(f"{'set status of' if field == 'status' else 'edit'} record {record_id}")
         self._nb, self._rid, self._field, self._new = nb, record_id, field, new
-        self._on_change, self._on_error = on_change, on_error
+        self._on_change, self._on_error, self._on_busy = on_change, on_error, on_busy
         self._edit_id: int | None = None
 
     def redo(self) -> None:
         try:
             edit = self._nb.edit_record(self._rid, self._field, self._new, author="user")
+        except NotebookBusy as exc:  # another program's write: ``on_busy`` may keep the edit and try again
+            report = self._on_busy or self._on_error
+            self.setObsolete(True)
+            if report is not None:
+                report(str(exc))
+            else:
+                log.warning("edit of record %s not written: %s", self._rid, exc)
+            return
         except StudioError as exc:
             self.setObsolete(True)  # push() then drops it instead of stacking it
             if self._on_error is not None:

@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "synth-studio.svg")))
         self.model = RecordsModel(nb, self)
         self.model.sig_edit_refused.connect(self._on_edit_refused)
+        self.model.sig_edit_waiting.connect(lambda m: self.show_message(m, error=True))
+        self.model.sig_edit_saved.connect(self.show_message)
         self.table = QTableView()
         self.table.setModel(self.model)
         self.table.setItemDelegate(RecordsDelegate(self.table))  # multi-line output, a menu of statuses
@@ -761,6 +763,8 @@ class MainWindow(QMainWindow):
         self.model = RecordsModel(nb, self, undo_stack=self.model.undo_stack)
         self.model.dataChanged.connect(self._on_data_changed)
         self.model.sig_edit_refused.connect(self._on_edit_refused)
+        self.model.sig_edit_waiting.connect(lambda m: self.show_message(m, error=True))
+        self.model.sig_edit_saved.connect(self.show_message)
         self.table.setModel(self.model)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")
@@ -880,6 +884,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if self.close_guard.holds(event):  # it asks; "Quit anyway" closes again
             return
+        if self.model.flush_pending(Notebook.BUSY_TIMEOUT_S):  # kept edits: one last, longer wait
+            log.warning("closed with %d edits another program's write kept out of %s", self.model.pending_edits,
+                        self.nb.path)
         self._closed = True
         self._search_timer.stop()
         self.notebook_view.stop()

@@ -17,9 +17,10 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
+    QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeyEvent, QTextCursor, QUndoStack
+from PySide6.QtGui import QFont, QKeyEvent, QTextCursor, QUndoStack
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from app.generate.structured import field_columns
@@ -43,8 +44,16 @@ def table_columns(nb: Notebook, flt: RecordFilter | None = None) -> tuple[str, .
     return RECORD_COLUMNS[:at] + tuple(fields) + RECORD_COLUMNS[at:]
 
 
+# An edit typed in the table waits this long for another program's write on the UI thread; when the
+# notebook is still busy the edit is kept (shown in its cell, italic) and tried again every second.
+EDIT_WAIT_S = 0.5
+RETRY_MS = 1000
+
+
 class RecordsModel(QAbstractTableModel):
     sig_edit_refused = Signal(str)  # an edit the store would not take, said in words for the window to show
+    sig_edit_waiting = Signal(str)  # an edit kept until another program's write ends, in words
+    sig_edit_saved = Signal(str)  # a kept edit was written at last
 
     def __init__(self, nb: Notebook, parent: Any = None, undo_stack: QUndoStack | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +63,12 @@ class RecordsModel(QAbstractTableModel):
         self.columns: tuple[str, ...] = table_columns(nb)
         self._counted: int | None = None  # records matching the filter; counted when first needed
         self.undo_stack = undo_stack or QUndoStack(self)
+        # edits the notebook could not take yet (another program holds its write lock): (record id,
+        # field) -> value, shown in their cells and written by the retry timer
+        self._pending: dict[tuple[int, str], Any] = {}
+        self._retry = QTimer(self)
+        self._retry.setInterval(RETRY_MS)
+        self._retry.timeout.connect(self._retry_pending)
 
     def set_filter(self, flt: RecordFilter) -> None:
         self.filter = flt
@@ -103,21 +118,85 @@ class RecordsModel(QAbstractTableModel):
         return self.edit(self._rows[index.row()]["id"], field, value)
 
     def edit(self, record_id: int, field: str, value: Any) -> bool:
-        """Edit through the undo stack; False (with ``sig_edit_refused`` saying why) when refused or unchanged."""
-        from widgets.edit_commands import EditRecordCommand
-
+        """Edit through the undo stack. False when refused (``sig_edit_refused`` says why) or unchanged;
+        True when written, or when another program's write holds the notebook past ``EDIT_WAIT_S``:
+        then the edit is kept, shown in its cell, said by ``sig_edit_waiting``, and written by a retry
+        every second (``sig_edit_saved``), never reported as written before it is."""
         if field == "status" and value not in RECORD_STATUSES:  # a typo must not reach the store, nor stderr
             self.sig_edit_refused.emit(f"{str(value)!r} is not a status: use one of {', '.join(RECORD_STATUSES)}")
             return False
         current = next((r for r in self._rows if r["id"] == record_id), None)
-        if current is not None and current.get(field) == value:
+        if current is not None and current.get(field) == value and (record_id, field) not in self._pending:
             return False
-        refused: list[str] = []
-        self.undo_stack.push(EditRecordCommand(self._nb, record_id, field, value, self.refresh_record,
-                                               on_error=refused.append))
-        for message in refused:
+        outcome, message = self._write(record_id, field, value, EDIT_WAIT_S)
+        if outcome == "refused":
             self.sig_edit_refused.emit(message)
-        return not refused
+            return False
+        if outcome == "busy":
+            self._pending[(record_id, field)] = value
+            self._retry.start()
+            self._repaint(record_id)
+            self.sig_edit_waiting.emit(f"{message} — your edit of record {record_id} is kept and is saved as soon "
+                                       f"as the notebook is free")
+        else:
+            self._pending.pop((record_id, field), None)  # a newer edit of the same cell, written
+        return True
+
+    @property
+    def pending_edits(self) -> int:
+        """Edits kept in the table that the notebook has not taken yet."""
+        return len(self._pending)
+
+    def _write(self, record_id: int, field: str, value: Any, wait_s: float) -> tuple[str, str]:
+        """("done" | "busy" | "refused", message): one try through the undo stack, waiting at most
+        ``wait_s`` for another program's write."""
+        from widgets.edit_commands import EditRecordCommand
+
+        refused: list[str] = []
+        busy: list[str] = []
+        with self._nb.patience(wait_s):
+            self.undo_stack.push(EditRecordCommand(self._nb, record_id, field, value, self.refresh_record,
+                                                   on_error=refused.append, on_busy=busy.append))
+        if busy:
+            return "busy", busy[0]
+        if refused:
+            return "refused", refused[0]
+        return "done", ""
+
+    def _retry_pending(self) -> None:
+        if self._nb.closed:
+            self._retry.stop()
+            return
+        for (record_id, field), value in list(self._pending.items()):
+            outcome, message = self._write(record_id, field, value, 0.05)
+            if outcome == "busy":
+                return  # still busy: the rest wait too, in the order they were typed
+            del self._pending[(record_id, field)]
+            self._repaint(record_id)
+            if outcome == "refused":
+                self.sig_edit_refused.emit(message)
+            else:
+                self.sig_edit_saved.emit(f"saved your edit of record {record_id}: the notebook is free again")
+        self._retry.stop()
+
+    def flush_pending(self, wait_s: float) -> int:
+        """Try the kept edits once more, waiting up to ``wait_s`` each (closing the window); returns
+        how many are still not written."""
+        for (record_id, field), value in list(self._pending.items()):
+            outcome, message = self._write(record_id, field, value, wait_s)
+            if outcome == "busy":
+                break
+            del self._pending[(record_id, field)]
+            if outcome == "refused":
+                self.sig_edit_refused.emit(message)
+        if not self._pending:
+            self._retry.stop()
+        return len(self._pending)
+
+    def _repaint(self, record_id: int) -> None:
+        row = self.row_of(record_id)
+        if row is not None:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
 
     def revert_edit(self, edit_id: int) -> None:
         """Revert one edit from the history, through the undo stack."""
@@ -209,6 +288,15 @@ class RecordsModel(QAbstractTableModel):
             return None
         r = self._rows[index.row()]
         col = self.columns[index.column()]
+        waiting = self._pending and EDITABLE.get(col) is not None and (r["id"], EDITABLE[col]) in self._pending
+        if waiting:  # a kept edit shows as typed, in italics, until the notebook takes it
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setItalic(True)
+                return font
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return "not saved yet: another program is writing the notebook; saved as soon as it is free"
+            r = {**r, EDITABLE[col]: self._pending[(r["id"], EDITABLE[col])]}
         if col.startswith(FIELD_PREFIX):
             if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
                 text = self.field_text(index.row(), col.removeprefix(FIELD_PREFIX))

@@ -246,6 +246,18 @@ class Notebook:
         finally:
             self._write_lock.release()
 
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most ``seconds`` for another program's write (not BUSY_TIMEOUT_S):
+        the window's own thread must not freeze for 10 s behind someone else's long transaction.
+        Held with the write lock, so another thread's write on this connection keeps its wait."""
+        with self._write_lock:
+            self.conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+            try:
+                yield
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
+
     def save_copy(self, dest: str | Path, *, overwrite: bool = False) -> Path:
         """Write a copy of the notebook to ``dest`` as one complete file, while it stays open.
 
