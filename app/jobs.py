@@ -448,6 +448,7 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
 def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: str | None = None,
             task: TaskState, worker: Emitter | None = None) -> str:
     """Embed what is missing, then compute (or fetch from the cache) the map."""
+    from app.map.apart import compute_map_apart, made, worth_a_process
     from app.map.embed import embed_notebook
     from app.map.projection import compute_map
     from backends.embedder import LlamaEmbedder
@@ -459,10 +460,12 @@ def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: s
             done, had = embed_notebook(nb, emb, task)
         finally:
             emb.close()
-        m = compute_map(nb, method=method, task=task)
-        n_clusters = sum(1 for c in m.sizes() if c >= 0)
-        return (f"{len(m.record_ids)} samples ({done} newly embedded), {m.method.upper()}, "
-                f"{n_clusters} clusters{' (cached)' if m.cached else ''}")
+        # a big map in a child process: UMAP and HDBSCAN hold Python's lock, which froze the window
+        apart = worth_a_process(nb)
+        m = (compute_map_apart(notebook_path, method=method, task=task) if apart
+             else made(compute_map(nb, method=method, task=task)))
+        return (f"{m.samples} samples ({done} newly embedded), {m.method.upper()}, "
+                f"{m.clusters} clusters{' (cached)' if m.cached else ''}")
 
 
 def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None, rules: str | Path | None = None,
