@@ -280,14 +280,13 @@ def live_summary(nb: Notebook, kind: str) -> str | None:
     last ran): the window shows this line whenever the notebook changes. None for other kinds."""
     if kind == "map":
         from app.map.staleness import map_staleness
-        from app.store.maps import latest_map, map_points
+        from app.store.maps import latest_map, map_counts
 
         stored = latest_map(nb)
         if stored is None:
             return "no map yet: run this cell to embed the samples and draw them"
-        points = map_points(nb, stored.id)
-        clusters = len({p[3] for p in points if p[3] >= 0})  # (record_id, x, y, cluster, ...)
-        line = f"{len(points)} samples on the map, {stored.method.upper()}, {clusters} clusters"
+        points, clusters = map_counts(nb, stored.id)
+        line = f"{points} samples on the map, {stored.method.upper()}, {clusters} clusters"
         stale = map_staleness(nb, stored.id)
         return line + (f" · {stale.message()}: run this cell to recompute" if stale and not stale.current else "")
     if kind == "review":

@@ -551,6 +551,9 @@ class NotebookView(QWidget):
         rows = self.nb.input_rows(limit=8)
         for w in self.cells:
             w.show_rows(total, rows)
+            live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell and w.cell.kind == "map" else None
+            if live is not None:  # the notebook as it is now, not the cell's last run
+                w.set_output(live)
         # the Map cell reads and draws every point (most of a second at 20k): while the Notebook tab
         # is hidden it waits until it is shown
         self._maps_pending = not self.isVisible()
@@ -561,9 +564,6 @@ class NotebookView(QWidget):
         self._maps_pending = False
         for w in self.cells:
             w.show_map()
-            live = live_summary(self.nb, w.cell.kind) if w is not self.running_cell and w.cell.kind == "map" else None
-            if live is not None:  # the notebook as it is now, not the cell's last run
-                w.set_output(live)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)

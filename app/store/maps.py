@@ -51,6 +51,13 @@ def map_points(nb: Notebook, map_id: int) -> list[MapPoint]:
     return [tuple(r) for r in rows]
 
 
+def map_counts(nb: Notebook, map_id: int) -> tuple[int, int]:
+    """(points, clusters) of a map, counted in SQL (its points are not read)."""
+    row = nb.conn.execute("SELECT COUNT(*), COUNT(DISTINCT CASE WHEN cluster >= 0 THEN cluster END) "
+                          "FROM map_points WHERE map_id = ?", (map_id,)).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def map_point_values(nb: Notebook, map_id: int, column: str) -> list[tuple[int, float | None]]:
     """(record id, ``outlier`` or ``centroid_distance``) of the samples on a map."""
     if column not in POINT_COLUMNS:
