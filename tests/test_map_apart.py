@@ -32,7 +32,8 @@ def test_the_child_makes_the_map_the_window_would_and_relays_its_progress(nb):
     assert m is not None and sorted(m.record_ids) == ids  # saved by the child, read here
     assert (got.samples, got.method, got.clusters) == (60, "pca", apart.made(m).clusters) and not got.cached
     assert steps and steps[0][2] == "map" and any(s[2] == "map: clusters" for s in steps)
-    from app.store.maps import latest_map as stored_map, map_counts, map_points
+    from app.store.maps import latest_map as stored_map
+    from app.store.maps import map_counts, map_points
 
     points = map_points(nb, stored_map(nb).id)  # the Map cell's line counts in SQL what the points hold
     assert map_counts(nb, stored_map(nb).id) == (len(points), len({p[3] for p in points if p[3] >= 0}))
