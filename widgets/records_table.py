@@ -97,10 +97,6 @@ class RecordsModel(QAbstractTableModel):
             self._counted = count_records(self._nb, self.filter)
         return self._counted
 
-    @_total.setter
-    def _total(self, n: int | None) -> None:
-        self._counted = n
-
     # -- editing: through the undo stack and the notebook's edit history ----------------------
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -164,33 +160,30 @@ class RecordsModel(QAbstractTableModel):
         return "done", ""
 
     def _retry_pending(self) -> None:
-        if self._nb.closed:
+        if self._nb.closed or not self._write_pending(0.05):
             self._retry.stop()
-            return
+
+    def flush_pending(self, wait_s: float) -> int:
+        """Try the kept edits once more, waiting up to ``wait_s`` (closing the window); returns how
+        many are still not written."""
+        left = self._write_pending(wait_s)
+        if not left:
+            self._retry.stop()
+        return left
+
+    def _write_pending(self, wait_s: float) -> int:
+        """Write the kept edits in the order they were typed, stopping at the first the notebook is
+        still too busy for; returns how many are left."""
         for (record_id, field), value in list(self._pending.items()):
-            outcome, message = self._write(record_id, field, value, 0.05)
+            outcome, message = self._write(record_id, field, value, wait_s)
             if outcome == "busy":
-                return  # still busy: the rest wait too, in the order they were typed
+                break  # still busy: the rest wait too
             del self._pending[(record_id, field)]
             self._repaint(record_id)
             if outcome == "refused":
                 self.sig_edit_refused.emit(message)
             else:
                 self.sig_edit_saved.emit(f"saved your edit of record {record_id}: the notebook is free again")
-        self._retry.stop()
-
-    def flush_pending(self, wait_s: float) -> int:
-        """Try the kept edits once more, waiting up to ``wait_s`` each (closing the window); returns
-        how many are still not written."""
-        for (record_id, field), value in list(self._pending.items()):
-            outcome, message = self._write(record_id, field, value, wait_s)
-            if outcome == "busy":
-                break
-            del self._pending[(record_id, field)]
-            if outcome == "refused":
-                self.sig_edit_refused.emit(message)
-        if not self._pending:
-            self._retry.stop()
         return len(self._pending)
 
     def _repaint(self, record_id: int) -> None:
@@ -219,7 +212,7 @@ class RecordsModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self.columns = table_columns(self._nb, self.filter)
-        self._total = None  # counted when the view asks for rows
+        self._counted = None  # counted when the view asks for rows
         self.endResetModel()
         if self.canFetchMore():
             self.fetchMore()
@@ -231,7 +224,7 @@ class RecordsModel(QAbstractTableModel):
             self.reload()
             return
         loaded_all = len(self._rows) >= self._total
-        self._total = count_records(self._nb, self.filter)
+        self._counted = count_records(self._nb, self.filter)
         if loaded_all and self.canFetchMore():
             self.fetchMore()
 
@@ -249,7 +242,7 @@ class RecordsModel(QAbstractTableModel):
     def fetchMore(self, parent: Index = QModelIndex()) -> None:
         page = record_page(self._nb, len(self._rows), PAGE, self.filter)
         if not page:
-            self._total = len(self._rows)
+            self._counted = len(self._rows)
             return
         self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(page) - 1)
         self._rows.extend(page)

@@ -317,20 +317,8 @@ class Notebook:
             except sqlite3.OperationalError as exc:
                 self._raise_in_words(exc)  # busy past the wait, read-only, a lost file...
                 raise
-            try:
+            with self._commit_or_roll_back():
                 yield self.conn
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, sqlite3.Error):
-                    self._raise_in_words(exc)
-                raise
-            else:
-                try:
-                    self.conn.execute("COMMIT")
-                except sqlite3.Error as exc:  # a full disk or a lost file shows at the commit too
-                    self._rollback()
-                    self._raise_in_words(exc)
-                    raise
 
     @contextmanager
     def scratch(self) -> Iterator[sqlite3.Connection]:
@@ -339,15 +327,26 @@ class Notebook:
         connection one thread uses (a job's own, the CLI's) before a short real transaction; a
         failure rolls it back and is said in words (a full temporary folder)."""
         self.conn.execute("BEGIN")
-        try:
+        with self._commit_or_roll_back():
             yield self.conn
+
+    @contextmanager
+    def _commit_or_roll_back(self) -> Iterator[None]:
+        """The end of a begun transaction: COMMIT after the body, ROLLBACK when it (or the commit: a
+        full disk or a lost file shows there too) fails, an SQLite failure said in words."""
+        try:
+            yield
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.Error):
                 self._raise_in_words(exc)
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._raise_in_words(exc)
+            raise
 
     def _rollback(self) -> None:
         try:
