@@ -132,8 +132,9 @@ class RecordsModel(QAbstractTableModel):
             self._pending[(record_id, field)] = value
             self._retry.start()
             self._repaint(record_id)
-            self.sig_edit_waiting.emit(f"{message} — your edit of record {record_id} is kept and is saved as soon "
-                                       f"as the notebook is free")
+            # short enough for the status bar, and not "try again": nothing is for the person to redo
+            self.sig_edit_waiting.emit(f"the notebook is busy (another program is writing it): your edit of record "
+                                       f"{record_id} is kept and saved as soon as it is free")
         else:
             self._pending.pop((record_id, field), None)  # a newer edit of the same cell, written
         return True
