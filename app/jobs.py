@@ -6,7 +6,7 @@ loads the model inside the job, so the window never waits for either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from app.export.versions import VersionDiff
     from app.map.axes import AxisSummary
-    from app.quality.coverage import Round, TopUp
+    from app.quality.coverage import Coverage, Round, TopUp
+    from app.quality.criteria import CriterionEntry
     from app.quality.sanity import SanityReport
     from app.report.html import ReportPage
     from app.store.versions import DatasetVersion
@@ -375,6 +376,8 @@ class QualitySummary:
     stages: list[dict[str, Any]]
     lengths: list[int]
     metrics: list[dict[str, Any]]
+    criteria: list[CriterionEntry] = field(default_factory=list)  # every criterion and rule, with its trust
+    coverage: list[Coverage] = field(default_factory=list)  # the prompts with targets, against the funnel
 
 
 SUMMARY_LENGTHS = 20000
@@ -382,6 +385,8 @@ SUMMARY_LENGTHS = 20000
 
 def quality_summary_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> QualitySummary:
     """The Quality tab's numbers, computed off the UI thread (metrics read every record)."""
+    from app.quality.coverage import notebook_coverage
+    from app.quality.criteria import list_entries
     from app.quality.diversity import notebook_metrics
     from app.quality.funnel import funnel
 
@@ -394,7 +399,8 @@ def quality_summary_job(notebook_path: str | Path, *, task: TaskState, worker: E
         task.check()
         task.set_progress(2, 3, "measuring diversity")
         metrics = notebook_metrics(nb)
-        return QualitySummary(stages, lengths, metrics)
+        task.check()
+        return QualitySummary(stages, lengths, metrics, list_entries(nb), notebook_coverage(nb))
 
 
 def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | None = None,

@@ -303,6 +303,7 @@ def test_the_window_reads_well_in_light_and_dark(qtbot, qapp, tmp_path, theme, n
     # the charts take the window's background and text colours
     from widgets.quality_view import wait_for_summary
 
+    win.tabs.setCurrentWidget(win.quality)  # a chart draws when it is shown
     assert wait_for_summary(win.quality)
     figure = win.quality.figure
     face = QColor(matplotlib.colors.to_hex(figure.get_facecolor()))

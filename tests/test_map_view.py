@@ -12,6 +12,7 @@ from PySide6.QtGui import QUndoStack  # noqa: E402
 from app.map.projection import compute_map  # noqa: E402
 from app.map.staleness import map_staleness  # noqa: E402
 from app.store.embeddings import save_embeddings  # noqa: E402
+from widgets.chart import charts_drawn  # noqa: E402
 from widgets.map_view import MapView, hover_origin  # noqa: E402
 
 
@@ -90,6 +91,7 @@ def test_a_big_notebooks_extremes_are_read_off_the_ui_thread(qtbot, nb, monkeypa
     assert view.extremes.item(1).text().startswith(f"#{longest}")
     lowest = [view.extremes.item(i).text() for i in range(view.extremes.count())].index("Lowest length")
     assert view.extremes.item(lowest + 1).text().startswith(f"#{shortest}")
+    qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)  # drawn off the UI thread
     bars = view.hist_figure.axes[0].patches
     assert sum(b.get_height() for b in bars) == 36  # every sample in the histogram
     # a stale result (another axis, or another k) is dropped: the panel keeps what is asked now
@@ -189,6 +191,7 @@ def test_points_and_sizes_chart_draw_each_cluster_in_one_colour(qtbot, nb):
     qtbot.addWidget(view)
     view.show()
     for _ in range(2):  # the window's palette, then a dark one
+        qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)  # drawn off the UI thread
         clusters = view.map.clusters
         brushes = view.scatter.data["brush"]
         bars = _bar_colours(view)

@@ -4,6 +4,7 @@ settings and collapsed state saved in the notebook, errors shown in the cell."""
 import pytest
 
 from app.cells import list_cells
+from widgets.chart import charts_drawn
 from widgets.notebook_view import NotebookView
 
 
@@ -44,6 +45,7 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     assert len(live) == 6 and all(line.startswith("#") for line in live)  # records appeared as they finished
     assert "funnel: generated 6" in view.cell_widget("quality").output.text()
     q = view.cell_widget("quality")
+    qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)  # drawn off the UI thread
     assert q.chart.isVisible() and q.chart_figure.axes[0].get_title().startswith("Funnel: ")  # drawn inline
     assert len(q.chart_figure.axes[0].patches) >= 4  # kept + dropped bars for each stage
     assert "wrote 6 records" in view.cell_widget("export").output.text()
@@ -53,6 +55,7 @@ def test_cells_from_data_to_export_run_all_below(qtbot, view, nb, topics_csv, tm
     mc = view.cell_widget("map")
     assert "6 samples" in mc.output.text() and "PCA" in mc.output.text()
     assert mc.map_view.scatter.data.shape[0] == 6  # the map view itself, in the cell
+    qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)
     sizes_ax = mc.map_view.sizes_figure.axes[0]
     assert sum(p.get_height() for p in sizes_ax.patches) == 6  # the cluster-size chart counts every sample
     mc.map_view.select_indices([0, 1])

@@ -275,7 +275,8 @@ def test_quality_view_has_the_coverage_tab(qtbot, mix):
     view = QualityView(mix)
     qtbot.addWidget(view)
     tabs = [view.lower_tabs.tabText(i) for i in range(view.lower_tabs.count())]
-    assert "Coverage" in tabs and view.coverage.table.rowCount() == 3
+    assert "Coverage" in tabs
+    qtbot.waitUntil(lambda: view.coverage.table.rowCount() == 3, timeout=20000)  # counted off the UI thread
 
 
 def test_the_top_up_button_fills_the_targets_from_the_window(qtbot, mix):
@@ -286,13 +287,14 @@ def test_the_top_up_button_fills_the_targets_from_the_window(qtbot, mix):
     qtbot.addWidget(view)
     view.backend = "fake"
     view.lower_tabs.setCurrentWidget(view.coverage)
-    assert view.coverage.topup_button.isEnabled() and view.coverage.prompt.currentText() == "q"
+    qtbot.waitUntil(view.coverage.topup_button.isEnabled, timeout=20000)  # counted off the UI thread
+    assert view.coverage.prompt.currentText() == "q"
     assert "Press Top up" in view.coverage.summary.text()
     with qtbot.waitSignal(view.runner.sig_finished, timeout=20000):
         view.coverage.topup_button.click()
     assert not coverage(mix, "q").missing
     assert all(n >= 4 for n in _kept_by_value(mix).values())
-    assert "Every target is met" in view.coverage.summary.text()
+    qtbot.waitUntil(lambda: "Every target is met" in view.coverage.summary.text(), timeout=20000)  # recounted
     assert not view.coverage.topup_button.isEnabled()  # nothing left to fill
     assert "target" in view.status.text() or "met" in view.status.text(), view.status.text()
 

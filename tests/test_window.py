@@ -435,6 +435,7 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
                           ({}, "Short.")], origin="synthetic", source="t")
     win = MainWindow(nb)
     qtbot.addWidget(win)
+    win.show()  # a chart draws when it is seen
     q = win.quality
     q.backend = "fake"
     win.tabs.setCurrentWidget(q)
@@ -447,6 +448,9 @@ def test_quality_tab_runs_steps_and_draws_the_funnel(qtbot, nb):
     stages = {s["stage"]: s for s in q.stages}
     assert stages["validator:length"]["dropped"] == 1 and stages["validator:banned_phrases"]["dropped"] == 1
     assert "judge:english" in stages and "dedupe:minhash" in stages
+    from widgets.chart import charts_drawn
+
+    qtbot.waitUntil(lambda: charts_drawn(q), timeout=20000)  # drawn off the UI thread
     ax = q.figure.axes[0]
     assert [t.get_text().split("  [")[0] for t in ax.get_yticklabels()] == [s["stage"] for s in q.stages]
     untrusted = [t.get_text() for t in ax.get_yticklabels() if "  [" in t.get_text()]
@@ -572,6 +576,7 @@ def test_the_window_reopens_the_last_notebook_at_its_size(qtbot, tmp_path, monke
     # start the studio again, without its event loop, font or UMAP warm-up; the offscreen
     # screen clamps sizes, so check what the window is asked to restore, not its size
     monkeypatch.setattr(QApplication, "exec", lambda *args: 0)
+    monkeypatch.setattr(os, "_exit", lambda rc: None)  # a count still running would end the test process
     monkeypatch.setattr(QApplication, "setFont", lambda *args: None)
     monkeypatch.setattr(app.map.projection, "warm_up", lambda: None)
     restored = []

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.quality.coverage import notebook_coverage
+from app.quality.coverage import Coverage, notebook_coverage
 from app.store.notebook import Notebook
 
 HEADERS = ["prompt", "column", "value", "kept", "target", "missing", "made", "progress"]
@@ -42,6 +42,7 @@ class CoverageView(QWidget):
         self.topup_button.setToolTip("Generate until every target of the prompt is met, counting only what the "
                                      "funnel keeps (rounds of runs pinned to the missing values, each validated)")
         self.topup_button.clicked.connect(lambda: self.sig_topup.emit(self.prompt.currentText()))
+        self.topup_button.setEnabled(False)  # until the coverage is counted and something is short
         head = QHBoxLayout()
         head.addWidget(self.summary, 1)
         head.addWidget(self.prompt)
@@ -55,7 +56,10 @@ class CoverageView(QWidget):
         lay.addWidget(self.table, 1)
 
     def refresh(self) -> None:
-        covs = notebook_coverage(self.nb)
+        self.show_coverage(notebook_coverage(self.nb))
+
+    def show_coverage(self, covs: list[Coverage]) -> None:
+        """Show ``covs`` (counted off the UI thread by the Quality view's count)."""
         rows = [(cov.prompt, col, value, c) for cov in covs
                 for col, counts in cov.values.items() for value, c in counts.items()]
         short = [cov.prompt for cov in covs if any(c.missing for counts in cov.values.values() for c in counts.values())]

@@ -145,9 +145,13 @@ class CriteriaEditor(QWidget):
 
     def refresh(self) -> None:
         """Re-read the criteria, rules and trust states; keep the selection when it still exists."""
+        self.show_entries(list_entries(self.nb))
+
+    def show_entries(self, entries: list[CriterionEntry]) -> None:
+        """Show ``entries`` (read off the UI thread by the Quality view's count); keep the selection."""
         keep = self.current()
         key = (keep.kind, keep.name) if keep else None
-        self.entries = list_entries(self.nb)
+        self.entries = entries
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.entries))
         for r, e in enumerate(self.entries):

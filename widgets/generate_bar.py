@@ -24,7 +24,7 @@ from app.core.errors import StudioError
 from app.core.settings import load_settings
 from app.generate.model_choice import ModelChoice, display_name, with_preferences
 from app.jobs import JobEvent, RecordMade, TokenStreamed, generate_job
-from app.store.notebook import Run
+from app.store.notebook import Notebook, Run
 from backends.protocols import SamplerSettings
 from widgets.job_runner import JobRunner
 from widgets.streaming import StreamFollower
@@ -59,6 +59,7 @@ class GenerateBar(QWidget):
         self.runner.sig_finished.connect(self._on_finished)
         self.runner.sig_cancelled.connect(self._on_cancelled)
         self._streams = StreamFollower()  # one sequence's text at a time, readable
+        self._read: Notebook | None = None  # see _reader
 
         self.prompt = QComboBox()
         self.prompt.addItems(prompt_names)
@@ -236,11 +237,9 @@ class GenerateBar(QWidget):
             self._streams.token(event.key, event.piece)
             self.status.setText("writing: " + self._streams.line(width=120))
         elif isinstance(event, RecordMade):
-            from app.store.notebook import Notebook
             from app.store.queries import generated_record
 
-            with Notebook.open(self.notebook_path) as nb:
-                made = generated_record(nb, event.record_id)
+            made = generated_record(self._reader(), event.record_id)
             if made is not None:
                 self._streams.finished(made[1])
             self.sig_record_added.emit(event.record_id)
@@ -264,7 +263,21 @@ class GenerateBar(QWidget):
         set_tone(self.status, "warn" if stopped else None)
         set_style(self.progress, "QProgressBar::chunk { background-color: $warn; }" if stopped else "")
 
+    def _reader(self) -> Notebook:
+        """A connection to read what the running job writes, open from its first record to its end
+        (opening one per record checked the schema and checkpointed the file each time)."""
+        if self._read is None or self._read.path != self.notebook_path:
+            self._close_reader()
+            self._read = Notebook.open(self.notebook_path)
+        return self._read
+
+    def _close_reader(self) -> None:
+        if self._read is not None:
+            self._read.close()
+            self._read = None
+
     def _on_finished(self, run: Run | None) -> None:
+        self._close_reader()
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if run is not None:

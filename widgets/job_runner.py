@@ -213,11 +213,13 @@ class JobRunner(QObject):
     sig_cancelled = Signal()
     sig_done = Signal()
 
-    def __init__(self, parent: QObject | None = None, *, background: bool = False) -> None:
+    def __init__(self, parent: QObject | None = None, *, background: bool = False,
+                 pool: QThreadPool | None = None) -> None:
         super().__init__(parent)
         _get_relay()
         self._job: _Job | None = None
         self.background = background  # work nobody waits for (a warm-up): closing the window does not ask about it
+        self.pool = pool  # a lane of its own for light jobs (the charts' renders); None: the global pool
 
     # -- state ----------------------------------------------------------------------------
 
@@ -253,7 +255,7 @@ class JobRunner(QObject):
                 job.behind = _compute_in_flight > 0
                 _compute_in_flight += 1
         self._job = job
-        (compute_pool() if compute else QThreadPool.globalInstance()).start(job)
+        (compute_pool() if compute else self.pool or QThreadPool.globalInstance()).start(job)
 
     def cancel(self) -> None:
         """Ask the job to stop; it reports how it ended (one still queued reports cancelled and never runs)."""

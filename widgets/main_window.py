@@ -73,11 +73,17 @@ from widgets.versions_view import VersionsView
 
 APP_NAME = "Synth Studio"
 log = logging.getLogger(__name__)
+# How long a worker thread may keep Python's lock while the UI thread asks for it (Python's default
+# is 5 ms). PySide lets go of the lock for every call into Qt and takes it back after, so a slot
+# that makes 50 Qt calls while a job computes in Python waited up to 50 x 5 ms. 1 ms costs the
+# jobs a few more switches and keeps such waits short.
+UI_SWITCH_INTERVAL_S = 0.001
 
 
 class MainWindow(QMainWindow):
     def __init__(self, nb: Notebook) -> None:
         super().__init__()
+        sys.setswitchinterval(UI_SWITCH_INTERVAL_S)
         self.nb = nb
         self._closed = False
         self.setWindowTitle(f"{nb.get_meta('title') or nb.path.name} — {APP_NAME}")

@@ -50,6 +50,7 @@ from widgets.job_runner import JobRunner
 from widgets.theme import GRAPHIC_CONTRAST, mix, readable, set_tone, style_figure
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from scipy.spatial import cKDTree
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -219,15 +220,12 @@ class MapView(QWidget):
         ax.addWidget(self.axis, 1)
         ax.addWidget(self.k)
         sl.addLayout(ax)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
+        from widgets.chart import Chart
 
-        self.hist_figure = Figure(figsize=(4, 1.6), layout="constrained")
-        self.hist_canvas = FigureCanvasQTAgg(self.hist_figure)
+        self.hist_canvas = Chart(figsize=(4, 1.6))
         self.hist_canvas.setMinimumHeight(140)
         sl.addWidget(self.hist_canvas)
-        self.sizes_figure = Figure(figsize=(4, 1.5), layout="constrained")
-        self.sizes_canvas = FigureCanvasQTAgg(self.sizes_figure)
+        self.sizes_canvas = Chart(figsize=(4, 1.5))
         self.sizes_canvas.setMinimumHeight(130)
         sl.addWidget(self.sizes_canvas)
         sl.addWidget(self.extremes, 1)
@@ -322,27 +320,39 @@ class MapView(QWidget):
         self.stale_label.setText(f"⚠ {stale.message()} —")
         self.stale_banner.show()
 
+    @property
+    def hist_figure(self) -> Figure:
+        """The histogram of the extremes' axis, as last drawn."""
+        return self.hist_canvas.figure
+
+    @property
+    def sizes_figure(self) -> Figure:
+        """The cluster sizes, as last drawn."""
+        return self.sizes_canvas.figure
+
     def draw_sizes(self) -> None:
         """Cluster sizes, biggest first (noise in grey at the end), in the points' colours."""
-        self.sizes_figure.clear()
         if self.map is None:
-            style_figure(self.sizes_figure)
-            self.sizes_canvas.draw_idle()
+            self.sizes_canvas.plot(lambda fig, palette: style_figure(fig, palette))
             return
         sizes = self.map.sizes()
         cats = [c for c in sizes if c >= 0] + ([-1] if -1 in sizes else [])
-        ax = self.sizes_figure.add_subplot()
         colours = [self._on_plot(cluster_colour(c)) for c in cats]
-        bars = ax.bar(range(len(cats)), [sizes[c] for c in cats], color=colours)
-        ax.set_xticks(range(len(cats)), ["noise" if c < 0 else str(c) for c in cats], fontsize=6)
-        ax.set_title(f"cluster sizes ({sum(1 for c in cats if c >= 0)} clusters)", fontsize=8)
-        ax.tick_params(labelsize=6)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        style_figure(self.sizes_figure)
-        for bar, colour in zip(bars, colours):  # already visible: exactly the points' colours, noise's faint grey too
-            bar.set_facecolor(colour)
-        self.sizes_canvas.draw_idle()
+        heights = [sizes[c] for c in cats]
+
+        def draw(fig: Figure, palette: QPalette) -> None:
+            ax = fig.add_subplot()
+            bars = ax.bar(range(len(cats)), heights, color=colours)
+            ax.set_xticks(range(len(cats)), ["noise" if c < 0 else str(c) for c in cats], fontsize=6)
+            ax.set_title(f"cluster sizes ({sum(1 for c in cats if c >= 0)} clusters)", fontsize=8)
+            ax.tick_params(labelsize=6)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            style_figure(fig, palette)
+            for bar, colour in zip(bars, colours):  # already visible: the points' colours, noise's faint grey too
+                bar.set_facecolor(colour)
+
+        self.sizes_canvas.plot(draw)
 
     def _fill_colour_choices(self) -> None:
         current = self.colour_by.currentText()
@@ -536,21 +546,22 @@ class MapView(QWidget):
         if (got.axis, got.k) != (self.axis.currentText().strip(), self.k.value()):
             return  # another axis was asked for since: its own result follows
         self.extremes.clear()
-        self.hist_figure.clear()
+
+        def draw(fig: Figure, palette: QPalette) -> None:
+            if not got.error:
+                ax = fig.add_subplot()
+                if got.counts:
+                    ax.hist(got.edges[:-1], bins=got.edges, weights=got.counts, color="#4c72b0")
+                ax.set_title(f"{got.axis}: {got.n} samples", fontsize=8)
+                ax.tick_params(labelsize=7)
+                for side in ("top", "right"):
+                    ax.spines[side].set_visible(False)
+            style_figure(fig, palette)
+
+        self.hist_canvas.plot(draw)
         if got.error:
             self.extremes.addItem(got.error)
-            style_figure(self.hist_figure)
-            self.hist_canvas.draw_idle()
             return
-        ax = self.hist_figure.add_subplot()
-        if got.counts:
-            ax.hist(got.edges[:-1], bins=got.edges, weights=got.counts, color="#4c72b0")
-        ax.set_title(f"{got.axis}: {got.n} samples", fontsize=8)
-        ax.tick_params(labelsize=7)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        style_figure(self.hist_figure)
-        self.hist_canvas.draw_idle()
         for title, rows in (("Highest", got.top), ("Lowest", got.bottom)):
             head = QListWidgetItem(f"{title} {got.axis}")
             head.setFlags(Qt.ItemFlag.ItemIsEnabled)  # readable (not greyed out), never selected

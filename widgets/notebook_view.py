@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QPalette, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -65,6 +65,9 @@ from widgets.streaming import StreamFollower
 from widgets.theme import set_style, set_tone, style_figure
 
 if TYPE_CHECKING:  # imported where they are built: the Map cell pulls in pyqtgraph and scipy
+    from matplotlib.figure import Figure
+
+    from widgets.chart import Chart
     from widgets.map_view import MapView
     from widgets.prompt_editor import PromptEditor
     from widgets.review_queue import ReviewQueue
@@ -201,13 +204,11 @@ class CellWidget(QFrame):
         self.review: ReviewQueue | None = None
         self.model_label: QLabel | None = None
         self.map_view: MapView | None = None
-        self.chart = None
+        self.chart: Chart | None = None
         if cell.kind == "quality":  # the funnel, inline
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-            from matplotlib.figure import Figure
+            from widgets.chart import Chart
 
-            self.chart_figure = Figure(figsize=(7, 1.9), layout="constrained")
-            self.chart = FigureCanvasQTAgg(self.chart_figure)
+            self.chart = Chart(figsize=(7, 1.9))
             self.chart.setMinimumHeight(170)
             self.chart.setMinimumWidth(640)
             form.addRow(self.chart)
@@ -346,12 +347,21 @@ class CellWidget(QFrame):
             return
         from widgets.quality_view import draw_funnel
 
-        self.chart_figure.clear()
-        if len(stages) > 1:
-            draw_funnel(self.chart_figure.add_subplot(), stages)
+        stages = [dict(s) for s in stages]
+
+        def draw(fig: Figure, palette: QPalette) -> None:
+            if len(stages) > 1:
+                draw_funnel(fig.add_subplot(), stages)
+            style_figure(fig, palette)
+
         self.chart.setVisible(len(stages) > 1)
-        style_figure(self.chart_figure)
-        self.chart.draw_idle()
+        self.chart.plot(draw)
+
+    @property
+    def chart_figure(self) -> Figure:
+        """The funnel as last drawn (the Quality cell's)."""
+        assert self.chart is not None
+        return self.chart.figure
 
     def on_token(self, key: Hashable, piece: str) -> None:
         self._streams.token(key, piece)

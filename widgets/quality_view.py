@@ -9,9 +9,9 @@ when the charts show them.
 
 from __future__ import annotations
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -27,6 +27,7 @@ from app.generate.model_choice import job_model_args
 from app.jobs import JobEvent, QualitySummary, SanityReady, quality_job, quality_summary_job, topup_job
 from app.quality.coverage import TopUp
 from app.store.notebook import Notebook
+from widgets.chart import Chart, charts_drawn
 from widgets.coverage_view import CoverageView
 from widgets.criteria_editor import CriteriaEditor
 from widgets.job_runner import JobRunner
@@ -109,8 +110,7 @@ class QualityView(QWidget):
         self.groups_button.clicked.connect(self.show_duplicate_groups)
         bar.addWidget(self.groups_button)
         bar.addWidget(self.status, 1)
-        self.figure = Figure(figsize=(9, 3.2), layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = Chart(figsize=(9, 3.2))
         self.metrics = QLabel()
         self.metrics.setWordWrap(True)
         self.sanity = QTableWidget(0, 7)
@@ -135,6 +135,11 @@ class QualityView(QWidget):
         lay.addWidget(self.metrics)
         lay.addWidget(self.lower_tabs, 1)
         self.refresh()
+
+    @property
+    def figure(self) -> Figure:
+        """The funnel and length charts as last drawn."""
+        return self.canvas.figure
 
     def show_duplicate_groups(self) -> None:
         from widgets.duplicates_view import DuplicatesDialog
@@ -196,13 +201,11 @@ class QualityView(QWidget):
         self.sig_step_finished.emit(self.step)
 
     def refresh(self) -> None:
-        """Redraw from the notebook: the criteria and coverage at once, the charts and metrics when
-        their numbers are counted (a newer refresh replaces one still counting)."""
+        """Redraw from the notebook when its numbers are counted, off the UI thread: the charts, the
+        metrics, the criteria's trust and the coverage (a newer refresh replaces one still counting)."""
         if self.criteria.nb is not self.nb:  # the window opened another notebook
             self.criteria.nb = self.nb
-        self.criteria.refresh()
         self.coverage.nb = self.nb
-        self.coverage.refresh()
         if not self.stages:
             self.metrics.setText("counting…")
         self.summary_runner.start(quality_summary_job, self.nb.path)
@@ -211,16 +214,19 @@ class QualityView(QWidget):
         self.metrics.setText(f"could not count the funnel: {message}")
 
     def _show_summary(self, summary: object) -> None:
-        if not isinstance(summary, QualitySummary):
+        if not isinstance(summary, QualitySummary) or self.nb.closed:  # (counted for a notebook since closed)
             return
-        self.figure.clear()
-        ax, hx = self.figure.subplots(1, 2, width_ratios=[2, 1])
-        draw_funnel(ax, summary.stages)
-        hx.hist(summary.lengths or [0], bins=20, color="#7fa7d8")
-        hx.set_title("Length (words)", fontsize=10)
-        style_figure(self.figure)
-        self.canvas.draw_idle()
+        def draw(fig: Figure, palette: QPalette) -> None:
+            ax, hx = fig.subplots(1, 2, width_ratios=[2, 1])
+            draw_funnel(ax, summary.stages)
+            hx.hist(summary.lengths or [0], bins=20, color="#7fa7d8")
+            hx.set_title("Length (words)", fontsize=10)
+            style_figure(fig, palette)
+
+        self.canvas.plot(draw)
         self.stages = summary.stages
+        self.criteria.show_entries(summary.criteria)
+        self.coverage.show_coverage(summary.coverage)
         self.metrics.setText(" · ".join(
             f"{m['prompt_version']}: {m['records']} records, {m['unique']} unique, distinct-2 {m['distinct_2']:.2f}, "
             f"overlap {m['pairwise_overlap_2']:.3f}" for m in summary.metrics) or "no records with text yet")
@@ -243,9 +249,9 @@ def wait_for_summary(view: QualityView, timeout_s: float = 60.0) -> bool:
     try:
         view.refresh()
         end = time.monotonic() + timeout_s
-        while not ready and time.monotonic() < end:
+        while not (ready and charts_drawn(view)) and time.monotonic() < end:
             QApplication.processEvents()
             time.sleep(0.005)
     finally:
         view.sig_summary_ready.disconnect(done)
-    return bool(ready)
+    return bool(ready) and charts_drawn(view)

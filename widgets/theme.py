@@ -22,7 +22,6 @@ graphics).
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable
 from string import Template
 from typing import Any
@@ -125,15 +124,11 @@ def apply_theme(app: QApplication, name: str) -> None:
 
 
 def restyle() -> None:
-    """Fill every :func:`set_style` template and recolour every figure in the current palette."""
-    figures = sys.modules.get("matplotlib.backends.backend_qtagg")
-    for w in QApplication.allWidgets():
+    """Fill every :func:`set_style` template in the current palette."""
+    for w in QApplication.allWidgets():  # (charts draw again themselves: widgets.chart)
         template = w.property(_STYLE)
         if isinstance(template, str):
             w.setStyleSheet(_fill(template))
-        if figures is not None and isinstance(w, figures.FigureCanvasQTAgg):
-            style_figure(w.figure)
-            w.draw_idle()
 
 
 class _PaletteWatcher(QWidget):
@@ -271,7 +266,7 @@ def set_tone(widget: QWidget, name: str | None, extra: str = "") -> None:
 def style_figure(figure: Any, palette: QPalette | None = None) -> None:
     """Give a matplotlib figure the palette's background and text colours (data colours stay).
 
-    Call it after drawing into the figure, before ``canvas.draw_idle()``.
+    Call it after drawing into the figure (inside ``Chart.drawing()``).
     """
     from matplotlib.text import Text
 

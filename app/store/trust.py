@@ -109,8 +109,13 @@ def override_for(nb: Notebook, criterion: str) -> tuple[bool, str, str] | None:
 
 def score_model(nb: Notebook, name: str) -> str | None:
     """The model that made the newest ``name`` scores."""
-    row = nb.conn.execute("SELECT model_sha256 FROM scores WHERE name = ? ORDER BY created DESC LIMIT 1",
-                          (name,)).fetchone()
+    # the newest step's scores, found in the (name, kind, step_id) index without reading a row each;
+    # scores saved without a step (none are, from the studio's own steps) by their time
+    row = nb.conn.execute("SELECT model_sha256 FROM scores WHERE name = ?1 AND step_id = "
+                          "(SELECT MAX(step_id) FROM scores WHERE name = ?1) LIMIT 1", (name,)).fetchone()
+    if row is None:
+        row = nb.conn.execute("SELECT model_sha256 FROM scores WHERE name = ? ORDER BY created DESC LIMIT 1",
+                              (name,)).fetchone()
     return None if row is None else row[0]
 
 
