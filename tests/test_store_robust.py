@@ -260,3 +260,27 @@ def test_a_long_validate_leaves_the_notebook_writable_while_it_checks(tmp_path):
     assert not nb.conn.in_transaction
     nb.close()
     other.close()
+
+
+def test_opening_the_notebook_again_keeps_this_process_locks(tmp_path):
+    """Reading the file's header through a second descriptor, and closing it, dropped every POSIX
+    lock this process held on the notebook (SQLite's included): another process could then take
+    it out of WAL mode, or checkpoint, under the window's open connection, and the notebook read
+    as malformed. A notebook open here is not read around SQLite again."""
+    import subprocess
+    import sys
+
+    path = _notebook(tmp_path / "nb.db")
+    with Notebook.open(path) as nb:
+        nb.conn.execute("SELECT COUNT(*) FROM records").fetchone()
+        Notebook.open(path).close()  # what every job on a window thread does
+        other = subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0)\n"
+             "try: print(c.execute('PRAGMA journal_mode=DELETE').fetchone()[0])\n"
+             "except sqlite3.OperationalError as e: print(e)", str(path)],
+            capture_output=True, text=True, check=True)
+        assert other.stdout.strip() == "database is locked"  # not "delete": the window still holds it
+        assert nb.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # and a file not open here is still checked before SQLite touches it
+    (tmp_path / "junk.db").write_bytes(b"not a notebook at all, just bytes")
+    _refused(tmp_path / "junk.db", "not an SQLite database")

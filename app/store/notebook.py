@@ -86,11 +86,35 @@ def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8")).hexdigest()
 
 
+# Notebook files this process has open through SQLite, and how many times. Their header is not read
+# again: closing any other descriptor of a file drops every POSIX lock this process holds on it, the
+# SQLite connections' included, and another process (the window's reader, a CLI run) could then
+# write or checkpoint under them: "database disk image is malformed" (sqlite.org/howtocorrupt.html).
+_open_here: dict[str, int] = {}
+_open_lock = threading.Lock()
+
+
+def _file_key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def _note_open(path: Path, delta: int) -> None:
+    key = _file_key(path)
+    with _open_lock:
+        n = _open_here.get(key, 0) + delta
+        if n > 0:
+            _open_here[key] = n
+        else:
+            _open_here.pop(key, None)
+
+
 def _check_is_notebook_file(path: Path) -> None:
     if not path.exists():
         raise NotebookError(f"no such notebook: {path} (create one with: synth-studio new {path})")
     if path.is_dir():
         raise NotebookError(f"{path} is a folder, not a notebook file")
+    if _file_key(path) in _open_here:
+        return  # open here already, so a notebook; reading its header would drop our locks (above)
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
@@ -151,6 +175,7 @@ class Notebook:
         # ((data_version, total_changes): see app.quality.funnel.compute_funnel)
         self.memo: dict[str, tuple[tuple[int, int], Any]] = {}
         self._write_lock = threading.RLock()
+        _note_open(path, +1)
 
     @property
     def db(self) -> Any:
@@ -223,6 +248,7 @@ class Notebook:
         self.checkpoint()
         self.conn.close()
         self.closed = True
+        _note_open(self.path, -1)
 
     def checkpoint(self) -> bool:
         """Move every committed change from the -wal file into the notebook file and empty the log;
