@@ -197,6 +197,9 @@ def main() -> int:
     win.show()
     app.processEvents()
     print(f"window built and shown in {(time.perf_counter() - t0) * 1000:.0f} ms", flush=True)
+    from widgets.main_window import freeze_start_up
+
+    freeze_start_up()  # as run_gui does
     sampler = Sampler()
     tracer = StallTracer(sampler) if args.trace else None
     if args.dump:

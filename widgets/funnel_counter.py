@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.reader import APART_AT, read_apart
 from app.jobs import FunnelCount, WindowSummary, funnel_count, funnel_job, summary_job, window_summary
 from app.store.notebook import Notebook
 from widgets.job_runner import JobRunner
@@ -48,10 +49,17 @@ class Recount(QObject):
         """Count as the notebook is now: at once when small, else on the runner."""
         if self.nb.closed:
             return
-        if self.nb.count_records(None) <= COUNT_HERE:
+        records = self.nb.count_records(None)
+        if records <= COUNT_HERE:
             self._publish(self.count(self.nb))
         elif self.runner.running:
             self._again = True
+        else:
+            self._start(records)
+
+    def _start(self, records: int) -> None:
+        if records >= APART_AT:  # in the reader process: not a thread that shares Python's lock with the window
+            self.runner.start(read_apart, self.job, self.nb.path)
         else:
             self.runner.start(self.job, self.nb.path)
 
@@ -75,7 +83,7 @@ class Recount(QObject):
     def _again_if_asked(self) -> None:
         if self._again and not self.nb.closed:
             self._again = False
-            self.runner.start(self.job, self.nb.path)
+            self._start(self.nb.count_records(None))
 
 
 class FunnelCounter(Recount):

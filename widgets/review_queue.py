@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.reader import APART_AT, read_apart
 from app.jobs import ReviewQueueReady, review_queue_job
 from app.review.labels import CriterionCard, card_criteria, label_value
 from app.review.queue import QueueItem, build_queue, progress, view_choices
@@ -173,14 +174,18 @@ class ReviewQueue(QWidget):
         self._stale = False
         current = self.current_id() if keep_position else None
         view = self.view.currentData() or "all"
-        if self.nb.count_records() <= ORDER_HERE:
+        samples = self.nb.count_records()
+        if samples <= ORDER_HERE:
             self._set_choices(view_choices(self.nb), view)
             self._show_queue(build_queue(self.nb, view=view), current)
             return
         # a big notebook: the menu's counts and the order on a runner while the window stays responsive
         self._wanted = current
         self.header.setText("<b>Ordering the review queue…</b> (it reads every score; the window stays usable)")
-        self.runner.start(review_queue_job, self.nb.path, view)
+        if samples >= APART_AT:  # in the reader process: not a thread that shares Python's lock with the window
+            self.runner.start(read_apart, review_queue_job, self.nb.path, view)
+        else:
+            self.runner.start(review_queue_job, self.nb.path, view)
 
     def _set_choices(self, choices: list[tuple[str, str]], view: str) -> None:
         """The view menu (its failing counts as counted now), staying on ``view``."""
