@@ -13,6 +13,7 @@ matplotlib took ~400 ms with per-point colours); a KD-tree answers hovers and a
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,11 @@ class LassoViewBox(pg.ViewBox):
                 self.on_lasso(poly)
 
 
+def _load_hover_index(*, task: object = None, worker: object = None) -> None:
+    """Import scipy's KD-tree (about a second, once per process) on a worker thread."""
+    import scipy.spatial  # noqa: F401
+
+
 class MapView(QWidget):
     sig_show_ids = Signal(object)  # tuple of record ids for the Records tab
     sig_open_record = Signal(int)
@@ -123,6 +129,7 @@ class MapView(QWidget):
         super().__init__(parent)
         self.nb, self.undo_stack = nb, undo_stack
         self._extrema_stale = False  # the extremes wait for the view to be shown
+        self._preload = JobRunner(self, background=True)
         # every sample's value on the axis: read at once on a small notebook, else off the UI thread
         self._axis_reader = Recount(nb, partial(axis_summary, axis="likelihood"), axis_summary_job, self)
         self._axis_reader.sig_counted.connect(self._show_axis_summary)
@@ -593,6 +600,8 @@ class MapView(QWidget):
     def compute(self) -> None:
         """Embed what is missing and map; a map still being computed is cancelled and its result dropped."""
         self.runner.start(map_job, self.nb.path, method=self.method.currentText(), compute=True)
+        if "scipy.spatial" not in sys.modules:  # the hover index of the map to come: load it now, not when it comes
+            self._preload.start(_load_hover_index)
         self.run_button.setEnabled(False)
         self.recompute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

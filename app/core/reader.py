@@ -138,5 +138,7 @@ def _child() -> None:
             reply = (False, RuntimeError(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"))
         try:
             _send(out, reply)
+        except (BrokenPipeError, ValueError):  # the window is gone
+            return
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             _send(out, (False, RuntimeError(f"a count's result could not be sent back: {exc}")))

@@ -46,9 +46,10 @@ def cached_map(nb: Notebook, cache_key: str) -> StoredMap | None:
 
 def map_points(nb: Notebook, map_id: int) -> list[MapPoint]:
     """A map's points, by record id."""
-    rows = nb.conn.execute("SELECT record_id, x, y, cluster, outlier, centroid_distance FROM map_points "
-                           "WHERE map_id = ? ORDER BY record_id", (map_id,)).fetchall()
-    return [tuple(r) for r in rows]
+    cur = nb.conn.cursor()
+    cur.row_factory = None  # plain tuples: 20k sqlite3.Row objects, then a tuple of each, cost the window 0.1 s
+    return cur.execute("SELECT record_id, x, y, cluster, outlier, centroid_distance FROM map_points "
+                       "WHERE map_id = ? ORDER BY record_id", (map_id,)).fetchall()
 
 
 def map_counts(nb: Notebook, map_id: int) -> tuple[int, int]:
