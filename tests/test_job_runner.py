@@ -232,3 +232,39 @@ def test_a_job_reporting_every_step_reaches_the_view_a_few_times_a_second(qtbot)
     assert len(progress) <= 2 * (took / 0.05 + 1) + 2  # the interval, the two messages and the last step
     assert progress[-1] == ("progress", 20000, 20000, "judging, second half")
     assert {e[3] for e in progress} == {"judging", "judging, second half"}
+
+
+class _Cycle:
+    """Garbage that only the cyclic collector frees; says on which thread it was freed."""
+
+    freed_on: list[int] = []
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Cycle.freed_on.append(threading.get_ident())
+
+
+def _make_garbage(*, task=None, worker=None) -> int:
+    for _ in range(50):
+        _Cycle()
+    junk = [[i] for i in range(100_000)]  # allocations enough to set off a collection wherever it may run
+    return len(junk)
+
+
+def test_garbage_is_collected_on_the_ui_thread_only(qtbot):
+    """A collection on a worker thread destroys the widgets that became garbage there, which Qt does
+    not allow (a dangling widget list, a crash later); the window collects on its own thread."""
+    import gc
+
+    runner = JobRunner()
+    assert not gc.isenabled()  # automatic collection is off once a runner exists
+    _Cycle.freed_on.clear()
+    with qtbot.waitSignal(runner.sig_finished, timeout=20000):
+        runner.start(_make_garbage)
+    assert threading.get_ident() not in _Cycle.freed_on or set(_Cycle.freed_on) == {threading.get_ident()}
+    keep = [[i] for i in range(5000)]  # more objects alive than Python's first threshold: a collection is due
+    qtbot.waitUntil(lambda: len(_Cycle.freed_on) >= 50, timeout=20000)  # the UI thread's timer collected them
+    assert len(keep) == 5000
+    assert set(_Cycle.freed_on) == {threading.get_ident()}

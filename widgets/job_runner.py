@@ -35,6 +35,7 @@ other); :attr:`JobRunner.queued` says when a job waits behind another view's.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -52,6 +53,7 @@ from PySide6.QtCore import (
     Qt,
     QThread,
     QThreadPool,
+    QTimer,
     Signal,
     Slot,
 )
@@ -109,13 +111,53 @@ class _Relay(QObject):
             runner._on_job_event(job, kind, payload)
 
 
+class _Collector(QObject):
+    """Python's cyclic garbage collection, made on the UI thread only.
+
+    Left to itself, a collection runs on whichever thread happens to allocate: a job's or a chart's
+    worker thread. A widget that became garbage (a window a test dropped, a dialog closed) is then
+    destroyed on that thread, which Qt does not allow: the application's list of widgets is left
+    dangling and the next walk over it crashes (seen, now and then, in QApplication.allWidgets).
+    So automatic collection is off once the first job runner exists, and this timer collects, on
+    the UI thread, whenever Python's own thresholds say it would have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.setInterval(COLLECT_MS)
+        self.timer.timeout.connect(self.collect)
+        self.timer.start()
+
+    last_full = 0.0
+
+    @Slot()
+    def collect(self) -> None:
+        t0, t1, t2 = gc.get_threshold()
+        c0, c1, c2 = gc.get_count()
+        if c0 <= t0:
+            return
+        # a full collection walks every object: at most every FULL_S (Python's own rule is as sparing)
+        if c2 > t2 and time.monotonic() - self.last_full > FULL_S:
+            self.last_full = time.monotonic()
+            gc.collect(2)
+        else:
+            gc.collect(1 if c1 > t1 else 0)
+
+
+COLLECT_MS = 200
+FULL_S = 10.0
+_collector: _Collector | None = None
+
+
 def _get_relay() -> _Relay:
-    global _relay
+    global _relay, _collector
     if _relay is None:
         app = QCoreApplication.instance()
         if app is None or shiboken6.getCppPointer(QThread.currentThread()) != shiboken6.getCppPointer(app.thread()):
             raise RuntimeError("create JobRunners on the UI thread, after the QApplication")
         _relay = _Relay()
+        _collector = _Collector()
     return _relay
 
 

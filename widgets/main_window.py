@@ -88,7 +88,6 @@ def freeze_start_up() -> None:
     never freed.)"""
     import gc
 
-    gc.collect()
     gc.freeze()
 
 
