@@ -63,10 +63,10 @@ def test_a_cancelled_count_is_not_sent(filled):
 def test_the_quality_view_counts_a_big_notebook_apart(qtbot, filled, monkeypatch):
     """From APART_AT records the Quality tab's numbers come from the reader process, the same as here."""
     pytest.importorskip("PySide6")
-    import widgets.quality_view
+    import app.core.reader
     from widgets.quality_view import QualityView
 
-    monkeypatch.setattr(widgets.quality_view, "APART_AT", 10)
+    monkeypatch.setattr(app.core.reader, "APART_AT", 10)
     reader().close()
     view = QualityView(filled)
     qtbot.addWidget(view)

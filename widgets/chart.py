@@ -21,34 +21,22 @@ the notebook held the window that long each time a generation added records. So 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QEvent, QSize, QThreadPool, QTimer
+from PySide6.QtCore import QEvent, QSize, QTimer
 from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from widgets.job_runner import JobRunner
+from widgets.job_runner import JobRunner, one_thread_lane
 
 log = logging.getLogger(__name__)
 DPI = 100.0
 RESIZE_MS = 80  # a resize renders once it has paused this long
 
-_render_lock = threading.Lock()  # one figure rasterised at a time, whichever chart it belongs to
-_render_pool: QThreadPool | None = None
-
-
-def render_pool() -> QThreadPool:
-    """The charts' own lane: one thread, apart from the pool that jobs and counts use."""
-    global _render_pool
-    if _render_pool is None:
-        _render_pool = QThreadPool()
-        _render_pool.setMaxThreadCount(1)
-    return _render_pool
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -71,16 +59,15 @@ class Rendered:
 def render_figure(draw: Draw, palette: QPalette, figsize: tuple[float, float], width: int, height: int,
                   ratio: float, *, task: Any = None, worker: Any = None) -> Rendered:
     """Draw with ``draw`` into a fresh figure and rasterise it at ``width`` x ``height`` logical
-    pixels and device pixel ratio ``ratio`` (on the charts' lane)."""
-    with _render_lock:
-        fig = new_figure(figsize)
-        draw(fig, palette)
-        fig.set_dpi(DPI * ratio)
-        fig.set_size_inches(max(width, 1) / DPI, max(height, 1) / DPI)
-        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-        canvas.draw()
-        buffer = canvas.buffer_rgba()
-        return Rendered(fig, bytes(buffer), buffer.shape[1], buffer.shape[0])
+    pixels and device pixel ratio ``ratio`` (on the charts' one-thread lane: one figure at a time)."""
+    fig = new_figure(figsize)
+    draw(fig, palette)
+    fig.set_dpi(DPI * ratio)
+    fig.set_size_inches(max(width, 1) / DPI, max(height, 1) / DPI)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    buffer = canvas.buffer_rgba()
+    return Rendered(fig, bytes(buffer), buffer.shape[1], buffer.shape[0])
 
 
 class Chart(QWidget):
@@ -96,7 +83,7 @@ class Chart(QWidget):
         self._started: tuple[int, int, int, float] | None = None  # (asked, size, ratio) of the last draw begun
         self._shown: tuple[int, int, int, float] | None = None  # ... of the picture shown
         self._again = False
-        self.runner = JobRunner(self, background=True, pool=render_pool())
+        self.runner = JobRunner(self, background=True, pool=one_thread_lane("charts"))
         self.runner.sig_finished.connect(self._on_rendered)
         self.runner.sig_errored.connect(self._on_failed)
         self._resize_timer = QTimer(self)

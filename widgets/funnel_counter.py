@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.reader import APART_AT, read_apart
+from app.core.reader import apart_from
 from app.jobs import FunnelCount, WindowSummary, funnel_count, funnel_job, summary_job, window_summary
 from app.store.notebook import Notebook
 from widgets.job_runner import JobRunner
@@ -58,10 +58,8 @@ class Recount(QObject):
             self._start(records)
 
     def _start(self, records: int) -> None:
-        if records >= APART_AT:  # in the reader process: not a thread that shares Python's lock with the window
-            self.runner.start(read_apart, self.job, self.nb.path)
-        else:
-            self.runner.start(self.job, self.nb.path)
+        # a big notebook's in the reader process: not on a thread that shares Python's lock with the window
+        self.runner.start(apart_from(records, self.job), self.nb.path)
 
     def set_notebook(self, nb: Notebook) -> None:
         self.nb, self.result, self._again = nb, None, False

@@ -64,7 +64,6 @@ from app.core.tasks import TaskState
 
 _lock = threading.Lock()
 _compute_in_flight = 0  # compute jobs in the compute lane, running or waiting (guarded by _lock)
-_compute_pool: QThreadPool | None = None
 _relay: _Relay | None = None
 
 log = logging.getLogger(__name__)
@@ -74,13 +73,21 @@ PROGRESS_S = 0.05  # the most often a job's progress reaches its view
 _FINISHED, _ERRORED, _CANCELLED = "finished", "errored", "cancelled"
 
 
+_lanes: dict[str, QThreadPool] = {}
+
+
+def one_thread_lane(name: str) -> QThreadPool:
+    """A pool of one thread, the same for every caller that names it: its jobs run one after the other."""
+    lane = _lanes.get(name)
+    if lane is None:
+        lane = _lanes[name] = QThreadPool()
+        lane.setMaxThreadCount(1)
+    return lane
+
+
 def compute_pool() -> QThreadPool:
     """The one lane for work that uses every core (model calls, embeddings, maps)."""
-    global _compute_pool
-    if _compute_pool is None:
-        _compute_pool = QThreadPool()
-        _compute_pool.setMaxThreadCount(1)
-    return _compute_pool
+    return one_thread_lane("compute")
 
 
 def compute_busy() -> bool:

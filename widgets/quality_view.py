@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.reader import APART_AT, read_apart
+from app.core.reader import apart_from
 from app.generate.model_choice import job_model_args
 from app.jobs import JobEvent, QualitySummary, SanityReady, quality_job, quality_summary_job, topup_job
 from app.quality.coverage import TopUp
@@ -209,10 +209,7 @@ class QualityView(QWidget):
         self.coverage.nb = self.nb
         if not self.stages:
             self.metrics.setText("counting…")
-        if self.nb.count_records(None) >= APART_AT:  # in the reader process (app.core.reader)
-            self.summary_runner.start(read_apart, quality_summary_job, self.nb.path)
-        else:
-            self.summary_runner.start(quality_summary_job, self.nb.path)
+        self.summary_runner.start(apart_from(self.nb.count_records(None), quality_summary_job), self.nb.path)
 
     def _on_summary_error(self, message: str) -> None:
         self.metrics.setText(f"could not count the funnel: {message}")

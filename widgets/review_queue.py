@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.reader import APART_AT, read_apart
+from app.core.reader import apart_from
 from app.jobs import ReviewQueueReady, review_queue_job
 from app.review.labels import CriterionCard, card_criteria, label_value
 from app.review.queue import QueueItem, build_queue, progress, view_choices
@@ -182,10 +182,7 @@ class ReviewQueue(QWidget):
         # a big notebook: the menu's counts and the order on a runner while the window stays responsive
         self._wanted = current
         self.header.setText("<b>Ordering the review queue…</b> (it reads every score; the window stays usable)")
-        if samples >= APART_AT:  # in the reader process: not a thread that shares Python's lock with the window
-            self.runner.start(read_apart, review_queue_job, self.nb.path, view)
-        else:
-            self.runner.start(review_queue_job, self.nb.path, view)
+        self.runner.start(apart_from(samples, review_queue_job), self.nb.path, view)
 
     def _set_choices(self, choices: list[tuple[str, str]], view: str) -> None:
         """The view menu (its failing counts as counted now), staying on ``view``."""

@@ -26,6 +26,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import IO, Any
 
 from app.core.errors import StudioError
@@ -108,6 +109,12 @@ _reader = Reader()
 
 def reader() -> Reader:
     return _reader
+
+
+def apart_from(records: int, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as a job runner should run it on a notebook of ``records`` records: in the reader
+    process from APART_AT, else as it is (on a thread)."""
+    return partial(read_apart, fn) if records >= APART_AT else fn
 
 
 def read_apart(fn: Callable[..., Any], *args: Any, task: TaskState, worker: Any = None, **kwargs: Any) -> Any:
