@@ -140,6 +140,24 @@ def test_closing_leaves_one_complete_file_even_with_a_reader_open(tmp_path):
     reader.close()
 
 
+def test_a_reader_closing_tells_no_one_that_the_notebook_changed(tmp_path):
+    """Closing a connection that only read must not checkpoint: emptying the log moves every other
+    connection's data_version, and the window took that for a write and counted everything again,
+    every two seconds, for ever. A connection that wrote still folds the log in on close."""
+    window = Notebook.open(_notebook(tmp_path / "nb.db"))
+    seen = window.data_version()
+    for _ in range(3):  # the window's counts, each on its own connection
+        with Notebook.open(window.path) as count:
+            count.count_records(None)
+    assert window.data_version() == seen
+    with Notebook.open(window.path) as writer:
+        writer.add_imported_rows([({}, "new")], origin="real", source="s")
+    assert window.data_version() != seen
+    wal = window.path.with_name("nb.db-wal")
+    assert wal.stat().st_size == 0  # the writer's close folded its log in
+    window.close()
+
+
 def test_save_copy_while_the_notebook_stays_open(tmp_path):
     nb = Notebook.open(_notebook(tmp_path / "nb.db"))
     nb.add_imported_rows([({"late": 1}, "still in the log")], origin="real", source="s")

@@ -614,6 +614,17 @@ def test_the_quality_tab_counts_its_numbers_off_the_ui_thread(qtbot, nb, monkeyp
     assert {name for name, _ in threads} == {"notebook_metrics", "funnel"}
     assert not any(on_ui for _, on_ui in threads)
     assert "2 records" in view.metrics.text()
+    # asked again (the window's start and a tab change both ask) with nothing written: not counted again
+    with qtbot.waitSignal(view.sig_summary_ready, timeout=10000):
+        view.refresh()  # (the first count wrote the funnel's verdicts: a write, counted once more)
+    counted = len(threads)
+    with qtbot.waitSignal(view.sig_summary_ready, timeout=1000):
+        view.refresh()
+    assert len(threads) == counted and not view.summary_runner.running
+    nb.add_imported_rows([({}, "a third")], origin="synthetic", source="t")  # a write: counted again
+    with qtbot.waitSignal(view.sig_summary_ready, timeout=10000):
+        view.refresh()
+    assert len(threads) > counted and "3 records" in view.metrics.text()
 
 
 def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monkeypatch, main_thread_calls):
@@ -641,16 +652,55 @@ def test_a_big_notebooks_funnel_is_counted_off_the_ui_thread(qtbot, filled, monk
     assert "10 samples (new 10)" in win.summary_label.text()
 
     rejected = win.model.record_at(0)["id"]
-    filled.edit_record(rejected, "status", "rejected")
+    filled.edit_record(win.model.record_at(1)["id"], "status", "accepted")  # kept as before
     before = len(threads)
-    for _ in range(5):  # asked five times while counting: one more count, not five
+    counter.request()  # a count of the notebook as it is...
+    assert counter.counting
+    filled.edit_record(rejected, "status", "rejected")  # ... which changes while it counts
+    for _ in range(4):  # asked four times meanwhile: one more count, not four
         counter.request()
     qtbot.waitUntil(lambda: not counter.counting and counter.stages[-1]["kept"] == 9, timeout=20000)
     # the one started and one for the four asks that came meanwhile (plus, at most, one more when the
     # window's check for other writers sees the first count's verdicts), never one count per ask
     assert 2 <= len(threads) - before <= 3
+    # asked again with nothing written since: the last count is given again, not counted
+    before = len(threads)
+    with qtbot.waitSignal(counter.sig_counted, timeout=1000) as got:
+        counter.request()
+    assert got.args[0].stages[-1]["kept"] == 9 and len(threads) == before and not counter.counting
     menu = [win.verdict_filter.itemText(i) for i in range(win.verdict_filter.count())]
     assert "kept (9)" in menu and "dropped at review (1)" in menu
     win.verdict_filter.setCurrentIndex(win.verdict_filter.findData("dropped"))
     win.apply_filter()
     assert win.model.rowCount() == 1 and win.model.record_at(0)["id"] == rejected
+
+
+def test_an_idle_window_does_not_count_again_and_again(qtbot, filled, monkeypatch):
+    """The window watches for other programs' writes. Its own counts (on their own connections) only
+    read: their closing must not look like a write, or every count asks for the next one, for ever
+    (it did: a core kept busy by an idle window, the Quality tab's numbers late by up to a minute)."""
+    import widgets.funnel_counter as fc
+    from app.store.notebook import Notebook
+    from widgets.main_window import MainWindow
+
+    monkeypatch.setattr(fc, "COUNT_HERE", 0)  # every count on a runner, with its own connection
+    win = MainWindow(filled)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.funnel_counter.result is not None and not win.funnel_counter.counting
+                    and win.summary_counter.result is not None and not win.summary_counter.counting,
+                    timeout=20000)
+    qtbot.wait(700)  # the first counts' own writes (the funnel's verdicts) are seen and counted once
+    qtbot.waitUntil(lambda: not win.funnel_counter.counting and not win.summary_counter.counting, timeout=20000)
+    changes = []
+    monkeypatch.setattr(win, "_on_notebook_changed", lambda: changes.append(1))
+    win._changed_timer.timeout.disconnect()
+    win._changed_timer.timeout.connect(win._on_notebook_changed)
+    win._watch_timer.setInterval(50)
+    for _ in range(3):  # ask three times, as a job's end would; each time nothing was written
+        win.funnel_counter.request()
+        win.summary_counter.request()
+        qtbot.wait(400)
+    assert changes == []
+    with Notebook.open(filled.path) as other:  # a real write by another connection is still seen
+        other.add_imported_rows([({}, "from another connection")], origin="real", source="t")
+    qtbot.waitUntil(lambda: bool(changes), timeout=5000)

@@ -4,6 +4,8 @@ On a small notebook a count takes milliseconds and is done at once (the views sh
 as it is the moment they ask). Beyond ``COUNT_HERE`` records it runs on a background runner (the
 job opens its own connection), and asks that arrive while it counts are folded into one more
 count when it ends: a generation adding records every second never queues a count per record.
+An ask when nothing was written since the last count (SQLite's ``data_version`` and this
+connection's own changes are the same) gets that count again without counting.
 ``sig_counted(result)`` carries each result.
 
 :class:`Recount` is the general form (a function of the notebook, and the job running it by path);
@@ -14,6 +16,7 @@ are written by the count), :class:`SummaryCounter` the window's side summary.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -37,6 +40,8 @@ class Recount(QObject):
         self.nb, self.count, self.job = nb, count, job
         self.result: Any = None  # the last count (None: none yet)
         self._again = False
+        self._counting: tuple[Any, ...] | None = None  # the notebook's state when the running count began
+        self._counted: tuple[Any, ...] | None = None  # ... and when the last result's count began
         self.runner = JobRunner(self, background=True)
         self.runner.sig_finished.connect(self._on_counted)
         self.runner.sig_errored.connect(self._on_failed)
@@ -53,16 +58,26 @@ class Recount(QObject):
         if records <= COUNT_HERE:
             self._publish(self.count(self.nb))
         elif self.runner.running:
-            self._again = True
+            self._again = self._again or self._state() != self._counting
+        elif self.result is not None and self._state() == self._counted:
+            self._publish(self.result)  # nothing written since: the same count
         else:
             self._start(records)
 
+    def _state(self) -> tuple[Any, ...]:
+        """What a count depends on: the notebook's commits (others', then ours) and the job's arguments."""
+        job = self.job
+        what = (job.func, job.args, tuple(sorted(job.keywords.items()))) if isinstance(job, partial) else job
+        return (self.nb.data_version(), self.nb.conn.total_changes, what)
+
     def _start(self, records: int) -> None:
+        self._counting = self._state()
         # a big notebook's in the reader process: not on a thread that shares Python's lock with the window
         self.runner.start(apart_from(records, self.job), self.nb.path)
 
     def set_notebook(self, nb: Notebook) -> None:
         self.nb, self.result, self._again = nb, None, False
+        self._counting = self._counted = None
         self.runner.cancel()
 
     def _publish(self, result: Any) -> None:
@@ -71,6 +86,7 @@ class Recount(QObject):
 
     def _on_counted(self, result: object) -> None:
         if result is not None:
+            self._counted = self._counting
             self._publish(result)
         self._again_if_asked()
 

@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
         self._watch_timer = QTimer(self, interval=2000)
         self._watch_timer.timeout.connect(self._check_outside_writes)
         self._watch_timer.start()
-        self.refresh()
+        self.refresh(announce=False)
 
     def _generate_cell(self):
         """The notebook's first Generate cell: the one source of truth the generate bar shows and edits."""
@@ -717,10 +717,15 @@ class MainWindow(QMainWindow):
         free = self.table.viewport().width() - others - 2
         self.table.setColumnWidth(out, max(220, free))
 
-    def refresh(self) -> None:
-        self.notebook_changed()  # File > Reload, a job's end: every other view follows too
+    def refresh(self, *, announce: bool = True) -> None:
+        """Reread the notebook into the table; ``announce``: every other view follows too (File >
+        Reload, a job's end). The window's first refresh does not announce: its views were just
+        made from the notebook, and a second round of their counts would only delay the first (on
+        a big notebook the counts queue in one process)."""
+        if announce:
+            self.notebook_changed()
         self._fill_filter_choices()
-        self.refresh_summary()
+        self.refresh_summary()  # at once; the announced one, if nothing was written since, is not counted again
         self.model.reload()
         self.shown_label.setText(f"{self.model.total} shown")
         self._fit_columns()

@@ -97,6 +97,8 @@ class QualityView(QWidget):
         self.runner.sig_cancelled.connect(lambda: self._on_finished(None))
         self.stages: list[dict] = []
         self.summary_runner = JobRunner(self, background=True)  # the charts' numbers, off the UI thread
+        self._summary_state: tuple[object, ...] | None = None  # the notebook's commits when the last count began
+        self._shown_state: tuple[object, ...] | None = None  # ... and those of the numbers shown
         self.summary_runner.sig_finished.connect(self._show_summary)
         self.summary_runner.sig_errored.connect(self._on_summary_error)
         self.buttons: dict[str, QPushButton] = {}
@@ -207,8 +209,14 @@ class QualityView(QWidget):
         if self.criteria.nb is not self.nb:  # the window opened another notebook
             self.criteria.nb = self.nb
         self.coverage.nb = self.nb
+        state = (self.nb.path, self.nb.data_version(), self.nb.conn.total_changes)
+        if state == self._summary_state and (self.summary_runner.running or self._shown_state == state):
+            if not self.summary_runner.running:
+                self.sig_summary_ready.emit()  # nothing written since the numbers shown: they stand
+            return  # (the window's start and its tab change both ask: counting twice only delays)
         if not self.stages:
             self.metrics.setText("counting…")
+        self._summary_state = state
         self.summary_runner.start(apart_from(self.nb.count_records(None), quality_summary_job), self.nb.path)
 
     def _on_summary_error(self, message: str) -> None:
@@ -225,6 +233,7 @@ class QualityView(QWidget):
             style_figure(fig, palette)
 
         self.canvas.plot(draw)
+        self._shown_state = self._summary_state
         self.stages = summary.stages
         self.criteria.show_entries(summary.criteria)
         self.coverage.show_coverage(summary.coverage)

@@ -242,10 +242,16 @@ class Notebook:
 
     def close(self) -> None:
         """Close the notebook, folding its write-ahead log into the file first, so that the .db alone
-        is the whole notebook when a person copies it."""
+        is the whole notebook when a person copies it.
+
+        Only a connection that wrote checkpoints: emptying the log counts as a commit to every other
+        connection (``data_version`` moves), so a read (one of the window's counts) closing with a
+        checkpoint told the window that the notebook had changed, which counted again: a refresh
+        every two seconds, for ever, on an idle window."""
         if self.closed:
             return
-        self.checkpoint()
+        if self.conn.total_changes:
+            self.checkpoint()
         self.conn.close()
         self.closed = True
         _note_open(self.path, -1)
