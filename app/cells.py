@@ -257,7 +257,7 @@ def run_cell(notebook_path: str | Path, cell: Cell, *, backend: str = "llama-cpp
         kept = " → ".join(f"{st['stage']} {st['kept']}" for st in stages) if stages else ""
         out = "; ".join(parts) + (f" | funnel: {kept}" if kept else "")
     elif cell.kind == "map":
-        out = jobs.map_job(notebook_path, method=s.get("method", "auto"), task=task)
+        out = str(jobs.map_job(notebook_path, method=s.get("method", "auto"), task=task))
     elif cell.kind == "review":
         with Notebook.open(notebook_path) as nb:
             out = live_summary(nb, "review") or ""

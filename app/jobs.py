@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from app.export.versions import VersionDiff
     from app.map.axes import AxisSummary
+    from app.map.projection import MapResult
     from app.quality.coverage import Coverage, Round, TopUp
     from app.quality.criteria import CriterionEntry
     from app.quality.sanity import SanityReport
@@ -451,12 +452,25 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
     raise ValueError(f"unknown quality step {step!r}")
 
 
+@dataclass(frozen=True)
+class MapDone:
+    """A map job's line, and the map as stored, read on the job's thread (the window shows it
+    without reading 20k points on its own)."""
+
+    line: str
+    map: MapResult | None
+
+    def __str__(self) -> str:
+        return self.line
+
+
 def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: str | None = None,
-            task: TaskState, worker: Emitter | None = None) -> str:
-    """Embed what is missing, then compute (or fetch from the cache) the map."""
+            load: bool = False, task: TaskState, worker: Emitter | None = None) -> str | MapDone:
+    """Embed what is missing, then compute (or fetch from the cache) the map; its line, or with
+    ``load`` the line and the map read back (:class:`MapDone`)."""
     from app.map.apart import compute_map_apart, made, worth_a_process
     from app.map.embed import embed_notebook
-    from app.map.projection import compute_map
+    from app.map.projection import compute_map, latest_map
     from backends.embedder import LlamaEmbedder
 
     with Notebook.open(notebook_path) as nb:
@@ -470,8 +484,9 @@ def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: s
         apart = worth_a_process(nb)
         m = (compute_map_apart(notebook_path, method=method, task=task) if apart
              else made(compute_map(nb, method=method, task=task)))
-        return (f"{m.samples} samples ({done} newly embedded), {m.method.upper()}, "
+        line = (f"{m.samples} samples ({done} newly embedded), {m.method.upper()}, "
                 f"{m.clusters} clusters{' (cached)' if m.cached else ''}")
+        return MapDone(line, latest_map(nb)) if load else line
 
 
 def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None, rules: str | Path | None = None,

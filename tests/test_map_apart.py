@@ -84,3 +84,5 @@ def test_the_window_job_goes_apart_from_the_threshold_on(nb, monkeypatch):
     monkeypatch.setattr("app.map.embed.embed_notebook", lambda nb, emb, task: (0, 60))
     line = jobs.map_job(nb.path, method="pca", task=TaskState())
     assert calls and line.startswith("60 samples (0 newly embedded), PCA")
+    done = jobs.map_job(nb.path, method="pca", load=True, task=TaskState())  # the window's: the map read back
+    assert str(done).startswith("60 samples") and len(done.map.record_ids) == 60

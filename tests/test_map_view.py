@@ -9,6 +9,8 @@ pytest.importorskip("pyqtgraph")
 
 from PySide6.QtGui import QUndoStack  # noqa: E402
 
+import widgets.map_view  # noqa: E402
+from app.jobs import MapDone  # noqa: E402
 from app.map.projection import compute_map  # noqa: E402
 from app.map.staleness import map_staleness  # noqa: E402
 from app.store.embeddings import save_embeddings  # noqa: E402
@@ -40,7 +42,7 @@ def test_map_view_shows_selects_and_sets_status(qtbot, nb):
     qtbot.addWidget(view)
     view.resize(1200, 800)
     view.show()
-    assert view.scatter.data.shape[0] == 36
+    assert len(view.scatter) == 36
     assert "3 clusters" in view.status.text()
     # lasso around one cluster's points (a polygon enclosing exactly them)
     sel = m.clusters == m.clusters[0]
@@ -142,7 +144,7 @@ def _add_embedded(nb, texts, seed=1):
     return [rid for rid, _ in items]
 
 
-def test_a_map_older_than_the_data_says_so_until_recomputed(qtbot, nb):
+def test_a_map_older_than_the_data_says_so_until_recomputed(qtbot, nb, main_thread_calls):
     m = _planted(nb)
     view = MapView(nb, QUndoStack())
     qtbot.addWidget(view)
@@ -165,9 +167,11 @@ def test_a_map_older_than_the_data_says_so_until_recomputed(qtbot, nb):
                     np.asarray([np.eye(8)[0]], np.float32))  # the edited text's new vector
     again = compute_map(nb, method="pca")
     assert not again.cached and len(again.record_ids) == 41  # the edit is not served the old map
-    view._on_finished("41 samples")
+    loads = main_thread_calls(widgets.map_view, "latest_map")
+    view._on_finished(MapDone("41 samples", again))  # the job read the map back on its own thread
+    assert loads == []  # shown as it came, not read again on the UI thread (20k points: 0.1 s)
     assert view.stale_banner.isHidden() and view.recompute_button.isEnabled()
-    assert view.scatter.data.shape[0] == 41
+    assert len(view.scatter) == 41 and view.status.text() == "41 samples"
 
 
 def _bar_colours(view):
@@ -193,11 +197,11 @@ def test_points_and_sizes_chart_draw_each_cluster_in_one_colour(qtbot, nb):
     for _ in range(2):  # the window's palette, then a dark one
         qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)  # drawn off the UI thread
         clusters = view.map.clusters
-        brushes = view.scatter.data["brush"]
+        dots = view.scatter.colour_names()
         bars = _bar_colours(view)
         assert set(bars) == set(clusters.tolist()) and -1 in bars
         for k, bar in bars.items():
-            assert {brushes[i].color().name() for i in np.flatnonzero(clusters == k)} == {bar}, k
+            assert {QColor(dots[i]).name() for i in np.flatnonzero(clusters == k)} == {bar}, k
         noise = QColor(bars[-1])
         assert noise.hsvSaturation() < 25  # noise is a grey (of the palette) in both
         assert len(set(bars.values())) == len(bars)  # and every cluster has its own colour

@@ -326,5 +326,5 @@ def test_the_map_can_be_coloured_by_a_field(qtbot, nb, structured):
     assert view._values("output.difficulty")[1] is False
     legend = view.legend.text()
     assert "easy (2)" in legend and "medium (1)" in legend and "hard (1)" in legend
-    brushes = {view.scatter.data[i]["brush"].color().name() for i in range(len(view.scatter.data))}
+    brushes = set(view.scatter.colour_names())
     assert len(brushes) >= 4  # easy, medium, hard and "no value" are told apart

@@ -58,7 +58,8 @@ class MapResult:
     cached: bool = False
 
     def sizes(self) -> dict[int, int]:
-        return dict(sorted(Counter(int(c) for c in self.clusters).items(), key=lambda kv: (-kv[1], kv[0])))
+        keys, counts = np.unique(np.asarray(self.clusters, dtype=np.int64), return_counts=True)
+        return dict(sorted(zip(keys.tolist(), counts.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _numba_env() -> None:
