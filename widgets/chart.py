@@ -16,11 +16,16 @@ the notebook held the window that long each time a generation added records. So 
 - Plots that arrive while one draws are folded into one: only the newest is drawn next. A hidden
   chart draws when it is shown; a resized one draws again at its new size (the old picture,
   scaled, fills in meanwhile); a palette change draws again in the new colours.
+- A chart that has a picture draws again at most once per ``GAP_MS`` after its last draw ended:
+  matplotlib's rasteriser is C++ that keeps Python's lock while it runs, and a generation changes
+  the notebook several times a second, so back-to-back redraws kept the UI thread waiting for the
+  lock again and again (the notebook's funnel lags by up to a second instead).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,7 @@ from widgets.job_runner import JobRunner, one_thread_lane
 log = logging.getLogger(__name__)
 DPI = 100.0
 RESIZE_MS = 80  # a resize renders once it has paused this long
+GAP_MS = 1000  # a chart's next draw starts at least this long after its last one ended
 
 
 
@@ -90,6 +96,10 @@ class Chart(QWidget):
         self._resize_timer.setSingleShot(True)
         self._resize_timer.setInterval(RESIZE_MS)
         self._resize_timer.timeout.connect(self.rasterise)
+        self._ended = 0.0  # time.monotonic() when the last draw ended
+        self._gap_timer = QTimer(self)
+        self._gap_timer.setSingleShot(True)
+        self._gap_timer.timeout.connect(self.rasterise)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:
@@ -131,10 +141,16 @@ class Chart(QWidget):
         if self.runner.running:
             self._again = wanted != self._started
             return
+        wait_ms = int(1000 * (self._ended - time.monotonic())) + GAP_MS
+        if self._image is not None and wait_ms > 0:  # (a first picture is never held back)
+            if not self._gap_timer.isActive():
+                self._gap_timer.start(wait_ms)
+            return
         self._started = wanted
         self.runner.start(render_figure, self._draw, QPalette(self.palette()), self.figsize, *wanted[1:])
 
     def _on_rendered(self, result: object) -> None:
+        self._ended = time.monotonic()
         if isinstance(result, Rendered) and self._started is not None:
             image = QImage(result.rgba, result.width, result.height, 4 * result.width,
                            QImage.Format.Format_RGBA8888).copy()  # owns its bytes
@@ -144,6 +160,7 @@ class Chart(QWidget):
         self._render_again()
 
     def _on_failed(self, message: str) -> None:
+        self._ended = time.monotonic()
         log.error("a chart could not be drawn: %s", message)
         self._render_again()
 
