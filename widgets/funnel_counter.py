@@ -68,7 +68,7 @@ class Recount(QObject):
         """What a count depends on: the notebook's commits (others', then ours) and the job's arguments."""
         job = self.job
         what = (job.func, job.args, tuple(sorted(job.keywords.items()))) if isinstance(job, partial) else job
-        return (self.nb.data_version(), self.nb.conn.total_changes, what)
+        return (*self.nb.change_mark(), what)
 
     def _start(self, records: int) -> None:
         self._counting = self._state()

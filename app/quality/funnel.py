@@ -59,11 +59,11 @@ def compute_funnel(nb: Notebook, *, save: bool = True) -> FunnelResult:
     of its own, or a commit by any other connection or process): the window asks from several
     views at once, and on a big notebook a count reads millions of scores."""
     memo = nb.memo.get("funnel")
-    if memo is not None and memo[0] == (nb.data_version(), nb.conn.total_changes):
+    if memo is not None and memo[0] == nb.change_mark():
         return cast(FunnelResult, memo[1])
     result = _count_funnel(nb, save=save)
     if save:  # after the verdicts are written: the state the next call compares with
-        nb.memo["funnel"] = ((nb.data_version(), nb.conn.total_changes), result)
+        nb.memo["funnel"] = (nb.change_mark(), result)
     return result
 
 

@@ -440,6 +440,12 @@ class Notebook:
         job's own connection): when it changes, something else wrote the notebook."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def change_mark(self) -> tuple[int, int]:
+        """Moves whenever anything is committed to the notebook: by another connection
+        (``data_version``) or by this one (its total changes). Equal marks: nothing was written
+        between them (what a count over the notebook depends on)."""
+        return self.data_version(), self.conn.total_changes
+
     def migrations(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
 
