@@ -96,9 +96,14 @@ def test_a_big_notebooks_extremes_are_read_off_the_ui_thread(qtbot, nb, monkeypa
     qtbot.waitUntil(lambda: charts_drawn(view), timeout=20000)  # drawn off the UI thread
     bars = view.hist_figure.axes[0].patches
     assert sum(b.get_height() for b in bars) == 36  # every sample in the histogram
+    assert view.hist_canvas.isVisible()
     # a stale result (another axis, or another k) is dropped: the panel keeps what is asked now
     view._show_axis_summary(app.map.axes.axis_summary(nb, "tokens", view.k.value()))
     assert view.extremes.item(0).text() == "Highest length"
+    # an axis without values: the reason in words, and no empty chart block above it
+    view._show_axis_summary(app.map.axes.AxisSummary("length", view.k.value(), [], [], [], [], 0,
+                                                     error="no sample has a value on axis 'length' yet"))
+    assert view.extremes.item(0).text().startswith("no sample has a value") and not view.hist_canvas.isVisible()
 
 
 def test_hover_finds_the_point_under_the_mouse(qtbot, nb):

@@ -560,6 +560,7 @@ class MapView(QWidget):
             style_figure(fig, palette)
 
         self.hist_canvas.plot(draw)
+        self.hist_canvas.setVisible(not got.error)  # no values: the line below says so, not a blank block
         if got.error:
             self.extremes.addItem(got.error)
             return
