@@ -209,7 +209,7 @@ class QualityView(QWidget):
         if self.criteria.nb is not self.nb:  # the window opened another notebook
             self.criteria.nb = self.nb
         self.coverage.nb = self.nb
-        state = (self.nb.path, *self.nb.change_mark())
+        state = (self.nb, *self.nb.change_mark())  # (the object: a reopened file starts its marks again)
         if state == self._summary_state and (self.summary_runner.running or self._shown_state == state):
             if not self.summary_runner.running:
                 self.sig_summary_ready.emit()  # nothing written since the numbers shown: they stand
