@@ -24,14 +24,13 @@ def test_redraws_are_folded_and_spaced_after_the_first_picture(qtbot, monkeypatc
 
     chart.plot(plot(0))
     qtbot.waitUntil(lambda: charts_drawn(chart), timeout=10000)
-    first_shown = time.monotonic()
+    first_ended = chart._ended
     assert [n for n, _, _ in runs] == [0]  # the first picture is drawn at once
     for n in range(1, 6):  # five changes in a burst
         chart.plot(plot(n))
-        qtbot.wait(20)
     assert not charts_drawn(chart)
     qtbot.waitUntil(lambda: charts_drawn(chart), timeout=10000)
     assert [n for n, _, _ in runs] == [0, 5]  # folded: only the newest is drawn...
-    assert runs[1][1] - first_shown >= 0.35  # ... a gap after the last draw ended
+    assert runs[1][1] - first_ended >= 0.35  # ... a gap after the last draw ended (Qt's timers may be 5% early)
     assert not any(on_ui for _, _, on_ui in runs)
     assert chart.figure.axes[0].patches[0].get_height() == 5

@@ -689,8 +689,10 @@ def test_an_idle_window_does_not_count_again_and_again(qtbot, filled, monkeypatc
     qtbot.waitUntil(lambda: win.funnel_counter.result is not None and not win.funnel_counter.counting
                     and win.summary_counter.result is not None and not win.summary_counter.counting,
                     timeout=20000)
-    qtbot.wait(700)  # the first counts' own writes (the funnel's verdicts) are seen and counted once
+    win._check_outside_writes()  # the first counts' own writes (the funnel's verdicts) are seen now...
+    qtbot.wait(400)  # ... and counted once more
     qtbot.waitUntil(lambda: not win.funnel_counter.counting and not win.summary_counter.counting, timeout=20000)
+    win._check_outside_writes()  # (seen, whenever the window's two-second watch would have)
     changes = []
     monkeypatch.setattr(win, "_on_notebook_changed", lambda: changes.append(1))
     win._changed_timer.timeout.disconnect()
