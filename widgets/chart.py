@@ -44,7 +44,6 @@ RESIZE_MS = 80  # a resize renders once it has paused this long
 GAP_MS = 1000  # a chart's next draw starts at least this long after its last one ended
 
 
-
 def new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)

@@ -52,7 +52,7 @@ class PointCloud(pg.GraphicsObject):
         rank = np.empty_like(by_first)
         rank[by_first] = np.arange(len(by_first))
         self.palette = [str(names[i]) if shade is None else shade(str(names[i])) for i in by_first]
-        self.index = rank[index].astype(np.intp) if len(index) else np.zeros(0, dtype=np.intp)
+        self.index = rank[index].astype(np.intp)
         order = np.argsort(self.index, kind="stable")
         cuts = np.flatnonzero(np.diff(self.index[order])) + 1
         self._groups = np.split(order, cuts) if len(order) else []
@@ -88,7 +88,7 @@ class PointCloud(pg.GraphicsObject):
         return self.size / 2 + 1
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
-        if self._bounds.isNull() and not len(self.xy):
+        if not len(self.xy):
             return QRectF()
         # a dot is pixels wide whatever the zoom: pad the data rectangle by half a dot, in data units
         px, py = self.pixelLength(pg.Point(1, 0)), self.pixelLength(pg.Point(0, 1))
