@@ -249,9 +249,13 @@ def import_job(notebook_path: str | Path, file: str | Path, *, origin: str = "re
                output_column: str | None = None, task: TaskState, worker: Emitter | None = None) -> str:
     from app.data.importer import import_table
 
+    def progress(done: int, total: int) -> None:
+        task.check()  # between chunks: a cancelled import leaves nothing in
+        task.set_progress(done, total, f"{done:,} of {total:,} rows in")
+
     task.set_progress(0, 1, "reading")
     with Notebook.open(notebook_path) as nb:
-        result = import_table(nb, file, origin=origin, output_column=output_column)
+        result = import_table(nb, file, origin=origin, output_column=output_column, progress=progress)
     task.set_progress(1, 1, "done")
     return result.message(Path(file).name)
 

@@ -17,7 +17,8 @@ same prompts, same max_tokens, greedy:
     ``bench.llama_server``, alternating with the studio on the original and the prepared file;
 (x) llama.cpp's ``llama-batched-bench``, when that tool is on PATH;
 (d) judge questions per second with and without the prefix cache;
-(d3) judging three criteria of the same records in one pass, against one criterion.
+(d3) judging three criteria of the same records in one pass, against one criterion (alternating
+     rounds, medians; also `python -m bench.judge_criteria` alone).
 Ratios are what to compare across machines, not seconds.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -353,23 +355,16 @@ def main() -> int:
         g.close()
 
     # (d3) several criteria of the same records (the answers of (b)): one pass, each record's tokens
-    # decoded once and every question branched from its KV cache, against one criterion, and against
-    # the criteria judged one after the other (how the studio judged before)
-    from app.quality.judge import score_criteria
+    # decoded once and every question branched from its KV cache, against one criterion (rounds
+    # alternating, medians compared), and against the criteria judged one after the other
+    from bench.judge_criteria import APART, ONE, THREE, judge_rounds
+    from bench.judge_criteria import ratio as judge_ratio
 
-    three = [Criterion("rude", "Is this reply rude?"), Criterion("answers", "Does the reply do what was asked?"),
-             Criterion("english", "Is the reply written in English?")]
     answer_items = [(r.key, r.text) for r in answers]
-    judge_secs = {}
-    for label, runs in (("1 criterion", [three[:1]]), ("3 criteria, one pass", [three]),
-                        ("3 criteria, one after the other", [[c] for c in three])):
-        g = LlamaCppGenerator(model, n_ctx=n_ctx, parallel=args.parallel or None)
-        t0 = time.perf_counter()
-        for chosen in runs:
-            score_criteria(g, chosen, answer_items)
-        judge_secs[label] = time.perf_counter() - t0
-        show(f"(d3) judge {label}", len(answer_items) * sum(len(r) for r in runs), judge_secs[label], "q")
-        g.close()
+    judge_secs = judge_rounds(model, answer_items, rounds=max(1, args.rounds), n_ctx=n_ctx,
+                              parallel=args.parallel or None)
+    for label, per in ((ONE, 1), (THREE, 3), (APART, 3)):
+        show(f"(d3) judge {label} (median)", len(answer_items) * per, statistics.median(judge_secs[label]), "q")
 
     print("\nratios (targets from issue 6 in brackets)")
     print(f"  batched / sequential llama-cpp-python loop   {ours / base:5.2f}x  [>= 2.5x]")
@@ -390,10 +385,10 @@ def main() -> int:
     for qtype, rate in prepared_rates.items():
         print(f"  prepared {qtype} / the original file          {rate / ours:5.2f}x")
     print(f"  Python overhead (wall outside llama_decode)  {overhead:6.1%}  [<= 10%]")
-    one = judge_secs["1 criterion"]
-    print(f"  judge 3 criteria in one pass / 1 criterion   {judge_secs['3 criteria, one pass'] / one:5.2f}x  [<= 1.5x]")
+    print(f"  judge 3 criteria in one pass / 1 criterion   {judge_ratio(judge_secs):5.2f}x  [<= 1.5x]"
+          f"  (medians of {len(judge_secs[ONE])})")
     print(f"  judge 3 criteria one after the other / 1     "
-          f"{judge_secs['3 criteria, one after the other'] / one:5.2f}x")
+          f"{statistics.median(judge_secs[APART]) / statistics.median(judge_secs[ONE]):5.2f}x")
     return 0
 
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,12 +264,20 @@ def already_imported(nb: Notebook, path: str | Path) -> dict[str, Any] | None:
 
 
 def import_table(
-    nb: Notebook, path: str | Path, *, origin: str = "real", output_column: str | None = None
+    nb: Notebook, path: str | Path, *, origin: str = "real", output_column: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Import a table. Without an ``output_column``, a training file it is recognised as (SFT,
     DPO, the studio's own export) comes in as records; with one, the file is a plain table.
-    The file's content hash is remembered (see :func:`already_imported`)."""
+    The file's content hash is remembered (see :func:`already_imported`). ``progress`` hears
+    (rows in, rows) between chunks and may raise to stop: then nothing is imported."""
     df, _how, read_note = _read(Path(path))
+    staged = None
+    if progress is not None:
+        tell = progress
+
+        def staged(done: int) -> None:
+            tell(done, len(df))
     source = Path(path).name
     # the file is remembered in the rows' own transaction (killed in between, both or neither are in)
     imported = ({"sha256": content_sha256(path), "source": source, "rows": len(df)}
@@ -276,13 +285,14 @@ def import_table(
     kind = recognise(df.columns) if output_column is None else None
     if kind is None:
         inputs, samples = nb.add_imported_rows(dataframe_rows(df, output_column), origin=origin, source=source,
-                                               imported=imported)
+                                               imported=imported, progress=staged)
         result = ImportResult(len(df), inputs, samples, note=read_note)
     else:
         records, note = to_records(kind.kind, _json_rows(df))
         if not records:
             raise ImportDataError(f"{source} looks like {kind.title}, but no row holds one ({note})")
-        inputs, samples = add_imported_records(nb, records, origin=origin, source=source, imported=imported)
+        inputs, samples = add_imported_records(nb, records, origin=origin, source=source, imported=imported,
+                                               progress=staged)
         result = ImportResult(len(df), inputs, samples, kind, "; ".join(n for n in (note, read_note) if n))
     return result
 

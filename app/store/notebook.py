@@ -15,8 +15,8 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence, Sized
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ IMPORTED_FILES = "imported_files"  # notebook_meta key: [{sha256, source, rows, 
 # From this many new records on, an insert indexes their text for search in one pass after the
 # rows are in, instead of one trigger call per row (1M short records: 34 s instead of 78 s).
 BULK_RECORDS = 5_000
+_VISIBLE_ROLES = "('input', 'sample')"  # app.store.staged: an import's rows have another role until it is done
 _json_text = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(x, ensure_ascii=False), made once
 
 
@@ -510,28 +511,43 @@ class Notebook:
 
     def add_imported_rows(
         self, rows: Iterable[tuple[dict[str, Any], str | None]], *, origin: str, source: str,
-        imported: dict[str, Any] | None = None,
+        imported: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None,
     ) -> tuple[int, int]:
-        """Insert (variables, text) rows in one transaction; returns (inputs, samples). ``imported``
-        (the file's {sha256, source, rows}) is remembered in the same transaction."""
+        """Insert (variables, text) rows; returns (inputs, samples). ``imported`` (the file's
+        {sha256, source, rows}) is remembered with them.
+
+        Whole or absent, without holding the write lock for the whole file: the rows are staged a
+        chunk per transaction and all appear in one short last one (:mod:`app.store.staged`).
+        ``progress`` hears the rows staged so far and may raise to stop (the staged rows are removed)."""
+        from app.store.staged import StagedRecords, discard_abandoned, staged_chunks
+
         if origin not in ORIGINS:
             raise StudioError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
         ts = now()
         counts = {"input": 0, "sample": 0}
+        discard_abandoned(self)
+        staged = StagedRecords(self)
+        roles = {role: staged.role(role) for role in counts}
 
-        def values() -> Iterator[tuple[Any, ...]]:
+        def values(rows: Iterable[tuple[dict[str, Any], str | None]]) -> Iterator[tuple[Any, ...]]:
             for variables, text in rows:
                 role = "sample" if text not in (None, "") else "input"
                 counts[role] += 1
-                yield role, _json_text(variables), text or None, origin, source, ts, ts
+                yield roles[role], _json_text(variables), text or None, origin, source, ts, ts
 
-        n = len(rows) if isinstance(rows, Sized) else BULK_RECORDS
-        with self.transaction() as c, self.records_in_bulk(c, n):
-            c.executemany(
-                "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
-                "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)", values())
-            if imported is not None:
-                self.remember_import(c, imported)
+        try:
+            # each chunk's rows are made before its transaction: the time that takes is another
+            # writer's turn (SQLite's waiters poll; a writer that begins again at once starves them)
+            for chunk in staged_chunks(values(rows), progress):
+                with staged.chunk(len(chunk)) as c:
+                    c.executemany(
+                        "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
+                        "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)", chunk)
+            staged.publish(imported)
+        except BaseException:
+            with suppress(Exception):  # what stays is invisible, and removed by the next import
+                staged.discard()
+            raise
         return counts["input"], counts["sample"]
 
     def input_rows(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
@@ -660,7 +676,7 @@ class Notebook:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        where: list[str] = []
+        where: list[str] = [f"role IN {_VISIBLE_ROLES}"]  # None: both (staged rows are nobody's yet)
         params: list[Any] = []
         if role is not None:
             where.append("role = ?")
@@ -669,19 +685,17 @@ class Notebook:
             statuses = list(statuses)
             where.append(f"status IN ({','.join('?' * len(statuses))})")
             params.extend(statuses)
-        sql = "SELECT * FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
+        sql = "SELECT * FROM records WHERE " + " AND ".join(where) + " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
         return [record_dict(r) for r in self.conn.execute(sql, params)]
 
     def count_records(self, role: str | None = "sample") -> int:
+        """Samples, input rows (``role``) or both (None)."""
         count: int
         if role is None:
-            count = self.conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            count = self.conn.execute(f"SELECT COUNT(*) FROM records WHERE role IN {_VISIBLE_ROLES}").fetchone()[0]
         else:
             count = self.conn.execute("SELECT COUNT(*) FROM records WHERE role = ?", (role,)).fetchone()[0]
         return count
