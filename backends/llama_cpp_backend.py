@@ -66,6 +66,9 @@ N_BATCH = 2048  # tokens per llama_batch
 # rounds differently, so a prompt's logits would depend on what else shared its batch.
 # Kept inside one path, batched and sequential runs agree bit for bit (tests/test_batching.py).
 PREFILL_ROWS = 32
+# rows per llama.cpp micro-batch: a decode step's P + 1 rows fit in one; judge prompts prefilled
+# together (_prefill_together) fill it with several sequences' chunks
+GROUPED_UBATCH = 512
 MAX_PARALLEL = 64  # sequences decoded together; on 2 cores, flash attention on, SmolLM2-135M: 1 -> 105, 32 -> ~210, 64 -> ~225 tok/s
 KV_BUDGET_BYTES = 2 * 2**30  # the KV cache of all slots together
 MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recompute than to copy
@@ -249,6 +252,7 @@ class LlamaCppGenerator:
         n_gpu_layers: int = 0,
         parallel: int | None = None,
         prefix_cache: bool = True,
+        group_prefill: bool = True,
         flash_attn: bool = True,
         adaptive_threads: bool = True,
         **_: object,
@@ -276,7 +280,7 @@ class LlamaCppGenerator:
         self._spare = self.parallel
         cparams.n_ctx = n_ctx * (self.parallel + 1)
         cparams.n_batch = N_BATCH
-        cparams.n_ubatch = max(PREFILL_ROWS, self.parallel + 1)
+        cparams.n_ubatch = max(PREFILL_ROWS, self.parallel + 1, GROUPED_UBATCH)
         cparams.n_seq_max = self.parallel + 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
@@ -322,6 +326,9 @@ class LlamaCppGenerator:
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self.grammar_masks = 0  # decode steps whose sampled token the grammar refused (resampled under the mask)
         self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
+        # judge prompts: several sequences' prompt chunks in one llama_decode (off: one sequence at a
+        # time, as generation prefills; for the exactness tests and comparisons)
+        self.group_prefill = group_prefill
         self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
         self.tokens_decoded = 0  # tokens sent through llama_decode (prefix reuse lowers it)
         self.filler_rows = 0  # throwaway rows added to decode steps (see _decode_step)
@@ -472,6 +479,60 @@ class LlamaCppGenerator:
             ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
             row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
         return row
+
+    def _would_share_more(self, slot: int, full: list[int], tokens: list[int]) -> bool:
+        """Whether ``slot``, once it holds all of ``full``, offers ``tokens`` a longer prefix than
+        it holds now (then it must be decoded before ``tokens`` is placed, as one at a time would)."""
+        cap = max(0, len(tokens) - 2)
+        return min(_lcp(full, tokens), cap) > min(_lcp(self._held[slot], tokens), cap)
+
+    def _prefill_together(self, seqs: Sequence[_Seq]) -> dict[int, np.ndarray]:
+        """``_prefill`` of several sequences (each wants its logits), their k-th chunks decoded in one
+        llama_decode: every sequence keeps the chunks it has alone (2 to PREFILL_ROWS rows, so the
+        same attention path), and with a KV stream per sequence a row's result does not depend on
+        the other sequences' rows beside it, so the logits are the same bit for bit
+        (tests/test_batching.py); llama.cpp reads the weights once per micro-batch instead of once
+        per sequence. Returns each slot's last-token logits."""
+        plans: list[tuple[_Seq, list[list[int]]]] = []
+        for sq in seqs:
+            todo, chunks = sq.pending, []
+            n_chunks = -(-len(todo) // PREFILL_ROWS)
+            for c in range(n_chunks):
+                size = len(todo) // (n_chunks - c)  # as _prefill cuts them
+                chunks.append(todo[:size])
+                todo = todo[size:]
+            plans.append((sq, chunks))
+        rows: dict[int, np.ndarray] = {}
+        for k in range(max((len(ch) for _, ch in plans), default=0)):
+            n, last = 0, {}
+            for sq, chunks in plans:
+                if k >= len(chunks):
+                    continue
+                take, final = chunks[k], k == len(chunks) - 1
+                if n + len(take) > N_BATCH:  # the batch is full (a parallel above N_BATCH / PREFILL_ROWS)
+                    rows.update(self._decode_for_logits(n, last))
+                    n, last = 0, {}
+                for i, t in enumerate(take):
+                    n = self._put(n, t, sq.pos + i, sq.slot, final and i == len(take) - 1)
+                if final:
+                    last[sq.slot] = n - 1
+                self._held[sq.slot].extend(take)
+                sq.pos += len(take)
+            rows.update(self._decode_for_logits(n, last))
+        for sq in seqs:
+            sq.pending = []
+            if sq.slot not in rows:  # nothing left to decode: _place always leaves a token
+                raise RuntimeError(f"llama.cpp gave no logits for the prompt in slot {sq.slot}")
+        return rows
+
+    def _decode_for_logits(self, n: int, last: dict[int, int]) -> dict[int, np.ndarray]:
+        """Decode the batch's ``n`` rows; the logits of the rows in ``last`` (slot -> row)."""
+        if not n:
+            return {}
+        self.tokens_decoded += n
+        self._llama_decode(n)
+        return {slot: np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self._ctx, i),
+                                            shape=(self.n_vocab,)).copy() for slot, i in last.items()}
 
     def _prefill_logits(self, sq: _Seq) -> np.ndarray:
         """``_prefill`` for a sequence that wants its logits (``_place`` always leaves it a token to decode)."""
@@ -857,11 +918,19 @@ class LlamaCppGenerator:
             items = [(slot, self._judge_tokens(req)) for slot, req in enumerate(group)]
             self._prime_common_prefix(items)
             seqs, rows = [], {}
+            waiting: list[tuple[_Seq, list[int]]] = []  # placed, not yet decoded (group_prefill)
             for (slot, toks), req in zip(items, group):
+                if waiting and any(self._would_share_more(sq.slot, full, toks) for sq, full in waiting):
+                    rows.update(self._prefill_together([sq for sq, _ in waiting]))
+                    waiting = []
                 n = self._place(slot, toks)
                 sq = _Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks))
-                rows[slot] = self._prefill_logits(sq)
+                if self.group_prefill:
+                    waiting.append((sq, toks))
+                else:
+                    rows[slot] = self._prefill_logits(sq)
                 seqs.append(sq)
+            rows.update(self._prefill_together([sq for sq, _ in waiting]))
             for sq, req in zip(seqs, group):
                 lg = rows[sq.slot].astype(np.float64)
                 probs = np.exp(lg - lg.max())

@@ -158,3 +158,40 @@ def test_a_prompt_longer_than_one_sequences_context_is_refused(smollm_path):
         assert ok.completion_tokens > 0
     finally:
         gen.close()
+
+
+@pytest.mark.parametrize("parallel, n_batch", [(16, None), (8, 64)])
+def test_judge_prompts_prefilled_together_equal_one_at_a_time_bit_for_bit(smollm_path, monkeypatch, parallel,
+                                                                          n_batch):
+    """Judge prompts prefill several sequences' chunks in one llama_decode (_prefill_together): each
+    sequence keeps its own chunks, so every score equals one sequence at a time exactly, with far
+    fewer decode calls. Texts of many lengths, two that share a long start (the later one must start
+    from the earlier one's cache, as one at a time does), three criteria (one with guidelines), and
+    a batch too small for a group (``n_batch``: the group is decoded in several calls)."""
+    import backends.llama_cpp_backend as lb
+    from app.quality.judge import score_criteria
+
+    if n_batch is not None:
+        monkeypatch.setattr(lb, "N_BATCH", n_batch)
+    shared = "Your order 4411 was shipped on Monday from our warehouse in Leeds, and "
+    texts = [*TEXTS, *PROMPTS, shared + "it arrives Friday.", shared + "it is lost, sorry.",
+             " ".join(TEXTS), "No."]
+    items = list(enumerate(texts))
+    criteria = [Criterion("rude", "Is this reply rude?"), Criterion("question", "Does the writer ask a question?"),
+                Criterion("polite", "Is it polite?", guidelines=GUIDELINES)]
+    out = {}
+    for together in (False, True):
+        gen = lb.LlamaCppGenerator(smollm_path, n_ctx=512, parallel=parallel, group_prefill=together)
+        calls = []
+        decode = gen._llama_decode
+        gen._llama_decode = lambda n, decode=decode: (calls.append(n), decode(n))[1]
+        try:
+            got = score_criteria(gen, criteria, items)
+            out[together] = ([(c.values, c.masses) for c in got], len(calls), gen.tokens_decoded)
+        finally:
+            gen.close()
+    (alone, calls_alone, tokens_alone), (together, calls_together, tokens_together) = out[False], out[True]
+    assert together == alone  # every value and mass, bit for bit
+    assert tokens_together == tokens_alone  # the same prefix reuse
+    print(f"llama_decode calls: {calls_alone} one at a time, {calls_together} together")
+    assert calls_together < 0.75 * calls_alone
