@@ -184,7 +184,7 @@ def test_judge_prompts_prefilled_together_equal_one_at_a_time_bit_for_bit(smollm
         gen = lb.LlamaCppGenerator(smollm_path, n_ctx=512, parallel=parallel, group_prefill=together)
         calls = []
         decode = gen._llama_decode
-        gen._llama_decode = lambda n, decode=decode: (calls.append(n), decode(n))[1]
+        gen._llama_decode = lambda n, decode=decode, calls=calls: (calls.append(n), decode(n))[1]
         try:
             got = score_criteria(gen, criteria, items)
             out[together] = ([(c.values, c.masses) for c in got], len(calls), gen.tokens_decoded)
