@@ -504,7 +504,7 @@ class LlamaCppGenerator:
             plans.append((sq, chunks))
         rows: dict[int, np.ndarray] = {}
         for k in range(max((len(ch) for _, ch in plans), default=0)):
-            n, last = 0, {}
+            n, last = 0, dict[int, int]()
             for sq, chunks in plans:
                 if k >= len(chunks):
                     continue
