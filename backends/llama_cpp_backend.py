@@ -69,6 +69,9 @@ PREFILL_ROWS = 32
 # rows per llama.cpp micro-batch: a decode step's P + 1 rows fit in one; judge prompts prefilled
 # together (_prefill_together) fill it with several sequences' chunks
 GROUPED_UBATCH = 512
+# prompt rows per llama_decode when several sequences' prompts are decoded together (at most
+# N_BATCH): a stop asked during a long prefill is heard within one such call (~1 s on 2 cores)
+GROUP_ROWS = 256
 MAX_PARALLEL = 64  # sequences decoded together; on 2 cores, flash attention on, SmolLM2-135M: 1 -> 105, 32 -> ~210, 64 -> ~225 tok/s
 KV_BUDGET_BYTES = 2 * 2**30  # the KV cache of all slots together
 MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recompute than to copy
@@ -326,8 +329,8 @@ class LlamaCppGenerator:
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self.grammar_masks = 0  # decode steps whose sampled token the grammar refused (resampled under the mask)
         self.prefix_cache = prefix_cache  # off: every request decodes its whole prompt (for comparisons)
-        # judge prompts: several sequences' prompt chunks in one llama_decode (off: one sequence at a
-        # time, as generation prefills; for the exactness tests and comparisons)
+        # prompts of several new sequences (generation, judging) decoded together, their chunks in one
+        # llama_decode (off: one sequence at a time; for the exactness tests and comparisons)
         self.group_prefill = group_prefill
         self.decode_seconds = 0.0  # wall time inside llama_decode, for the benchmark's overhead figure
         self.tokens_decoded = 0  # tokens sent through llama_decode (prefix reuse lowers it)
@@ -486,13 +489,13 @@ class LlamaCppGenerator:
         cap = max(0, len(tokens) - 2)
         return min(_lcp(full, tokens), cap) > min(_lcp(self._held[slot], tokens), cap)
 
-    def _prefill_together(self, seqs: Sequence[_Seq]) -> dict[int, np.ndarray]:
-        """``_prefill`` of several sequences (each wants its logits), their k-th chunks decoded in one
-        llama_decode: every sequence keeps the chunks it has alone (2 to PREFILL_ROWS rows, so the
-        same attention path), and with a KV stream per sequence a row's result does not depend on
-        the other sequences' rows beside it, so the logits are the same bit for bit
+    def _prefill_together(self, seqs: Sequence[_Seq], cancel: CancelCheck | None = None) -> dict[int, np.ndarray]:
+        """``_prefill`` of several sequences (each wants its logits), their k-th chunks of one length
+        decoded in one llama_decode: every sequence keeps the chunks it has alone (2 to PREFILL_ROWS
+        rows, so the same attention path), and with a KV stream per sequence a row's result does not
+        depend on the other sequences' rows beside it, so the logits are the same bit for bit
         (tests/test_batching.py); llama.cpp reads the weights once per micro-batch instead of once
-        per sequence. Returns each slot's last-token logits."""
+        per sequence. Returns each slot's last-token logits (fewer: a stop was asked meanwhile)."""
         plans: list[tuple[_Seq, list[list[int]]]] = []
         for sq in seqs:
             todo, chunks = sq.pending, []
@@ -503,27 +506,44 @@ class LlamaCppGenerator:
                 todo = todo[size:]
             plans.append((sq, chunks))
         rows: dict[int, np.ndarray] = {}
+        limit = min(GROUP_ROWS, N_BATCH)
         for k in range(max((len(ch) for _, ch in plans), default=0)):
-            n, last = 0, dict[int, int]()
+            # one call holds chunks of one length only: llama.cpp cuts a batch into micro-batches
+            # with as many rows of each sequence, so a longer chunk beside shorter ones would leave
+            # its last rows alone in a micro-batch, and one row of a sequence past 512 cached cells
+            # takes another attention path (split-KV) than the same row inside its chunk
+            by_length: dict[int, list[tuple[_Seq, list[int], bool]]] = {}
             for sq, chunks in plans:
-                if k >= len(chunks):
-                    continue
-                take, final = chunks[k], k == len(chunks) - 1
-                if n + len(take) > N_BATCH:  # the batch is full (a parallel above N_BATCH / PREFILL_ROWS)
-                    rows.update(self._decode_for_logits(n, last))
-                    n, last = 0, {}
-                for i, t in enumerate(take):
-                    n = self._put(n, t, sq.pos + i, sq.slot, final and i == len(take) - 1)
-                if final:
-                    last[sq.slot] = n - 1
-                self._held[sq.slot].extend(take)
-                sq.pos += len(take)
-            rows.update(self._decode_for_logits(n, last))
+                if k < len(chunks):
+                    by_length.setdefault(len(chunks[k]), []).append((sq, chunks[k], k == len(chunks) - 1))
+            for same in by_length.values():
+                n, last = 0, dict[int, int]()
+                for sq, take, final in same:
+                    if n + len(take) > limit:  # a call's share: a stop is heard between calls
+                        rows.update(self._decode_for_logits(n, last))
+                        n, last = 0, {}
+                        if cancel is not None and cancel.is_interruption_requested():
+                            return rows
+                    for i, t in enumerate(take):
+                        n = self._put(n, t, sq.pos + i, sq.slot, final and i == len(take) - 1)
+                    if final:
+                        last[sq.slot] = n - 1
+                    self._held[sq.slot].extend(take)
+                    sq.pos += len(take)
+                rows.update(self._decode_for_logits(n, last))
+                if cancel is not None and cancel.is_interruption_requested():
+                    return rows
         for sq in seqs:
             sq.pending = []
             if sq.slot not in rows:  # nothing left to decode: _place always leaves a token
                 raise RuntimeError(f"llama.cpp gave no logits for the prompt in slot {sq.slot}")
         return rows
+
+    def _prefilled(self, seqs: Sequence[_Seq], cancel: CancelCheck | None) -> list[tuple[_Seq, np.ndarray]]:
+        """(sequence, last-token logits) of ``seqs`` prefilled together, in their order; fewer when
+        a stop was asked meanwhile."""
+        rows = self._prefill_together(seqs, cancel)
+        return [(sq, rows[sq.slot]) for sq in seqs if sq.slot in rows]
 
     def _decode_for_logits(self, n: int, last: dict[int, int]) -> dict[int, np.ndarray]:
         """Decode the batch's ``n`` rows; the logits of the rows in ``last`` (slot -> row)."""
@@ -775,14 +795,24 @@ class LlamaCppGenerator:
                     req = queue.pop()
                     new.append((slot, req, self.tokenize(self.format_prompt(req.messages))))
                 self._prime_common_prefix([(slot, toks) for slot, _, toks in new])
-                rows = []
+                rows: list[tuple[_Seq, np.ndarray]] = []
+                waiting: list[tuple[_Seq, list[int]]] = []  # started, prompt not yet decoded (group_prefill)
                 for slot, req, toks in new:
-                    sq = active[slot] = self._start(req, slot, toks)
+                    if waiting and any(self._would_share_more(sq.slot, full, toks) for sq, full in waiting):
+                        rows += self._prefilled([sq for sq, _ in waiting], cancel)
+                        waiting = []
                     if cancel is not None and cancel.is_interruption_requested():
                         break  # the loop's top reports every active request as cancelled
-                    rows.append((sq, self._prefill_logits(sq)))
+                    sq = active[slot] = self._start(req, slot, toks)
+                    if self.group_prefill:
+                        waiting.append((sq, toks))
+                    else:
+                        rows.append((sq, self._prefill_logits(sq)))
                 else:
-                    yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]), on_token)
+                    rows += self._prefilled([sq for sq, _ in waiting], cancel)
+                    if len(rows) == len(new):  # (a stop asked during the prefill: the loop's top says it)
+                        yield from self._advance(active, [sq for sq, _ in rows], np.stack([r for _, r in rows]),
+                                                 on_token)
                 continue  # check for cancel between a long prefill and the next step
             outs = self._decode_step(list(active.values()))
             if outs:
@@ -921,8 +951,10 @@ class LlamaCppGenerator:
             waiting: list[tuple[_Seq, list[int]]] = []  # placed, not yet decoded (group_prefill)
             for (slot, toks), req in zip(items, group):
                 if waiting and any(self._would_share_more(sq.slot, full, toks) for sq, full in waiting):
-                    rows.update(self._prefill_together([sq for sq, _ in waiting]))
+                    rows.update(self._prefill_together([sq for sq, _ in waiting], cancel))
                     waiting = []
+                if cancel is not None and cancel.is_interruption_requested():
+                    return
                 n = self._place(slot, toks)
                 sq = _Seq(key=req.key, slot=slot, pending=toks[n:], pos=n, n_prompt=len(toks))
                 if self.group_prefill:
@@ -930,7 +962,9 @@ class LlamaCppGenerator:
                 else:
                     rows[slot] = self._prefill_logits(sq)
                 seqs.append(sq)
-            rows.update(self._prefill_together([sq for sq, _ in waiting]))
+            rows.update(self._prefill_together([sq for sq, _ in waiting], cancel))
+            if cancel is not None and cancel.is_interruption_requested():
+                return
             for sq, req in zip(seqs, group):
                 lg = rows[sq.slot].astype(np.float64)
                 probs = np.exp(lg - lg.max())

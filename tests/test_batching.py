@@ -194,4 +194,4 @@ def test_judge_prompts_prefilled_together_equal_one_at_a_time_bit_for_bit(smollm
     assert together == alone  # every value and mass, bit for bit
     assert tokens_together == tokens_alone  # the same prefix reuse
     print(f"llama_decode calls: {calls_alone} one at a time, {calls_together} together")
-    assert calls_together < 0.75 * calls_alone
+    assert calls_together < 0.85 * calls_alone
