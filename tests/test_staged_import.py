@@ -47,6 +47,7 @@ def test_staged_rows_are_invisible_until_the_end_and_other_writers_get_turns(nb,
 
     def progress(done, total):
         seen.append((done, total, other.count_records(None), len(_raw(nb))))
+        assert search_records(other, "word1", role=None) == []  # staged text is in the search index, not found
         # another connection writes between two chunks without waiting: the lock is free
         with other.patience(0):
             other.edit_record(mine, "output", f"edited after {done}")

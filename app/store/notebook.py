@@ -35,7 +35,7 @@ IMPORTED_FILES = "imported_files"  # notebook_meta key: [{sha256, source, rows, 
 # From this many new records on, an insert indexes their text for search in one pass after the
 # rows are in, instead of one trigger call per row (1M short records: 34 s instead of 78 s).
 BULK_RECORDS = 5_000
-_VISIBLE_ROLES = "('input', 'sample')"  # app.store.staged: an import's rows have another role until it is done
+VISIBLE_ROLES = "('input', 'sample')"  # app.store.staged: an import's rows have another role until it is done
 _json_text = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(x, ensure_ascii=False), made once
 
 
@@ -676,7 +676,7 @@ class Notebook:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        where: list[str] = [f"role IN {_VISIBLE_ROLES}"]  # None: both (staged rows are nobody's yet)
+        where: list[str] = [f"role IN {VISIBLE_ROLES}"]  # None: both (staged rows are nobody's yet)
         params: list[Any] = []
         if role is not None:
             where.append("role = ?")
@@ -695,7 +695,7 @@ class Notebook:
         """Samples, input rows (``role``) or both (None)."""
         count: int
         if role is None:
-            count = self.conn.execute(f"SELECT COUNT(*) FROM records WHERE role IN {_VISIBLE_ROLES}").fetchone()[0]
+            count = self.conn.execute(f"SELECT COUNT(*) FROM records WHERE role IN {VISIBLE_ROLES}").fetchone()[0]
         else:
             count = self.conn.execute("SELECT COUNT(*) FROM records WHERE role = ?", (role,)).fetchone()[0]
         return count

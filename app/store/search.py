@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from app.store.notebook import Notebook, record_dict
+from app.store.notebook import VISIBLE_ROLES, Notebook, record_dict
 
 # quotes, brackets, sentence punctuation and FTS's own prefix star, as people put them around words
 _AROUND_WORDS = "\"'`‘’“”«»()[]{}<>.,;:!?*"
@@ -107,9 +107,9 @@ def text_clause(text: str, alias: str = "r") -> tuple[str, list[Any]]:
 
 def search_records(nb: Notebook, text: str, *, role: str | None = "sample",
                    limit: int | None = None) -> list[dict[str, Any]]:
-    """Records (of ``role``; None: all) whose output or variables match ``text``, by id."""
+    """Records (of ``role``; None: inputs and samples) whose output or variables match ``text``, by id."""
     clause, params = text_clause(text, "r")
-    where = [c for c in (clause, "r.role = ?" if role is not None else "") if c]
+    where = [c for c in (clause, "r.role = ?" if role is not None else f"r.role IN {VISIBLE_ROLES}") if c]
     params += [role] if role is not None else []
     sql = f"SELECT r.* FROM {source(text)}" + (" WHERE " + " AND ".join(where) if where else "")
     sql += f" ORDER BY {id_order(text)}"
