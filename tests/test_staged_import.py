@@ -14,6 +14,7 @@ from app.data.importer import already_imported, import_table
 from app.store import staged
 from app.store.notebook import Notebook
 from app.store.search import search_records
+from app.store.splits import real_records
 
 CHUNK = 7
 ROWS = 30  # five chunks
@@ -48,6 +49,7 @@ def test_staged_rows_are_invisible_until_the_end_and_other_writers_get_turns(nb,
     def progress(done, total):
         seen.append((done, total, other.count_records(None), len(_raw(nb))))
         assert search_records(other, "word1", role=None) == []  # staged text is in the search index, not found
+        assert [r.id for r in real_records(other)] == [mine]  # the import is of real records too
         # another connection writes between two chunks without waiting: the lock is free
         with other.patience(0):
             other.edit_record(mine, "output", f"edited after {done}")

@@ -57,7 +57,7 @@ def first_seed_row(nb: Notebook) -> int | None:
     few-shot examples are drawn from), else the first real input row; never a held-out one."""
     row = nb.conn.execute(
         f"SELECT id FROM records WHERE {MADE_AS} = 'real' AND COALESCE(split, 'train') = 'train' "
-        "AND (role = 'input' OR output IS NOT NULL) ORDER BY role = 'input', id LIMIT 1").fetchone()
+        "AND (role = 'input' OR (role = 'sample' AND output IS NOT NULL)) ORDER BY role = 'input', id LIMIT 1").fetchone()
     return None if row is None else int(row[0])
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.store.notebook import Notebook
+from app.store.notebook import VISIBLE_ROLES, Notebook
 from app.store.records import MADE_AS
 
 SPLITS = ("train", "eval", "holdout")
@@ -35,7 +35,8 @@ def _real(row: Any) -> RealRecord:
 def real_records(nb: Notebook) -> list[RealRecord]:
     """Every real record (input rows and samples made as real), by id."""
     return [_real(r) for r in nb.conn.execute(
-        f"SELECT id, role, variables, output, split FROM records WHERE {MADE_AS} = 'real' ORDER BY id")]
+        f"SELECT id, role, variables, output, split FROM records WHERE role IN {VISIBLE_ROLES} AND {MADE_AS} = 'real' "
+        "ORDER BY id")]
 
 
 def held_out_records(nb: Notebook) -> list[RealRecord]:
