@@ -79,6 +79,9 @@ MIN_COPY_TOKENS = 16  # a shared prefix shorter than this is cheaper to recomput
 # more than 256 (it pads the view to 256); a lone sequence this long gets a filler neighbour
 # (below this the filler would only cost time: measured 25% at one sequence)
 LONE_FILLER_FROM = 224
+# a prompt chunk that ends this short of it may share a llama_decode with chunks of other lengths:
+# a row of it left alone in a micro-batch stays off the split-KV path (see _prefill_together)
+SHORT_CELLS = LONE_FILLER_FROM
 MERGE_GAP = 1  # free slots between two runs of live ones worth a filler row (one micro-batch instead of two)
 
 # llama_token_data {int32 id; float logit; float p}, as a NumPy record so a whole row is one array
@@ -490,8 +493,8 @@ class LlamaCppGenerator:
         return min(_lcp(full, tokens), cap) > min(_lcp(self._held[slot], tokens), cap)
 
     def _prefill_together(self, seqs: Sequence[_Seq], cancel: CancelCheck | None = None) -> dict[int, np.ndarray]:
-        """``_prefill`` of several sequences (each wants its logits), their k-th chunks of one length
-        decoded in one llama_decode: every sequence keeps the chunks it has alone (2 to PREFILL_ROWS
+        """``_prefill`` of several sequences (each wants its logits), their k-th chunks decoded in one
+        llama_decode (those past SHORT_CELLS only with chunks of their length): every sequence keeps the chunks it has alone (2 to PREFILL_ROWS
         rows, so the same attention path), and with a KV stream per sequence a row's result does not
         depend on the other sequences' rows beside it, so the logits are the same bit for bit
         (tests/test_batching.py); llama.cpp reads the weights once per micro-batch instead of once
@@ -508,14 +511,18 @@ class LlamaCppGenerator:
         rows: dict[int, np.ndarray] = {}
         limit = min(GROUP_ROWS, N_BATCH)
         for k in range(max((len(ch) for _, ch in plans), default=0)):
-            # one call holds chunks of one length only: llama.cpp cuts a batch into micro-batches
-            # with as many rows of each sequence, so a longer chunk beside shorter ones would leave
-            # its last rows alone in a micro-batch, and one row of a sequence past 512 cached cells
-            # takes another attention path (split-KV) than the same row inside its chunk
+            # llama.cpp cuts a batch into micro-batches with as many rows of each sequence, so a
+            # longer chunk beside shorter ones leaves its last rows in a micro-batch of their own;
+            # one row alone of a sequence whose cache view reaches 512 cells (more than 256 cells
+            # used: views grow 256 at a time; see LONE_FILLER_FROM) takes another attention path
+            # (split-KV) than the same row inside its chunk. Chunks that end within SHORT_CELLS share
+            # calls whatever their lengths; longer ones share calls with chunks of their length only.
             by_length: dict[int, list[tuple[_Seq, list[int], bool]]] = {}
             for sq, chunks in plans:
                 if k < len(chunks):
-                    by_length.setdefault(len(chunks[k]), []).append((sq, chunks[k], k == len(chunks) - 1))
+                    take = chunks[k]
+                    bucket = 0 if sq.pos + len(take) <= SHORT_CELLS else len(take)
+                    by_length.setdefault(bucket, []).append((sq, take, k == len(chunks) - 1))
             for same in by_length.values():
                 n, last = 0, dict[int, int]()
                 for sq, take, final in same:

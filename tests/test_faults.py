@@ -544,7 +544,11 @@ def test_export_killed(bench, tmp_path, kind, when):
     assert_kept(c.before, c.book)
     files = export_files(c.out)
     if when == MID_WRITE and code != 0:
-        assert not files, f"a killed write left {sorted(files)} under the target's names"
+        # killed as it began writing: nothing under the target's names; on a loaded machine the kill
+        # can land after a rename, and then that file is whole (never truncated)
+        ref_files = export_files(ref.out)
+        partial = sorted(name for name, data in files.items() if data != ref_files.get(name))
+        assert not partial, f"a killed write left {partial} under the target's names, not whole"
     assert rerun(args(c.book, c.out)) == 0
     assert export_files(c.out) == export_files(ref.out)
     assert not list(c.out.glob("*.partial")), "the rerun leaves no temporary file behind"
