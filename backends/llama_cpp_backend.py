@@ -66,7 +66,7 @@ N_BATCH = 2048  # tokens per llama_batch
 # rounds differently, so a prompt's logits would depend on what else shared its batch.
 # Kept inside one path, batched and sequential runs agree bit for bit (tests/test_batching.py).
 PREFILL_ROWS = 32
-# rows per llama.cpp micro-batch: a decode step's P + 1 rows fit in one; judge prompts prefilled
+# rows per llama.cpp micro-batch: a decode step's P + 1 rows fit in one; prompts prefilled
 # together (_prefill_together) fill it with several sequences' chunks
 GROUPED_UBATCH = 512
 # prompt rows per llama_decode when several sequences' prompts are decoded together (at most
@@ -221,6 +221,17 @@ def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def _balanced_chunks(tokens: list[int]) -> list[list[int]]:
+    """A prompt's tokens in chunks of even sizes (the larger ones last) of at most PREFILL_ROWS."""
+    n_chunks = -(-len(tokens) // PREFILL_ROWS)
+    chunks = []
+    for c in range(n_chunks):
+        size = len(tokens) // (n_chunks - c)
+        chunks.append(tokens[:size])
+        tokens = tokens[size:]
+    return chunks
 
 
 @dataclass(eq=False)
@@ -467,21 +478,19 @@ class LlamaCppGenerator:
     def _prefill(self, sq: _Seq) -> np.ndarray | None:
         """Decode a sequence's prompt tokens on their own, in balanced chunks of 2 to
         PREFILL_ROWS tokens; returns the last token's logits when the sequence wants them."""
-        todo = sq.pending
-        n_chunks = -(-len(todo) // PREFILL_ROWS)
+        chunks = _balanced_chunks(sq.pending)
         row = None
-        for c in range(n_chunks):
-            size = len(todo) // (n_chunks - c)  # even sizes, the larger ones last
-            take, todo = todo[:size], todo[size:]
+        for c, take in enumerate(chunks):
+            final = c == len(chunks) - 1
             n = 0
             for i, t in enumerate(take):
-                n = self._put(n, t, sq.pos + i, sq.slot, sq.wants_logits and not todo and i == len(take) - 1)
+                n = self._put(n, t, sq.pos + i, sq.slot, sq.wants_logits and final and i == len(take) - 1)
             self._held[sq.slot].extend(take)
             sq.pos += len(take)
             self.tokens_decoded += n
             self._llama_decode(n)
         sq.pending = []
-        if sq.wants_logits and n_chunks:
+        if sq.wants_logits and chunks:
             ptr = self._lc.llama_get_logits_ith(self._ctx, -1)
             row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
         return row
@@ -494,20 +503,13 @@ class LlamaCppGenerator:
 
     def _prefill_together(self, seqs: Sequence[_Seq], cancel: CancelCheck | None = None) -> dict[int, np.ndarray]:
         """``_prefill`` of several sequences (each wants its logits), their k-th chunks decoded in one
-        llama_decode (those past SHORT_CELLS only with chunks of their length): every sequence keeps the chunks it has alone (2 to PREFILL_ROWS
-        rows, so the same attention path), and with a KV stream per sequence a row's result does not
-        depend on the other sequences' rows beside it, so the logits are the same bit for bit
-        (tests/test_batching.py); llama.cpp reads the weights once per micro-batch instead of once
-        per sequence. Returns each slot's last-token logits (fewer: a stop was asked meanwhile)."""
-        plans: list[tuple[_Seq, list[list[int]]]] = []
-        for sq in seqs:
-            todo, chunks = sq.pending, []
-            n_chunks = -(-len(todo) // PREFILL_ROWS)
-            for c in range(n_chunks):
-                size = len(todo) // (n_chunks - c)  # as _prefill cuts them
-                chunks.append(todo[:size])
-                todo = todo[size:]
-            plans.append((sq, chunks))
+        llama_decode (those past SHORT_CELLS only with chunks of their length): every sequence keeps
+        the chunks it has alone (2 to PREFILL_ROWS rows, so the same attention path), and with a KV
+        stream per sequence a row's result does not depend on the other sequences' rows beside it,
+        so the logits are the same bit for bit (tests/test_batching.py); llama.cpp reads the weights
+        once per micro-batch instead of once per sequence. Returns each slot's last-token logits
+        (fewer: a stop was asked meanwhile)."""
+        plans = [(sq, _balanced_chunks(sq.pending)) for sq in seqs]
         rows: dict[int, np.ndarray] = {}
         limit = min(GROUP_ROWS, N_BATCH)
         for k in range(max((len(ch) for _, ch in plans), default=0)):

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Hashable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.errors import StudioError
 from app.store.migrations import now
 from app.store.notebook import IMPORTED_FILES, ORIGINS, RECORD_STATUSES, Notebook
-from app.store.staged import Progress, StagedRecords, discard_abandoned, staged_chunks
+from app.store.staged import Progress, staged_chunks, staging
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,17 @@ def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, ori
     ts = now()
     inputs: dict[Hashable, int] = {}
     n_inputs = n_samples = 0
-    discard_abandoned(nb)
-    staged = StagedRecords(nb)
-    input_role, sample_role = staged.role("input"), staged.role("sample")
+    with staging(nb) as staged:
+        input_role, sample_role = staged.role("input"), staged.role("sample")
 
-    def add_input(c: sqlite3.Connection, variables: dict[str, Any]) -> int:
-        nonlocal n_inputs
-        n_inputs += 1
-        cur = c.execute("INSERT INTO records (role, variables, origin, status, source, created, updated) "
-                        "VALUES (?, ?, ?, 'new', ?, ?, ?)",
-                        (input_role, json.dumps(variables, ensure_ascii=False), origin, source, ts, ts))
-        return int(cur.lastrowid or 0)
+        def add_input(c: sqlite3.Connection, variables: dict[str, Any]) -> int:
+            nonlocal n_inputs
+            n_inputs += 1
+            cur = c.execute("INSERT INTO records (role, variables, origin, status, source, created, updated) "
+                            "VALUES (?, ?, ?, 'new', ?, ?, ?)",
+                            (input_role, json.dumps(variables, ensure_ascii=False), origin, source, ts, ts))
+            return int(cur.lastrowid or 0)
 
-    try:
         for chunk in staged_chunks(records, progress):
             with staged.chunk(len(chunk)) as c:
                 for r in chunk:
@@ -76,10 +73,6 @@ def add_imported_records(nb: Notebook, records: Sequence[ImportedRecord], *, ori
                                r.output, origin, r.status, source, ts, ts))
                     n_samples += 1
         staged.publish(imported)
-    except BaseException:
-        with suppress(Exception):  # what stays is invisible, and removed by the next import
-            staged.discard()
-        raise
     return n_inputs, n_samples
 
 

@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -519,23 +519,21 @@ class Notebook:
         Whole or absent, without holding the write lock for the whole file: the rows are staged a
         chunk per transaction and all appear in one short last one (:mod:`app.store.staged`).
         ``progress`` hears the rows staged so far and may raise to stop (the staged rows are removed)."""
-        from app.store.staged import StagedRecords, discard_abandoned, staged_chunks
+        from app.store.staged import staged_chunks, staging
 
         if origin not in ORIGINS:
             raise StudioError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
         ts = now()
         counts = {"input": 0, "sample": 0}
-        discard_abandoned(self)
-        staged = StagedRecords(self)
-        roles = {role: staged.role(role) for role in counts}
+        with staging(self) as staged:
+            roles = {role: staged.role(role) for role in counts}
 
-        def values(rows: Iterable[tuple[dict[str, Any], str | None]]) -> Iterator[tuple[Any, ...]]:
-            for variables, text in rows:
-                role = "sample" if text not in (None, "") else "input"
-                counts[role] += 1
-                yield roles[role], _json_text(variables), text or None, origin, source, ts, ts
+            def values(rows: Iterable[tuple[dict[str, Any], str | None]]) -> Iterator[tuple[Any, ...]]:
+                for variables, text in rows:
+                    role = "sample" if text not in (None, "") else "input"
+                    counts[role] += 1
+                    yield roles[role], _json_text(variables), text or None, origin, source, ts, ts
 
-        try:
             # each chunk's rows are made before its transaction: the time that takes is another
             # writer's turn (SQLite's waiters poll; a writer that begins again at once starves them)
             for chunk in staged_chunks(values(rows), progress):
@@ -544,10 +542,6 @@ class Notebook:
                         "INSERT INTO records (role, variables, output, origin, status, source, created, updated) "
                         "VALUES (?, ?, ?, ?, 'new', ?, ?, ?)", chunk)
             staged.publish(imported)
-        except BaseException:
-            with suppress(Exception):  # what stays is invisible, and removed by the next import
-                staged.discard()
-            raise
         return counts["input"], counts["sample"]
 
     def input_rows(self, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:

@@ -20,7 +20,7 @@ import os
 import platform
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,12 +49,11 @@ class StagedRecords:
     def __init__(self, nb: Notebook) -> None:
         self.nb = nb
         self.owner = f"{_host()}/{os.getpid()}.{next(_serial)}"
-        self.rows = 0
         _active.add(self.owner)
 
     def role(self, role: str) -> str:
         """What a row of ``role`` is stored as until :meth:`publish`."""
-        return f"{PENDING}{self.owner}:{role}"
+        return _stored(self.owner, role)
 
     @contextmanager
     def chunk(self, n: int) -> Iterator[sqlite3.Connection]:
@@ -62,7 +61,6 @@ class StagedRecords:
         ``BULK_RECORDS`` on)."""
         with self.nb.transaction() as c, self.nb.records_in_bulk(c, n):
             yield c
-        self.rows += n
 
     def publish(self, imported: dict[str, Any] | None) -> None:
         """Every staged row takes its real role, and the file is remembered, in one transaction."""
@@ -77,6 +75,20 @@ class StagedRecords:
         """Remove what was staged (a failed or cancelled import), a chunk per transaction."""
         _delete_pending(self.nb, self.owner)
         _active.discard(self.owner)
+
+
+@contextmanager
+def staging(nb: Notebook) -> Iterator[StagedRecords]:
+    """A new import's staging, after the rows of abandoned ones are removed; the body stages its
+    chunks and publishes. A failure (a stop, a busy notebook) removes what it staged and goes on up."""
+    discard_abandoned(nb)
+    staged = StagedRecords(nb)
+    try:
+        yield staged
+    except BaseException:
+        with suppress(Exception):  # what stays is invisible, and removed by the next import
+            staged.discard()
+        raise
 
 
 def staged_chunks(rows: Iterable[Any], progress: Progress | None = None) -> Iterator[list[Any]]:
@@ -126,11 +138,15 @@ def discard_abandoned(nb: Notebook) -> int:
     return removed
 
 
+def _stored(owner: str, role: str) -> str:
+    return f"{PENDING}{owner}:{role}"
+
+
 def _delete_pending(nb: Notebook, owner: str) -> int:
     removed = 0
     # samples first: they may point at a staged input row (input_record_id)
     for role in ("sample", "input"):
-        stored = f"{PENDING}{owner}:{role}"
+        stored = _stored(owner, role)
         while True:
             with nb.transaction() as c:
                 n = c.execute("DELETE FROM records WHERE id IN (SELECT id FROM records WHERE role = ? LIMIT ?)",
