@@ -264,8 +264,13 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
                worker: Emitter | None = None) -> str:
     from app.export.formats import export
 
+    def progress(done: int, total: int) -> None:
+        task.check()  # between pages: a cancelled export leaves no file under its name
+        task.set_progress(done, total, f"{done:,} of {total:,} records written")
+
+    task.set_progress(0, 1, "reading")
     with Notebook.open(notebook_path) as nb:
-        written, skipped = export(nb, out, fmt=fmt)
+        written, skipped = export(nb, out, fmt=fmt, progress=progress)
     note = f" ({skipped} without a prompt skipped)" if skipped else ""
     what = "records" if fmt in ("plain", "sft") else "preference pairs"
     return f"wrote {written} {what} (the funnel's kept set) to {Path(out).resolve()}{note}"

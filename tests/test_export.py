@@ -94,3 +94,31 @@ def test_a_jsonl_export_streamed_a_page_at_a_time_is_the_whole_export(nb, tmp_pa
     if fmt == "plain":
         assert all("validator:length" in line for line in lines)
         assert export(nb, tmp_path / "t.csv", select=select)[0] == n_whole
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["o.jsonl", "o.csv"])
+def test_an_export_reports_its_progress_and_a_stop_leaves_no_file(nb, tmp_path, monkeypatch, name):
+    """Progress counts the records written (a page at a time where JSON lines stream); a stop raised
+    from it, after some pages are on disk, leaves neither the file nor its partial."""
+    import app.export.formats as formats
+
+    nb.add_imported_rows([({"i": i}, f"record {i}") for i in range(25)], origin="synthetic", source="t")
+    monkeypatch.setattr(formats, "PAGE", 10)
+    heard: list[tuple[int, int]] = []
+    export(nb, tmp_path / name, select="all", progress=lambda d, t: heard.append((d, t)))
+    assert heard[0] == (0, 25) and heard[-1] == (25, 25)
+    if name.endswith(".jsonl"):
+        assert heard == [(0, 25), (10, 25), (20, 25), (25, 25)]
+
+    def stop_late(done, total):
+        if done >= 20 or (done == 0 and name.endswith(".csv")):
+            raise Stop
+
+    out = tmp_path / ("again-" + name)
+    with pytest.raises(Stop):
+        export(nb, out, select="all", progress=stop_late)
+    assert not out.exists() and list(tmp_path.glob("again-*")) == []

@@ -393,6 +393,54 @@ def test_import_export_new_and_open_from_the_window(qtbot, nb, tmp_path, topics_
     assert win.nb.path.name == "fresh.db" and win.model.rowCount() == 0 and "0 samples" in win.summary_label.text()
 
 
+def test_a_window_import_shows_its_progress_and_cancel_leaves_nothing(qtbot, nb, tmp_path, monkeypatch):
+    import threading
+
+    import app.data.importer as importer
+    import app.store.staged as staged
+    from widgets.main_window import MainWindow
+
+    monkeypatch.setattr(staged, "CHUNK_ROWS", 100)
+    big = tmp_path / "big.csv"
+    big.write_text("topic\n" + "".join(f"topic {i}\n" for i in range(1000)), encoding="utf-8")
+    cancelled = threading.Event()
+    real_import = importer.import_table
+
+    def held_import(nb_, file, *, progress, **kw):  # the real import, held after its first chunk until Cancel
+        def hold(done, total):
+            progress(done, total)  # the next chunk's call hears the stop
+            if done:
+                cancelled.wait(10)
+        return real_import(nb_, file, progress=hold, **kw)
+
+    monkeypatch.setattr(importer, "import_table", held_import)
+    win = MainWindow(nb)
+    qtbot.addWidget(win)
+    win.show()
+    seen: list[str] = []
+    win.runner.sig_progress.connect(lambda d, t, m: seen.append(m))
+    win.import_data(str(big))
+    assert win.job_status.isVisible() and win.job_status.label.text() == "importing big.csv"
+    qtbot.waitUntil(lambda: "100 of 1,000 rows in" in seen, timeout=10000)
+    assert win.job_status.bar.maximum() == 1000 and win.job_status.bar.value() == 100
+    win.export_records(str(tmp_path / "out.jsonl"))  # a second file job waits: it would stop the import
+    assert "still importing big.csv" in win.statusBar().currentMessage()
+    assert not (tmp_path / "out.jsonl").exists()
+    with qtbot.waitSignal(win.runner.sig_done, timeout=10000):
+        win.job_status.cancel_button.click()
+        assert not win.job_status.cancel_button.isEnabled()
+        cancelled.set()
+    assert win.statusBar().currentMessage() == "cancelled importing big.csv: nothing was added"
+    assert not win.job_status.isVisible()
+    assert nb.count_records(None) == 0 and nb.count_records("input") == 0
+    assert staged.pending_owners(nb) == set()  # the staged chunk is gone too
+
+    monkeypatch.setattr(importer, "import_table", real_import)
+    with qtbot.waitSignal(win.runner.sig_done, timeout=10000):
+        win.import_data(str(big))
+    assert "imported 1000 rows" in win.statusBar().currentMessage() and nb.count_records("input") == 1000
+
+
 def test_prompt_editor_previews_live_and_saves_versions(qtbot, nb, topics_csv):
     from widgets.main_window import MainWindow
 

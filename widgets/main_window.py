@@ -61,6 +61,7 @@ from widgets.file_drop import dropped_files
 from widgets.funnel_counter import FunnelCounter, SummaryCounter
 from widgets.generate_bar import GenerateBar, stopped_text
 from widgets.job_runner import JobRunner, compute_busy
+from widgets.job_status import JobStatus
 from widgets.map_view import MapView
 from widgets.notebook_view import NotebookView
 from widgets.prompt_editor import PromptEditor
@@ -131,6 +132,9 @@ class MainWindow(QMainWindow):
         self.runner = JobRunner(self)  # File > Import / Export
         self.runner.sig_errored.connect(lambda msg: self.show_message(msg, error=True, logged=True))
         self.runner.sig_finished.connect(self._on_job_finished)
+        self.runner.sig_cancelled.connect(self._on_job_cancelled)
+        self.job_status = JobStatus(self.runner)  # what the import/export does, how far, and Cancel
+        self.statusBar().addPermanentWidget(self.job_status)
         self.warm_up_runner = JobRunner(self, background=True)
         self.error_details = ErrorDetails(self.statusBar())  # "Details…" for the whole text of an error
         self.open_folder_button = QPushButton("Open folder")  # after an export: where the file went
@@ -829,7 +833,22 @@ class MainWindow(QMainWindow):
             self.import_data(path, dialog.output_column())
 
     def import_data(self, path: str, output_column: str | None = None) -> None:
+        if self._file_job_running():
+            return
+        self.job_status.begin(f"importing {Path(path).name}")
         self.runner.start(import_job, self.nb.path, path, output_column=output_column)
+
+    def _file_job_running(self) -> bool:
+        """An import or export runs: a second one waits for the person (starting it would stop the first)."""
+        if not self.runner.running:
+            return False
+        self.show_message(f"still {self.job_status.what}: wait for it, or Cancel it first", error=True)
+        return True
+
+    def _on_job_cancelled(self) -> None:
+        what = self.job_status.what
+        left = "nothing was added" if what.startswith("importing") else "no file was written"
+        self.show_message(f"cancelled {what}: {left}")
 
     def _on_export(self) -> None:
         fmt, ok = QInputDialog.getItem(self, "Export", "Format", ["plain", "sft", "dpo"], 0, False)
@@ -842,6 +861,9 @@ class MainWindow(QMainWindow):
             self.export_records(path, fmt)
 
     def export_records(self, path: str, fmt: str = "plain") -> None:
+        if self._file_job_running():
+            return
+        self.job_status.begin(f"exporting {Path(path).name}")
         self.runner.start(export_job, self.nb.path, path, fmt=fmt)
 
     def _on_job_finished(self, result) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ def export(
     card: bool = False,
     by_split: bool = False,
     structured: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
     """Write records to ``out``; returns (written, skipped). The file type follows the extension.
 
@@ -69,7 +70,10 @@ def export(
     writes those two for the kept set now. ``by_split`` writes one file per split of the real
     records (OUT.train/.eval/.holdout; synthetic records go to train). ``structured`` is ``nest``
     or ``flatten`` (default: nest for JSONL, flatten for CSV and Parquet; plain records only).
+    ``progress(done, total)`` hears how many records are written (a page at a time where the
+    export streams); it may raise to stop, and then no file is left under ``out``.
     """
+    report = progress or (lambda done, total: None)
     out = Path(out)
     ext = out.suffix.lower()
     if ext not in EXPORT_TYPES:
@@ -101,7 +105,9 @@ def export(
             and (fmt != "plain" or how == "nest")):
         # JSON lines of records, nothing else beside them: streamed a page at a time
         records = _Records(nb, fmt, statuses, status_list, select)
-        pages = (structured_items(p, how, jsonl=True) if fmt == "plain" else p for p in records.pages())
+        total = records.count()
+        report(0, total)
+        pages = (structured_items(p, how, jsonl=True) if fmt == "plain" else p for p in records.pages(report, total))
         return _write_lines(pages, out), records.skipped
     if version is not None:
         if fmt not in VERSION_FORMATS:
@@ -112,6 +118,7 @@ def export(
         items, skipped = _items(nb, fmt, statuses, status_list, select)
     if fmt == "plain":
         items = structured_items(items, how, jsonl=ext == ".jsonl")
+    report(0, len(items))  # read: the last chance to stop before the file is written
     if version is not None or card:  # checked above: a card here is one of ours
         remove_release_files(out)
     if by_split:
@@ -126,6 +133,7 @@ def export(
         snap = kept_snapshot(nb)
     if snap is not None:
         write_release_files(nb, out, snap, fmt, items)
+    report(len(items), len(items))
     return len(items), skipped
 
 
@@ -159,10 +167,18 @@ class _Records:
         """The chosen records' ids (read from the ids alone, not the records)."""
         return {i for i in export_ids(self.nb, self.status_list) if self.kept is None or i in self.kept}
 
-    def pages(self) -> Iterator[list[dict[str, Any]]]:
+    def count(self) -> int:
+        """How many records the export reads (before those without a prompt are skipped)."""
+        return len(self.kept) if self.kept is not None else len(self.ids())
+
+    def pages(self, report: Callable[[int, int], None] | None = None, total: int = 0) -> Iterator[list[dict[str, Any]]]:
         rows = self._rows()
+        done = 0
         while page := list(itertools.islice(rows, PAGE)):
             yield self._items(page)
+            done += len(page)
+            if report is not None:
+                report(done, total)
 
     def _items(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
