@@ -63,6 +63,24 @@ class Emitter(Protocol):
     def emit(self, event: JobEvent) -> None: ...
 
 
+JOB_WRITE_WAIT_S = 300.0  # a job (on a worker thread, never the UI's) waits out another program's long write
+
+
+def _open(notebook_path: str | Path, task: TaskState) -> Notebook:
+    """The job's own connection to the notebook: in the window, its writes wait for another
+    program's write as long as JOB_WRITE_WAIT_S, saying so in the job's progress, and a stop asked
+    meanwhile is heard."""
+    nb = Notebook.open(notebook_path)
+
+    def waiting(path: Path, seconds: float) -> None:
+        task.check()
+        task.set_progress(0, 0, f"waiting for another program's write to {path.name} ({seconds:.0f} s)")
+
+    if nb.write_wait_s is None:  # in the window (the CLI waits as long as it says, in its own words)
+        nb.wait_for_writers(JOB_WRITE_WAIT_S, waiting)
+    return nb
+
+
 def generate_job(
     notebook_path: str | Path,
     prompt_name: str,
@@ -89,7 +107,7 @@ def generate_job(
     import backends
     from app.generate.runs import resumable_run, resumable_spread
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         spread = resumable_spread(nb, prompt_name) if resume else None
         if models or spread:
             return _generate_spread(nb, prompt_name, spread, models or [], samples=samples, limit_rows=limit_rows,
@@ -235,7 +253,7 @@ def compare_job(
     import backends
     from app.review.compare import compare_runs, run_versions
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         generator = backends.load_generator(backend, model_path, **(model_options or {}))
         try:
             ra, rb = run_versions(nb, prompt_name, a, b, generator, samples=samples, limit_rows=limit_rows,
@@ -254,7 +272,7 @@ def import_job(notebook_path: str | Path, file: str | Path, *, origin: str = "re
         task.set_progress(done, total, f"{done:,} of {total:,} rows in")
 
     task.set_progress(0, 1, "reading")
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         result = import_table(nb, file, origin=origin, output_column=output_column, progress=progress)
     task.set_progress(1, 1, "done")
     return result.message(Path(file).name)
@@ -269,7 +287,7 @@ def export_job(notebook_path: str | Path, out: str | Path, *, fmt: str = "plain"
         task.set_progress(done, total, f"{done:,} of {total:,} records written")
 
     task.set_progress(0, 1, "reading")
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         written, skipped = export(nb, out, fmt=fmt, progress=progress)
     note = f" ({skipped} without a prompt skipped)" if skipped else ""
     what = "records" if fmt in ("plain", "sft") else "preference pairs"
@@ -282,7 +300,7 @@ def version_job(notebook_path: str | Path, tag: str, *, message: str = "", task:
     from app.export.versions import freeze
 
     task.set_progress(0, 1, "freezing the kept set")
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         version = freeze(nb, tag, message)
     task.set_progress(1, 1, f"froze {version.tag}")
     return version
@@ -294,7 +312,7 @@ def diff_job(notebook_path: str | Path, before: str, after: str = "current", *, 
     from app.export.versions import diff
 
     task.set_progress(0, 1, f"comparing {before} with {after}")
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         result = diff(nb, before, after)
     task.set_progress(1, 1, "compared")
     return result
@@ -314,7 +332,7 @@ def review_queue_job(notebook_path: str | Path, view: str = "all", *, task: Task
     thread: both read every pass/fail score, which takes seconds on a big notebook."""
     from app.review.queue import build_queue, view_choices
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 0, "ordering the review queue")
         choices = view_choices(nb)
         task.check()
@@ -327,7 +345,7 @@ def axis_summary_job(notebook_path: str | Path, *, axis: str, k: int, task: Task
     connection: it reads every sample's value, most of a second at a million records."""
     from app.map.axes import axis_summary
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 0, f"reading every sample's {axis}")
         return axis_summary(nb, axis, k)
 
@@ -351,7 +369,7 @@ def funnel_count(nb: Notebook) -> FunnelCount:
 def funnel_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> FunnelCount:
     """:func:`funnel_count` on the job's own connection: on a big notebook the count reads millions
     of scores, seconds the window must not wait."""
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 0, "counting the funnel")
         return funnel_count(nb)
 
@@ -373,7 +391,7 @@ def window_summary(nb: Notebook) -> WindowSummary:
 
 def summary_job(notebook_path: str | Path, *, task: TaskState, worker: Emitter | None = None) -> WindowSummary:
     """:func:`window_summary` on the job's own connection (each of its counts scans every record)."""
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 0, "counting the records")
         return window_summary(nb)
 
@@ -400,7 +418,7 @@ def quality_summary_job(notebook_path: str | Path, *, task: TaskState, worker: E
     from app.quality.diversity import notebook_metrics
     from app.quality.funnel import funnel
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 3, "counting the funnel")
         stages = funnel(nb)
         task.check()
@@ -425,7 +443,7 @@ def quality_job(notebook_path: str | Path, step: str, *, criteria: str | Path | 
     if step == "rescore":
         return rescore_job(notebook_path, criteria=criteria, rules=rules, model_path=model_path, backend=backend,
                            model_options=model_options, task=task)
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         if step == "validate":
             from app.quality.steps import score_heuristics, validate, validate_file
 
@@ -482,7 +500,7 @@ def map_job(notebook_path: str | Path, *, method: str = "auto", embedder_path: s
     from app.map.projection import compute_map, latest_map
     from backends.embedder import LlamaEmbedder
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         task.set_progress(0, 0, "loading the embedder")
         emb = LlamaEmbedder(embedder_path)
         try:
@@ -509,7 +527,7 @@ def rescore_job(notebook_path: str | Path, *, criteria: str | Path | None = None
     from app.quality.validators import load_rules
     from app.store.trust import stale_record_ids
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         if not stale_record_ids(nb):
             return "nothing is stale: every score and likelihood describes the current text"
         # the notebook's own criteria and rules unless files are named
@@ -535,7 +553,7 @@ def report_job(notebook_path: str | Path, *, synthetic: str = "kept", version: s
     from app.report.compute import compute_report
     from app.report.html import ReportPage, render_html
 
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         ids, label = None, None
         if version:
             from app.export.versions import load
@@ -574,7 +592,7 @@ def topup_job(notebook_path: str | Path, prompt_name: str, *, targets: Sequence[
         return loaded[0]
 
     on_record = (lambda rid: worker.emit(RecordMade(rid))) if worker else None
-    with Notebook.open(notebook_path) as nb:
+    with _open(notebook_path, task) as nb:
         try:
             return topup(nb, generator, prompt_name, asked=asked, per_row=per_row, rules=rule_list,
                          rules_source=str(rules or ""), rounds=rounds, seed=seed, settings=settings, task=task,

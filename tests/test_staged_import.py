@@ -151,3 +151,37 @@ def test_the_import_job_says_its_progress_and_stops_when_asked(nb, tmp_path, sma
         import_job(nb.path, _table(tmp_path), output_column="output", task=task)
     assert heard[1:] == ["7 of 30 rows in", "14 of 30 rows in"]
     assert _raw(nb) == [] and nb.count_records(None) == 0
+
+
+def test_a_window_job_waits_out_another_programs_write_and_can_be_stopped_meanwhile(nb, tmp_path, monkeypatch):
+    """A job's connection (app.jobs) waits past the store's one turn for another program's write,
+    saying so in its progress; a stop asked while it waits ends it with nothing written."""
+    import threading
+
+    from app.core.tasks import TaskState
+    from app.jobs import import_job
+    from app.store.notebook import Notebook
+
+    monkeypatch.setattr(Notebook, "BUSY_TIMEOUT_S", 0.1)
+    other = sqlite3.connect(nb.path, isolation_level=None, check_same_thread=False)
+    heard: list[str] = []
+    task = TaskState(lambda d, t, m: heard.append(m))
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.8, other.execute, args=("ROLLBACK",)).start()
+    import_job(nb.path, _table(tmp_path), output_column="output", task=task)
+    waits = [m for m in heard if m.startswith("waiting for another program's write to nb.db (")]
+    assert len(waits) >= 2 and heard[-1] == "done"
+    assert nb.count_records(None) == 30
+
+    other.execute("BEGIN IMMEDIATE")
+
+    def stop_while_waiting(done, total, message):
+        if message.startswith("waiting"):
+            task.request_interruption()
+
+    task = TaskState(stop_while_waiting)
+    with pytest.raises(Cancelled):
+        import_job(nb.path, _table(tmp_path, name="again.jsonl"), output_column="output", task=task)
+    other.execute("ROLLBACK")
+    other.close()
+    assert nb.count_records(None) == 30 and staged.pending_owners(nb) == set()

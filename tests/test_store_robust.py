@@ -302,3 +302,49 @@ def test_opening_the_notebook_again_keeps_this_process_locks(tmp_path):
     # and a file not open here is still checked before SQLite touches it
     (tmp_path / "junk.db").write_bytes(b"not a notebook at all, just bytes")
     _refused(tmp_path / "junk.db", "not an SQLite database")
+
+
+def test_a_cli_or_job_write_waits_out_a_long_write_and_says_so(tmp_path, monkeypatch):
+    """Past one busy turn a write keeps waiting when its notebook was told to (the CLI, a job), telling
+    its listener each turn; the window's default (one turn) and a patient write still give up; a
+    listener that raises stops the wait with nothing written."""
+    from app.core.errors import Cancelled
+    from app.store.notebook import waiting_for_writers
+
+    path = tmp_path / "nb.db"
+    Notebook.create(path).close()
+    monkeypatch.setattr(Notebook, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # another program
+    heard: list[tuple[str, float]] = []
+    with waiting_for_writers(30.0, lambda p, s: heard.append((p.name, s))):
+        nb = Notebook.open(path)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO notebook_meta (key, value) VALUES ('theirs', '1')")
+    committer = threading.Timer(1.0, other.execute, args=("COMMIT",))  # five turns of 0.2 s
+    committer.start()
+    nb.set_meta("title", "mine")
+    committer.join()
+    assert (nb.get_meta("title"), nb.get_meta("theirs")) == ("mine", 1)
+    assert len(heard) >= 3 and {name for name, _ in heard} == {"nb.db"}
+    assert [s for _, s in heard] == sorted(s for _, s in heard) and heard[-1][1] >= 0.5
+
+    other.execute("BEGIN IMMEDIATE")
+    with nb.patience(0.2), pytest.raises(NotebookBusy):  # the window's edit: its own short wait
+        nb.set_meta("title", "patient")
+    window = Notebook.open(path)  # opened outside: one turn, as the window's own connection
+    assert window.write_wait_s is None and window.on_wait is None
+    with pytest.raises(NotebookBusy):
+        window.set_meta("title", "window")
+
+    def stop(_path, _seconds):
+        raise Cancelled("stopped")
+
+    nb.wait_for_writers(30.0, stop)
+    with pytest.raises(Cancelled):
+        nb.set_meta("title", "stopped")
+    assert not nb.conn.in_transaction
+    other.execute("COMMIT")
+    assert nb.get_meta("title") == "mine"
+    for c in (nb, window):
+        c.close()
+    other.close()

@@ -73,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USER_ERROR
         setup_logging()  # warnings and errors also go to the log file (app.core.logs)
-        return int(args.func(args))
+        from app.store.notebook import waiting_for_writers
+
+        with waiting_for_writers(WRITE_WAIT_S, _say_waiting):  # another program's long write is waited out
+            return int(args.func(args))
     except StudioError as exc:
         return _user_error(args, str(exc), exc)
     except (Cancelled, KeyboardInterrupt):  # KeyboardInterrupt: a Ctrl-C outside a cancellable run (loading)
@@ -88,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # a bug: Python prints the traceback as it leaves; the log file keeps it too
         _to_log_file(log.exception, "synth-studio %s failed", args.command)
         raise
+
+
+WRITE_WAIT_S = 300.0  # how long a command waits for another program's write before it gives up
+
+
+def _say_waiting(path: object, seconds: float) -> None:
+    print(f"waiting for another program's write to {getattr(path, 'name', path)} to finish "
+          f"({seconds:.0f} s so far; Ctrl-C stops)", file=sys.stderr)
 
 
 def _user_error(args: argparse.Namespace, message: str, exc: BaseException) -> int:

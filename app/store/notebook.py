@@ -15,6 +15,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,6 +155,31 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return _error_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+WAIT_SLACK_S = 1.0  # a wait of BUSY_TIMEOUT_S that ran a little over still counts as one turn
+
+
+# How long in all a write keeps waiting for another program's write, a BUSY_TIMEOUT_S turn at a
+# time, each turn heard by ``on_wait(path, seconds waited)`` (which may raise to stop waiting).
+# One turn (None) by default: the window's own thread must never wait minutes. The CLI
+# (:func:`waiting_for_writers`) and the window's jobs (:meth:`Notebook.wait_for_writers`) wait
+# longer and say so: another program's long write (a million records' scores copied in) is
+# waited out, not turned into "the notebook is busy".
+WriterWait = tuple[float | None, Callable[[Path, float], None] | None]
+_writer_wait: WriterWait = (None, None)
+
+
+@contextmanager
+def waiting_for_writers(seconds: float | None, on_wait: Callable[[Path, float], None] | None) -> Iterator[None]:
+    """Notebooks opened inside wait up to ``seconds`` for another program's write (the CLI's
+    commands: a terminal, not a window, waits). Restored afterwards."""
+    global _writer_wait
+    before, _writer_wait = _writer_wait, (seconds, on_wait)
+    try:
+        yield
+    finally:
+        _writer_wait = before
+
+
 def busy_error(path: Path) -> NotebookBusy:
     return NotebookBusy(
         f"the notebook is busy: another program (a second Synth Studio, a job still running, or a tool "
@@ -176,7 +202,14 @@ class Notebook:
         # ((data_version, total_changes): see app.quality.funnel.compute_funnel)
         self.memo: dict[str, tuple[tuple[int, int], Any]] = {}
         self._write_lock = threading.RLock()
+        self.write_wait_s, self.on_wait = _writer_wait  # see waiting_for_writers
+        self._patient = False  # inside patience(): one short wait, as asked
         _note_open(path, +1)
+
+    def wait_for_writers(self, seconds: float | None, on_wait: Callable[[Path, float], None] | None) -> None:
+        """Let this connection's writes wait up to ``seconds`` for another program's write, telling
+        ``on_wait`` at every BUSY_TIMEOUT_S turn (for a job on a worker thread, never the UI's)."""
+        self.write_wait_s, self.on_wait = seconds, on_wait
 
     @property
     def db(self) -> Any:
@@ -286,9 +319,11 @@ class Notebook:
         Held with the write lock, so another thread's write on this connection keeps its wait."""
         with self._write_lock:
             self.conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+            patient, self._patient = self._patient, True
             try:
                 yield
             finally:
+                self._patient = patient
                 self.conn.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
 
     def save_copy(self, dest: str | Path, *, overwrite: bool = False) -> Path:
@@ -345,13 +380,29 @@ class Notebook:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT_S for another writer
-            except sqlite3.OperationalError as exc:
-                self._raise_in_words(exc)  # busy past the wait, read-only, a lost file...
-                raise
+            self._begin_write()
             with self._commit_or_roll_back():
                 yield self.conn
+
+    def _begin_write(self) -> None:
+        """BEGIN IMMEDIATE, waiting for another program's write a BUSY_TIMEOUT_S turn at a time
+        for up to ``write_wait_s`` in all (see WRITE_WAIT_S)."""
+        start = time.monotonic()
+        while True:
+            turn = time.monotonic()
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT_S for another writer
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - start
+                if (not _is_busy(exc) or self._patient or self.write_wait_s is None
+                        or waited + self.BUSY_TIMEOUT_S > self.write_wait_s + WAIT_SLACK_S):
+                    self._raise_in_words(exc)  # busy past the wait, read-only, a lost file...
+                    raise
+                if time.monotonic() - turn < 0.1:  # refused at once (SQLite recovering its log): not a spin
+                    time.sleep(0.1)
+                if self.on_wait is not None:
+                    self.on_wait(self.path, waited)
 
     @contextmanager
     def scratch(self) -> Iterator[sqlite3.Connection]:
